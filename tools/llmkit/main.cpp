@@ -1,0 +1,44 @@
+// llmkit: the command-line entry point. Parses the subcommand and runs it; every error ends as one
+// line on stderr and exit status 1 (2 for a usage error).
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <functional>
+
+#include "llmkit/core/error.h"
+#include "tools/llmkit/command.h"
+
+namespace llmkit::cli {
+std::vector<Command>& registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+}  // namespace llmkit::cli
+
+int main(int argc, char** argv) {
+  using namespace llmkit::cli;
+  CLI::App app{"llmkit: how large language models work, as a C++ toolkit", "llmkit"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "llmkit 0.1.0");
+  auto& commands = registry();
+  std::sort(commands.begin(), commands.end(),
+            [](const Command& a, const Command& b) { return a.name < b.name; });
+  std::function<void()> run;
+  for (auto& c : commands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    auto fn = c.setup(*sub);
+    sub->callback([&run, fn] { run = fn; });
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (run) run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmkit: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
