@@ -1,0 +1,173 @@
+// The backward engine and gradient accumulation. See autograd.h for the contract.
+#include "llmkit/core/autograd.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "llmkit/core/strided.h"
+
+namespace llmkit {
+
+void detail::add_into(const Tensor& dst, const Tensor& src) {
+  LLMKIT_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype(),
+               "gradient accumulation: ", src.str(), " into ", dst.str());
+  bool serial = false;
+  for (int64_t s : dst.strides()) serial |= (s == 0);
+  auto run = [&](auto* d, const auto* s) {
+    detail::for_each_row(dst.shape(), dst.strides(), src.strides(), serial,
+                         [&](int64_t od, int64_t os, int64_t n, int64_t sd, int64_t ss) {
+                           if (sd == 1 && ss == 1) {
+                             for (int64_t i = 0; i < n; ++i) d[od + i] += s[os + i];
+                           } else {
+                             for (int64_t i = 0; i < n; ++i) d[od + i * sd] += s[os + i * ss];
+                           }
+                         });
+  };
+  if (dst.dtype() == DType::F32)
+    run(dst.data<float>(), src.data<float>());
+  else if (dst.dtype() == DType::F64)
+    run(dst.data<double>(), src.data<double>());
+  else
+    fail("gradient accumulation: unsupported dtype ", dtype_name(dst.dtype()));
+}
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+
+bool needs_graph(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t != nullptr && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Tensor Node::grad(size_t i) {
+  LLMKIT_CHECK(needs_grad(i), name, " backward: input ", i, " needs no gradient");
+  TensorImpl* in = inputs[i].get();
+  if (!in->grad) in->grad = Tensor::zeros(in->shape, in->dtype).impl_ptr();
+  return Tensor(in->grad);
+}
+
+void Node::accumulate(size_t i, const Tensor& g) {
+  if (!needs_grad(i)) return;
+  TensorImpl* in = inputs[i].get();
+  LLMKIT_CHECK(g.shape() == in->shape, name, " backward: gradient ", g.str(),
+               " for input of shape ", shape_str(in->shape));
+  if (!in->grad) {  // first contribution: a copy, no zero fill
+    Tensor fresh = Tensor::empty(in->shape, in->dtype);
+    fresh.copy_(g);
+    in->grad = fresh.impl_ptr();
+    return;
+  }
+  detail::add_into(Tensor(in->grad), g);
+}
+
+static void record_impl(const Tensor& out, const char* name,
+                        std::vector<std::shared_ptr<TensorImpl>> ins,
+                        std::function<void(Node&, const Tensor&)> fn) {
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->inputs = std::move(ins);
+  node->backward = std::move(fn);
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+}
+
+void record(const Tensor& out, const char* name, std::initializer_list<const Tensor*> inputs,
+            std::function<void(Node&, const Tensor&)> fn) {
+  std::vector<std::shared_ptr<TensorImpl>> ins;
+  for (const Tensor* t : inputs)
+    ins.push_back(t != nullptr && t->defined() && t->requires_grad() ? t->impl_ptr() : nullptr);
+  record_impl(out, name, std::move(ins), std::move(fn));
+}
+
+void record(const Tensor& out, const char* name, const std::vector<Tensor>& inputs,
+            std::function<void(Node&, const Tensor&)> fn) {
+  std::vector<std::shared_ptr<TensorImpl>> ins;
+  for (const Tensor& t : inputs)
+    ins.push_back(t.defined() && t.requires_grad() ? t.impl_ptr() : nullptr);
+  record_impl(out, name, std::move(ins), std::move(fn));
+}
+
+// --- Tensor's autograd methods ---
+
+Tensor& Tensor::requires_grad_(bool on) {
+  LLMKIT_CHECK(!on || dtype() == DType::F32 || dtype() == DType::F64,
+               "requires_grad_: only f32 and f64 tensors can require grad, not ", str());
+  LLMKIT_CHECK(is_leaf() || on, "requires_grad_(false) on a non-leaf tensor; use detach()");
+  impl()->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return impl()->grad ? Tensor(impl()->grad) : Tensor(); }
+
+void Tensor::zero_grad() const { impl()->grad.reset(); }
+
+Tensor Tensor::detach() const {
+  auto d = std::make_shared<TensorImpl>(*impl());
+  d->requires_grad = false;
+  d->grad.reset();
+  d->grad_fn.reset();
+  return Tensor(std::move(d));
+}
+
+const char* Tensor::grad_fn_name() const {
+  return impl()->grad_fn ? impl()->grad_fn->name : "";
+}
+
+void Tensor::backward(const Tensor& grad) const {
+  LLMKIT_CHECK(requires_grad(), "backward: tensor ", str(),
+               " does not require grad (no input had requires_grad_())");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    LLMKIT_CHECK(numel() == 1, "backward: tensor ", str(),
+                 " is not a scalar; pass a gradient of the same shape");
+    seed = Tensor::ones(shape(), dtype());
+  }
+  LLMKIT_CHECK(seed.shape() == shape(), "backward: gradient ", seed.str(), " for tensor ", str());
+
+  // Reverse topological order by iterative depth-first search over the graph.
+  // `order` owns its tensors: releasing a node below drops the last other reference to its
+  // inputs, which are still to be visited.
+  std::vector<std::shared_ptr<TensorImpl>> order;
+  std::unordered_set<TensorImpl*> seen;
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{impl_, 0}};
+  seen.insert(impl());
+  while (!stack.empty()) {
+    auto& [t, next] = stack.back();
+    Node* n = t->grad_fn.get();
+    if (n != nullptr && next < n->inputs.size()) {
+      std::shared_ptr<TensorImpl> in = n->inputs[next++];
+      if (in != nullptr && seen.insert(in.get()).second) stack.push_back({std::move(in), 0});
+      continue;
+    }
+    order.push_back(std::move(t));
+    stack.pop_back();
+  }
+
+  Node root;
+  root.name = "backward";
+  root.inputs = {impl_};
+  root.accumulate(0, seed);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    TensorImpl* t = it->get();
+    Node* n = t->grad_fn.get();
+    if (n == nullptr) continue;  // a leaf: keeps its .grad
+    LLMKIT_CHECK(n->backward != nullptr, "backward: the graph through ", n->name,
+                 " was already freed by an earlier backward()");
+    if (t->grad) {
+      Tensor dout(t->grad);
+      n->backward(*n, dout);
+    }
+    n->backward = nullptr;  // frees the tensors the op saved
+    n->inputs.clear();
+    t->grad.reset();  // a non-leaf's gradient is consumed
+  }
+}
+
+}  // namespace llmkit
