@@ -53,6 +53,14 @@ Tensor Node::grad(size_t i) {
   return Tensor(in->grad);
 }
 
+Tensor Node::grad_buffer(size_t i, bool* fresh) {
+  LLMKIT_CHECK(needs_grad(i), name, " backward: input ", i, " needs no gradient");
+  TensorImpl* in = inputs[i].get();
+  *fresh = !in->grad;
+  if (!in->grad) in->grad = Tensor::empty(in->shape, in->dtype).impl_ptr();
+  return Tensor(in->grad);
+}
+
 void Node::accumulate(size_t i, const Tensor& g) {
   if (!needs_grad(i)) return;
   TensorImpl* in = inputs[i].get();

@@ -25,6 +25,10 @@ struct Node {
   bool needs_grad(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
   // Input i's gradient buffer (contiguous, zero on first use); kernels accumulate into it.
   Tensor grad(size_t i);
+  // Input i's gradient buffer for kernels that can overwrite as well as accumulate (GEMM with
+  // beta = 0 or 1): *fresh is set when the buffer is new and its contents are undefined, so
+  // the kernel must write rather than add.
+  Tensor grad_buffer(size_t i, bool* fresh);
   // Adds g (same shape as input i, any strides, dtype of input i) into input i's gradient.
   void accumulate(size_t i, const Tensor& g);
 };
