@@ -1,0 +1,45 @@
+#include "llmkit/ops/loss.h"
+
+#include <limits>
+
+#include "llmkit/core/autograd.h"
+#include "llmkit/kernels/cpu/loss.h"
+
+namespace llmkit::ops {
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+  LLMKIT_CHECK(logits.dim() >= 1 && targets.dtype() == DType::I32 &&
+                   targets.numel() * logits.size(-1) == logits.numel(),
+               "cross_entropy: logits ", logits.str(), " and targets ", targets.str(),
+               " do not match (want logits [..., V] and i32 targets [...])");
+  const int64_t V = logits.size(-1), R = targets.numel();
+  const Tensor lc = logits.contiguous().detach(), tc = targets.contiguous();
+  Tensor loss = Tensor::empty({}, logits.dtype());
+  Tensor lse = Tensor::empty({R}, logits.dtype());
+  int64_t valid = 0;
+  dispatch_float(logits.dtype(), "cross_entropy", [&](auto t) {
+    using T = decltype(t);
+    Tensor losses = Tensor::empty({R}, logits.dtype());
+    valid = kernels::cross_entropy_forward(losses.data<T>(), lse.data<T>(), lc.data<T>(),
+                                           tc.data<int32_t>(), R, V, ignore_index);
+    double s = 0.0;  // fixed order: deterministic
+    const T* pl = losses.data<T>();
+    for (int64_t r = 0; r < R; ++r) s += pl[r];
+    // No valid row: NaN, as PyTorch (0/0).
+    loss.data<T>()[0] = static_cast<T>(valid > 0 ? s / static_cast<double>(valid)
+                                                 : std::numeric_limits<double>::quiet_NaN());
+  });
+  if (needs_graph({&logits}) && valid > 0)
+    record(loss, "cross_entropy", {&logits}, [lc, tc, lse, R, V, valid, ignore_index](Node& n, const Tensor& dloss) {
+      Tensor dl = n.grad(0);
+      dispatch_float(dloss.dtype(), "cross_entropy", [&](auto t) {
+        using T = decltype(t);
+        const T scale = static_cast<T>(dloss.data<T>()[0] / static_cast<double>(valid));
+        kernels::cross_entropy_backward(dl.data<T>(), lc.data<T>(), lse.data<T>(),
+                                        tc.data<int32_t>(), scale, R, V, ignore_index);
+      });
+    });
+  return loss;
+}
+
+}  // namespace llmkit::ops
