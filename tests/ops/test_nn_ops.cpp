@@ -122,25 +122,33 @@ static Tensor attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, b
   return ops::matmul(ops::softmax(s), rep(v));
 }
 
+static ops::AttentionOptions opts(bool causal, Tensor mask = Tensor(), Tensor bias = Tensor()) {
+  ops::AttentionOptions o;
+  o.causal = causal;
+  o.key_mask = mask;
+  o.bias = bias;
+  return o;
+}
+
 TEST(Attention, MatchesCompositeWithMasksBiasAndGqa) {
   Tensor q = rand_tensor({2, 4, 5, 6}, 8), k = rand_tensor({2, 2, 7, 6}, 9), v = rand_tensor({2, 2, 7, 6}, 10);
   Tensor mask = Tensor::from_vector(std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1}, {2, 7});
   Tensor bias = rand_tensor({4, 5, 7}, 11);
   for (bool causal : {false, true}) {
-    ops::AttentionOptions o{causal, mask, bias};
+    const ops::AttentionOptions o = opts(causal, mask, bias);
     EXPECT_LT(max_abs_diff(ops::scaled_dot_product_attention(q, k, v, o),
                            attention_ref(q, k, v, causal, mask, bias)), 1e-12);
   }
   Tensor qs = rand_tensor({1, 2, 4, 4}, 12).requires_grad_(), ks = rand_tensor({1, 1, 4, 4}, 13).requires_grad_(),
          vs = rand_tensor({1, 1, 4, 4}, 14).requires_grad_(), bs = rand_tensor({2, 4, 4}, 15).requires_grad_();
-  gradcheck([](const V& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2], {.causal = true}); }, {qs, ks, vs});
+  gradcheck([](const V& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2], opts(true)); }, {qs, ks, vs});
   gradcheck([](const V& x) {
     ops::AttentionOptions o;
     o.bias = x[3];
     return ops::scaled_dot_product_attention(x[0], x[1], x[2], o);
   }, {qs, ks, vs, bs});
   EXPECT_THROW(ops::scaled_dot_product_attention(q, rand_tensor({2, 3, 7, 6}, 1), rand_tensor({2, 3, 7, 6}, 1)), Error);
-  EXPECT_THROW(ops::scaled_dot_product_attention(q, k, v, {.key_mask = Tensor::ones({2, 6}, DType::U8)}), Error);
+  EXPECT_THROW(ops::scaled_dot_product_attention(q, k, v, opts(false, Tensor::ones({2, 6}, DType::U8))), Error);
 }
 
 TEST(Embedding, LookupAndScatterAdd) {
