@@ -60,4 +60,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   return out;
 }
 
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  AttentionOptions opt;
+  opt.causal = causal;
+  return scaled_dot_product_attention(q, k, v, opt);
+}
+
 }  // namespace llmkit::ops

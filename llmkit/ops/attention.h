@@ -20,5 +20,7 @@ struct AttentionOptions {
 // q [B, NH, Tq, HS], k, v [B, NKV, Tk, HS] -> [B, NH, Tq, HS].
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const AttentionOptions& opt = {});
+// The common case: no padding, no bias, default scale.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal);
 
 }  // namespace llmkit::ops
