@@ -1,0 +1,204 @@
+#include "llmkit/models/gpt.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace llmkit::models {
+
+using nlohmann::json;
+
+int64_t GPTConfig::hidden() const {
+  if (ffn_hidden > 0) return ffn_hidden;
+  if (activation == "swiglu") return (8 * n_embd / 3 + 63) / 64 * 64;
+  return 4 * n_embd;
+}
+
+void GPTConfig::validate() const {
+  auto positive = [](int64_t v, const char* name) {
+    LLMKIT_CHECK(v > 0, "config: ", name, " must be positive, got ", v);
+  };
+  positive(n_layer, "n_layer");
+  positive(n_head, "n_head");
+  positive(n_embd, "n_embd");
+  positive(block_size, "block_size");
+  positive(vocab_size, "vocab_size");
+  LLMKIT_CHECK(n_embd % n_head == 0, "config: n_embd ", n_embd, " is not divisible by n_head ",
+               n_head);
+  LLMKIT_CHECK(n_kv_head >= 0 && n_head % kv_heads() == 0, "config: n_head ", n_head,
+               " is not a multiple of n_kv_head ", n_kv_head);
+  LLMKIT_CHECK(dropout >= 0 && dropout < 1, "config: dropout ", dropout, " outside [0, 1)");
+  nn::parse_pos_encoding(pos_encoding);
+  nn::parse_norm(norm);
+  nn::parse_activation(activation);
+  LLMKIT_CHECK(pos_encoding != "rope" || (n_embd / n_head) % 2 == 0,
+               "config: rope needs an even head size, got ", n_embd / n_head);
+}
+
+GPTConfig GPTConfig::from_json(const json& j) {
+  LLMKIT_CHECK(j.is_object(), "config: the model config must be a JSON object");
+  GPTConfig c;
+  auto get = [&](const char* key, auto& field) {
+    if (!j.contains(key)) return;
+    try {
+      j.at(key).get_to(field);
+    } catch (const json::exception& e) {
+      fail("config: field '", key, "' has the wrong type (", j.at(key).dump(), ")");
+    }
+  };
+  get("arch", c.arch);
+  get("n_layer", c.n_layer);
+  get("n_head", c.n_head);
+  get("n_kv_head", c.n_kv_head);
+  get("n_embd", c.n_embd);
+  get("block_size", c.block_size);
+  get("vocab_size", c.vocab_size);
+  get("ffn_hidden", c.ffn_hidden);
+  get("pos_encoding", c.pos_encoding);
+  get("norm", c.norm);
+  get("activation", c.activation);
+  get("bias", c.bias);
+  get("tie_embeddings", c.tie_embeddings);
+  get("post_ln", c.post_ln);
+  get("dropout", c.dropout);
+  get("norm_eps", c.norm_eps);
+  get("rope_theta", c.rope_theta);
+  static const char* known[] = {"arch", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size",
+                                "vocab_size", "ffn_hidden", "pos_encoding", "norm", "activation",
+                                "bias", "tie_embeddings", "post_ln", "dropout", "norm_eps",
+                                "rope_theta"};
+  for (auto& [key, v] : j.items()) {
+    bool ok = false;
+    for (const char* k : known) ok |= key == k;
+    LLMKIT_CHECK(ok, "config: unknown field '", key, "'");
+  }
+  LLMKIT_CHECK(c.arch == "gpt" || c.arch == "llama", "config: arch '", c.arch,
+               "' is not a decoder (gpt, llama)");
+  c.validate();
+  return c;
+}
+
+json GPTConfig::to_json() const {
+  return json{{"arch", arch},         {"n_layer", n_layer},       {"n_head", n_head},
+              {"n_kv_head", kv_heads()}, {"n_embd", n_embd},      {"block_size", block_size},
+              {"vocab_size", vocab_size}, {"ffn_hidden", hidden()}, {"pos_encoding", pos_encoding},
+              {"norm", norm},         {"activation", activation}, {"bias", bias},
+              {"tie_embeddings", tie_embeddings}, {"post_ln", post_ln}, {"dropout", dropout},
+              {"norm_eps", norm_eps}, {"rope_theta", rope_theta}};
+}
+
+GPTConfig GPTConfig::load(const std::string& path) {
+  std::ifstream in(path);
+  LLMKIT_CHECK(in.good(), "cannot open model config '", path, "'");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    fail("model config '", path, "' is not valid JSON: ", e.what());
+  }
+  try {
+    return from_json(j.contains("model") ? j.at("model") : j);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+}
+
+Block::Block(const GPTConfig& c, Generator* gen, DType dt) : post_ln_(c.post_ln) {
+  const nn::NormKind nk = nn::parse_norm(c.norm);
+  ln_1 = register_module("ln_1", std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
+  nn::AttentionConfig ac;
+  ac.n_embd = c.n_embd;
+  ac.n_head = c.n_head;
+  ac.n_kv_head = c.kv_heads();
+  ac.bias = c.bias;
+  ac.causal = true;
+  ac.pos = nn::parse_pos_encoding(c.pos_encoding);
+  ac.rope_theta = c.rope_theta;
+  ac.dropout = c.dropout;
+  attn = register_module("attn", std::make_shared<nn::MultiHeadAttention>(ac, gen, dt));
+  ln_2 = register_module("ln_2", std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
+  mlp = register_module("mlp", std::make_shared<nn::FeedForward>(
+                                   c.n_embd, c.hidden(), nn::parse_activation(c.activation), c.bias,
+                                   c.dropout, gen, dt));
+}
+
+Tensor Block::forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask) {
+  if (post_ln_) {
+    Tensor y = ln_1->forward(x + attn->forward(x, cache, key_mask));
+    return ln_2->forward(y + mlp->forward(y));
+  }
+  Tensor y = x + attn->forward(ln_1->forward(x), cache, key_mask);
+  return y + mlp->forward(ln_2->forward(y));
+}
+
+GPT::GPT(const GPTConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(seed) {
+  cfg_.validate();
+  wte = register_module("wte", std::make_shared<nn::Embedding>(cfg_.vocab_size, cfg_.n_embd, dt));
+  const auto pos = nn::parse_pos_encoding(cfg_.pos_encoding);
+  if (pos == nn::PosEncoding::Learned)
+    wpe = register_module("wpe", std::make_shared<nn::Embedding>(cfg_.block_size, cfg_.n_embd, dt));
+  if (pos == nn::PosEncoding::Sinusoidal)
+    sinusoidal_ = nn::sinusoidal_table(cfg_.block_size, cfg_.n_embd, dt);
+  drop_ = register_module("drop", std::make_shared<nn::Dropout>(cfg_.dropout, &gen_));
+  for (int64_t i = 0; i < cfg_.n_layer; ++i)
+    h.push_back(register_module("h." + std::to_string(i), std::make_shared<Block>(cfg_, &gen_, dt)));
+  ln_f = register_module("ln_f", std::make_shared<nn::Norm>(nn::parse_norm(cfg_.norm), cfg_.n_embd,
+                                                             cfg_.bias, cfg_.norm_eps, dt));
+  if (!cfg_.tie_embeddings)
+    lm_head = register_module("lm_head",
+                              std::make_shared<nn::Linear>(cfg_.n_embd, cfg_.vocab_size, false, dt));
+  init_weights(seed);
+}
+
+void GPT::init_weights(uint64_t seed) {
+  NoGradGuard ng;
+  Generator g(seed);
+  const double resid_std = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
+  for (auto& [name, p] : named_parameters()) {
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    const bool is_norm = name.find("ln_") != std::string::npos;
+    if (is_bias)
+      p.zero_();
+    else if (is_norm)
+      p.fill_(1.0);
+    else if (name.find("c_proj.weight") != std::string::npos)
+      g.normal_(p, 0.0, resid_std);
+    else
+      g.normal_(p, 0.0, 0.02);
+  }
+}
+
+Tensor GPT::forward(const Tensor& ids, std::vector<nn::KVCache>* caches, const Tensor& key_mask) {
+  LLMKIT_CHECK(ids.dim() == 2 && ids.dtype() == DType::I32, "GPT: ids ", ids.str(),
+               " must be i32 [B, T]");
+  const int64_t T = ids.size(1);
+  const int64_t pos0 = caches != nullptr && !caches->empty() ? (*caches)[0].len : 0;
+  LLMKIT_CHECK(pos0 + T <= cfg_.block_size, "GPT: ", pos0 + T,
+               " positions exceed the context window (block_size ", cfg_.block_size, ")");
+  Tensor x = wte->forward(ids);  // [B, T, C]
+  if (wpe) {
+    std::vector<int32_t> pos(T);
+    for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(pos0 + t);
+    x = x + wpe->forward(Tensor::from_vector(pos, {T}));
+  } else if (sinusoidal_.defined()) {
+    x = x + sinusoidal_.slice(0, pos0, pos0 + T);
+  }
+  x = drop_->forward(x);
+  for (size_t i = 0; i < h.size(); ++i)
+    x = h[i]->forward(x, caches != nullptr ? &(*caches)[i] : nullptr, key_mask);
+  x = ln_f->forward(x);
+  return ops::linear(x, lm_head ? lm_head->weight : wte->weight);
+}
+
+Tensor GPT::loss(const Tensor& ids, const Tensor& targets) {
+  return ops::cross_entropy(forward(ids), targets);
+}
+
+std::vector<nn::KVCache> GPT::make_caches(int64_t batch, int64_t capacity) const {
+  std::vector<nn::KVCache> c;
+  for (const auto& b : h) c.push_back(b->attn->make_cache(batch, std::min(capacity, cfg_.block_size)));
+  return c;
+}
+
+}  // namespace llmkit::models

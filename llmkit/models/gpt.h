@@ -1,0 +1,89 @@
+// GPT: the decoder-only transformer (2.1; the family every modern LLM descends from), as nanoGPT
+// writes it, with the variants the notes and llama use selected by config.json:
+//   x = wte[ids] (+ wpe[pos] | sinusoidal)            token + absolute position embeddings
+//   for each block:  x = x + attn(ln_1(x))            pre-LN (default; GPT-2)
+//                    x = x + mlp(ln_2(x))
+//     or post-LN:    x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))    (the original transformer)
+//   logits = ln_f(x) W_out^T                          W_out = wte (tied) or lm_head
+// Parameter names are GPT-2's (wte.weight, h.{i}.attn.c_attn.weight, ...), stored [out, in].
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "llmkit/nn/attention.h"
+#include "llmkit/nn/feedforward.h"
+
+namespace llmkit::models {
+
+struct GPTConfig {
+  std::string arch = "gpt";
+  int64_t n_layer = 4, n_head = 4, n_kv_head = 0, n_embd = 128, block_size = 128,
+          vocab_size = 256;
+  int64_t ffn_hidden = 0;           // 0: 4 n_embd (gelu) or 8/3 n_embd rounded up to 64 (swiglu)
+  std::string pos_encoding = "learned";  // learned | sinusoidal | rope | alibi
+  std::string norm = "layernorm";        // layernorm | rmsnorm
+  std::string activation = "gelu";       // gelu | swiglu
+  bool bias = true;
+  bool tie_embeddings = true;
+  bool post_ln = false;
+  double dropout = 0.0;
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+
+  int64_t hidden() const;
+  int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }
+  void validate() const;  // Error naming the field
+  static GPTConfig from_json(const nlohmann::json& j);
+  nlohmann::json to_json() const;
+  static GPTConfig load(const std::string& path);  // config.json
+};
+
+class Block : public nn::Module {
+ public:
+  Block(const GPTConfig& c, Generator* gen, DType dt);
+  Tensor forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask);
+
+  std::shared_ptr<nn::Norm> ln_1, ln_2;
+  std::shared_ptr<nn::MultiHeadAttention> attn;
+  std::shared_ptr<nn::FeedForward> mlp;
+
+ private:
+  bool post_ln_;
+};
+
+class GPT : public nn::Module {
+ public:
+  // Builds the model and initialises it as GPT-2 does (seeded): N(0, 0.02) weights, residual
+  // projections N(0, 0.02 / sqrt(2 n_layer)), zero biases, unit norms.
+  // dt: F32 for training and inference; F64 for gradient checks.
+  explicit GPT(const GPTConfig& config, uint64_t seed = 0, DType dt = DType::F32);
+
+  // ids i32 [B, T] -> logits [B, T, V]. With caches (one per layer, from make_caches), ids are
+  // the next T positions after what the caches hold.
+  Tensor forward(const Tensor& ids, std::vector<nn::KVCache>* caches = nullptr,
+                 const Tensor& key_mask = Tensor());
+  // Mean next-token cross-entropy of forward(ids) against targets [B, T] (-100 = ignore).
+  Tensor loss(const Tensor& ids, const Tensor& targets);
+  std::vector<nn::KVCache> make_caches(int64_t batch, int64_t capacity) const;
+
+  const GPTConfig& config() const { return cfg_; }
+  Generator& dropout_generator() { return gen_; }
+  void init_weights(uint64_t seed);
+
+  std::shared_ptr<nn::Embedding> wte, wpe;
+  std::vector<std::shared_ptr<Block>> h;
+  std::shared_ptr<nn::Norm> ln_f;
+  std::shared_ptr<nn::Linear> lm_head;  // null when tied
+
+ private:
+  GPTConfig cfg_;
+  Generator gen_;
+  Tensor sinusoidal_;  // [block_size, C] when pos_encoding == sinusoidal
+  std::shared_ptr<nn::Dropout> drop_;
+};
+
+}  // namespace llmkit::models

@@ -1,0 +1,58 @@
+#include "llmkit/nn/attention.h"
+
+namespace llmkit::nn {
+
+MultiHeadAttention::MultiHeadAttention(const AttentionConfig& cfg, Generator* gen, DType dt)
+    : cfg_(cfg) {
+  LLMKIT_CHECK(cfg.n_head > 0 && cfg.n_embd % cfg.n_head == 0,
+               "attention: n_embd ", cfg.n_embd, " is not divisible by n_head ", cfg.n_head);
+  if (cfg_.n_kv_head == 0) cfg_.n_kv_head = cfg.n_head;
+  LLMKIT_CHECK(cfg.n_head % cfg_.n_kv_head == 0, "attention: n_head ", cfg.n_head,
+               " is not a multiple of n_kv_head ", cfg_.n_kv_head);
+  head_size_ = cfg.n_embd / cfg.n_head;
+  const int64_t qkv = (cfg.n_head + 2 * cfg_.n_kv_head) * head_size_;
+  c_attn = register_module("c_attn", std::make_shared<Linear>(cfg.n_embd, qkv, cfg.bias, dt));
+  c_proj = register_module("c_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, dt));
+  resid_dropout_ = register_module("resid_dropout", std::make_shared<Dropout>(cfg.dropout, gen));
+}
+
+KVCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
+  const DType dt = c_attn->weight.dtype();
+  return {Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt),
+          Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt), 0};
+}
+
+Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor& key_mask) {
+  const int64_t B = x.size(0), T = x.size(1), C = cfg_.n_embd, NH = cfg_.n_head,
+                NKV = cfg_.n_kv_head, HS = head_size_;
+  LLMKIT_CHECK(x.dim() == 3 && x.size(2) == C, "attention: input ", x.str(), " is not [B, T, ", C, "]");
+  const int64_t pos0 = cache ? cache->len : 0;
+  // qkv [B, T, NH + 2 NKV, HS] -> q [B, NH, T, HS], k and v [B, NKV, T, HS]
+  Tensor qkv = c_attn->forward(x).reshape({B, T, NH + 2 * NKV, HS});
+  Tensor q = qkv.slice(2, 0, NH).transpose(1, 2);
+  Tensor k = qkv.slice(2, NH, NH + NKV).transpose(1, 2);
+  Tensor v = qkv.slice(2, NH + NKV, NH + 2 * NKV).transpose(1, 2);
+  if (cfg_.pos == PosEncoding::Rope) {
+    q = ops::rope(q, pos0, cfg_.rope_theta);
+    k = ops::rope(k, pos0, cfg_.rope_theta);
+  }
+  if (cache != nullptr) {
+    const int64_t cap = cache->k.size(2);
+    LLMKIT_CHECK(pos0 + T <= cap, "attention: KV cache of ", cap, " positions is full (", pos0,
+                 " used, ", T, " more asked)");
+    cache->k.slice(2, pos0, pos0 + T).copy_(k);
+    cache->v.slice(2, pos0, pos0 + T).copy_(v);
+    cache->len = pos0 + T;
+    k = cache->k.slice(2, 0, pos0 + T);
+    v = cache->v.slice(2, 0, pos0 + T);
+  }
+  ops::AttentionOptions opt;
+  opt.causal = cfg_.causal;
+  opt.key_mask = key_mask;
+  if (cfg_.pos == PosEncoding::Alibi) opt.bias = alibi_bias(NH, T, pos0 + T, pos0, x.dtype());
+  Tensor y = ops::scaled_dot_product_attention(q, k, v, opt);  // [B, NH, T, HS]
+  y = y.transpose(1, 2).reshape({B, T, C});
+  return resid_dropout_->forward(c_proj->forward(y));
+}
+
+}  // namespace llmkit::nn

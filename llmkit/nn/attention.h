@@ -1,0 +1,49 @@
+// MultiHeadAttention (2.3.4 멀티 헤드 어텐션): one fused QKV projection (c_attn), heads split
+// from it, the fused attention op, and the output projection (c_proj). Grouped-query heads:
+// n_kv_head < n_head shares each key/value head among n_head / n_kv_head query heads (llama 2/3).
+// With a KVCache the keys and values of earlier tokens are kept, so generating one token costs
+// one row of attention instead of recomputing the whole sequence.
+#pragma once
+
+#include "llmkit/core/random.h"
+#include "llmkit/nn/layers.h"
+#include "llmkit/nn/positional.h"
+
+namespace llmkit::nn {
+
+// Keys and values of one layer for a batch: [B, NKV, capacity, HS], the first `len` positions
+// filled. Inference only (no autograd through the cache).
+struct KVCache {
+  Tensor k, v;
+  int64_t len = 0;
+};
+
+struct AttentionConfig {
+  int64_t n_embd = 0, n_head = 0, n_kv_head = 0;
+  bool bias = true;
+  bool causal = true;
+  PosEncoding pos = PosEncoding::Learned;
+  double rope_theta = 10000.0;
+  double dropout = 0.0;
+};
+
+class MultiHeadAttention : public Module {
+ public:
+  MultiHeadAttention(const AttentionConfig& cfg, Generator* gen, DType dt = DType::F32);
+  // x [B, T, C] -> [B, T, C]. key_mask u8 [B, Tk] or undefined. With a cache, x holds the
+  // positions cache->len ... cache->len + T - 1 and the cache grows by T.
+  Tensor forward(const Tensor& x, KVCache* cache = nullptr, const Tensor& key_mask = Tensor());
+  // Allocates a cache for `batch` sequences of up to `capacity` tokens.
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  std::shared_ptr<Linear> c_attn, c_proj;
+
+ private:
+  AttentionConfig cfg_;
+  int64_t head_size_;
+  // Dropout on the output projection. The fused kernel has no dropout on the attention
+  // probabilities themselves (nanoGPT's attn_dropout); with dropout = 0, the default, they agree.
+  std::shared_ptr<Dropout> resid_dropout_;
+};
+
+}  // namespace llmkit::nn
