@@ -22,11 +22,14 @@ build: deps $(BUILD)/CMakeCache.txt
 demo: build
 	$(BUILD)/llmkit demo
 
-test: build
+test:
+	@scripts/install-deps.sh --test
+	$(MAKE) build
 	scripts/test-setup.sh
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-test-asan: deps
+test-asan:
+	@scripts/install-deps.sh --test
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLMKIT_SANITIZE=ON \
 	  -DLLMKIT_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)

