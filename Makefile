@@ -20,7 +20,8 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	$(BUILD)/llmkit demo
+	scripts/demo-corpus.sh runs/kjv.txt
+	$(BUILD)/llmkit demo --data runs/kjv.txt
 
 test:
 	@scripts/install-deps.sh --test

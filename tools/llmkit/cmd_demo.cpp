@@ -1,6 +1,6 @@
-// `llmkit demo`: the main job on built-in defaults. Until the GPT lands it is an engine showcase:
-// a two-layer MLP learns XOR, then a one-block attention model learns to recall the first token
-// of a sequence, both with plain SGD on synthetic data, printing the loss as it falls.
+// `llmkit demo`: the main job on built-in defaults (train/gpt_demo.h). `--engine` runs the
+// engine showcase instead: an MLP learns XOR and one attention block learns to recall the first
+// token, on synthetic data, with plain SGD (train/engine_demo.h).
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -8,6 +8,7 @@
 #include "llmkit/core/parallel.h"
 #include "llmkit/kernels/cpu/gemm.h"
 #include "llmkit/train/engine_demo.h"
+#include "llmkit/train/gpt_demo.h"
 #include "tools/llmkit/command.h"
 
 namespace {
@@ -16,9 +17,8 @@ using llmkit::train::DemoOptions;
 using llmkit::train::DemoResult;
 
 void report(const char* name, const DemoResult& r) {
-  std::printf("%s: loss %.4f -> %.4f, accuracy %.1f%% on a fresh batch, %.2f s (%.0f steps/s)\n\n",
-              name, r.losses.front(), r.losses.back(), 100 * r.accuracy, r.seconds,
-              r.losses.size() / r.seconds);
+  std::printf("%s: loss %.4f -> %.4f, accuracy %.1f%% on a fresh batch, %.2f s\n\n", name,
+              r.losses.front(), r.losses.back(), 100 * r.accuracy, r.seconds);
 }
 
 llmkit::train::DemoProgress every(int64_t n, int64_t total) {
@@ -30,34 +30,43 @@ llmkit::train::DemoProgress every(int64_t n, int64_t total) {
   };
 }
 
+void engine_demo(uint64_t seed) {
+  std::printf("llmkit engine demo: %d threads, %s\n\n", llmkit::num_threads(),
+              llmkit::kernels::blas_info().c_str());
+  DemoOptions mlp;
+  mlp.steps = 200;
+  mlp.batch = 64;
+  mlp.lr = 0.1;
+  mlp.seed = seed;
+  std::printf("1. A two-layer MLP (2 -> 32 -> 2, GELU) learns XOR of noisy clusters\n");
+  report("mlp", llmkit::train::mlp_xor(mlp, every(50, mlp.steps)));
+  DemoOptions att;
+  att.steps = 200;
+  att.seq_len = 64;
+  att.vocab = 32;
+  att.n_embd = 64;
+  att.seed = seed;
+  std::printf("2. One causal self-attention block learns to answer the FIRST token of a 64-token "
+              "sequence at every position (chance: ln 31 = %.2f nats)\n", std::log(31.0));
+  report("attention", llmkit::train::attention_recall(att, every(25, att.steps)));
+}
+
 }  // namespace
 
-LLMKIT_COMMAND({"demo", "Run the built-in showcase: train small models and watch the loss fall",
+LLMKIT_COMMAND({"demo", "Train a tokenizer and a small GPT on the demo corpus and sample from it",
                 [](CLI::App& sub) {
-                  auto opt = std::make_shared<DemoOptions>();
-                  opt->steps = 300;
-                  opt->seq_len = 64;
-                  opt->vocab = 32;
-                  opt->n_embd = 64;
-                  opt->batch = 32;
-                  sub.add_option("--steps", opt->steps, "training steps of the attention model")
-                      ->check(CLI::PositiveNumber);
-                  sub.add_option("--seq-len", opt->seq_len, "sequence length")->check(CLI::Range(2, 4096));
-                  sub.add_option("--seed", opt->seed, "random seed");
-                  return [opt] {
-                    std::printf("llmkit engine demo: %d threads, %s\n\n", llmkit::num_threads(),
-                                llmkit::kernels::blas_info().c_str());
-                    DemoOptions mlp = *opt;
-                    mlp.steps = 200;
-                    mlp.batch = 64;
-                    mlp.lr = 0.1;
-                    std::printf("1. A two-layer MLP (2 -> 32 -> 2, GELU) learns XOR of noisy clusters\n");
-                    report("mlp", llmkit::train::mlp_xor(mlp, every(50, mlp.steps)));
-                    std::printf(
-                        "2. One causal self-attention block learns to answer the FIRST token of a "
-                        "%lld-token sequence at every position\n   (chance: ln %lld = %.2f nats)\n",
-                        static_cast<long long>(opt->seq_len), static_cast<long long>(opt->vocab - 1),
-                        std::log(double(opt->vocab - 1)));
-                    report("attention", llmkit::train::attention_recall(*opt, every(25, opt->steps)));
+                  auto opt = std::make_shared<llmkit::train::GptDemoOptions>();
+                  auto engine = std::make_shared<bool>(false);
+                  sub.add_option("--data", opt->data, "text file to learn")->capture_default_str();
+                  sub.add_option("--out", opt->out, "run directory (replaced)")->capture_default_str();
+                  sub.add_option("--steps", opt->steps, "training steps")
+                      ->capture_default_str()->check(CLI::PositiveNumber);
+                  sub.add_option("--seed", opt->seed, "random seed")->capture_default_str();
+                  sub.add_flag("--engine", *engine, "run the small engine showcase instead (synthetic data)");
+                  return [opt, engine] {
+                    if (*engine)
+                      engine_demo(opt->seed);
+                    else
+                      llmkit::train::run_gpt_demo(*opt);
                   };
                 }});

@@ -1,0 +1,115 @@
+#include "llmkit/infer/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "llmkit/core/autograd.h"
+
+namespace llmkit::infer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+Tensor row_tensor(std::span<const int32_t> ids) {
+  return Tensor::from_vector(std::vector<int32_t>(ids.begin(), ids.end()),
+                             {1, static_cast<int64_t>(ids.size())});
+}
+
+// Logits of the last position of `logits` [1, T, V] as floats.
+std::vector<float> last_row(const Tensor& logits) {
+  const int64_t T = logits.size(1);
+  return logits.slice(1, T - 1, T).to_vector<float>();
+}
+
+}  // namespace
+
+std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> prompt,
+                                  const GenerateOptions& opt, const TokenCallback& on_token,
+                                  GenerateStats* stats) {
+  const int64_t ctx = model.config().block_size;
+  LLMKIT_CHECK(!prompt.empty(), "generate: empty prompt (give at least one token)");
+  LLMKIT_CHECK(static_cast<int64_t>(prompt.size()) < ctx, "generate: the prompt has ",
+               prompt.size(), " tokens but the model's context is ", ctx,
+               " (block_size); shorten it to at most ", ctx - 1);
+  NoGradGuard ng;
+  GenerateStats st;
+  st.prompt_tokens = static_cast<int64_t>(prompt.size());
+  Sampler sampler(opt.sampler);
+  std::vector<int32_t> seq(prompt.begin(), prompt.end()), out;
+  std::vector<nn::KVCache> caches;
+  if (opt.use_cache) caches = model.make_caches(1, ctx);
+
+  auto t0 = Clock::now();
+  Tensor logits = model.forward(row_tensor(seq), opt.use_cache ? &caches : nullptr);
+  st.prefill_seconds = seconds_since(t0);
+  t0 = Clock::now();
+  st.stop_reason = "max_new_tokens";
+  while (static_cast<int64_t>(out.size()) < opt.max_new_tokens) {
+    const std::vector<float> row = last_row(logits);
+    const int32_t next = sampler.sample(row, seq);
+    if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
+      st.stop_reason = "stop_id";
+      break;
+    }
+    seq.push_back(next);
+    out.push_back(next);
+    if (on_token && !on_token(next)) {
+      st.stop_reason = "stop_string";
+      break;
+    }
+    if (static_cast<int64_t>(seq.size()) >= ctx) {
+      st.stop_reason = "context";
+      break;
+    }
+    if (static_cast<int64_t>(out.size()) == opt.max_new_tokens) break;
+    logits = opt.use_cache ? model.forward(row_tensor(std::span(&seq.back(), 1)), &caches)
+                           : model.forward(row_tensor(seq));
+  }
+  st.new_tokens = static_cast<int64_t>(out.size());
+  st.decode_seconds = seconds_since(t0);
+  if (stats) *stats = st;
+  return out;
+}
+
+std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok, std::string_view prompt,
+                          const GenerateOptions& opt,
+                          const std::function<void(std::string_view)>& on_text,
+                          GenerateStats* stats) {
+  const std::vector<int32_t> ids = tok.encode(prompt);
+  std::vector<int32_t> gen;
+  std::string emitted;  // text already sent to on_text
+  bool stopped = false;
+  // Decode everything generated so far and send the new part, holding back an incomplete UTF-8
+  // character (decoded as U+FFFD at the end) until its next byte arrives.
+  auto flush = [&](bool final) {
+    std::string text = tok.decode(gen);
+    for (const std::string& s : opt.stop_strings) {
+      const size_t at = text.find(s);
+      if (!s.empty() && at != std::string::npos) {
+        text.resize(at);
+        stopped = true;
+      }
+    }
+    size_t end = text.size();
+    static const std::string kReplacement = "\xEF\xBF\xBD";
+    if (!final && !stopped && end >= 3 && text.compare(end - 3, 3, kReplacement) == 0) end -= 3;
+    if (end > emitted.size() && text.compare(0, emitted.size(), emitted) == 0) {
+      if (on_text) on_text(std::string_view(text).substr(emitted.size(), end - emitted.size()));
+      emitted = text.substr(0, end);
+    }
+  };
+  generate_ids(model, ids, opt,
+               [&](int32_t id) {
+                 gen.push_back(id);
+                 flush(false);
+                 return !stopped;
+               },
+               stats);
+  if (!stopped) flush(true);
+  return emitted;
+}
+
+}  // namespace llmkit::infer

@@ -1,0 +1,232 @@
+// The training loop. Checkpoint files and their exact-resume contract are in checkpoint.cpp.
+#include "llmkit/train/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "llmkit/core/parallel.h"
+#include "llmkit/data/batches.h"
+#include "llmkit/train/adamw.h"
+#include "llmkit/train/checkpoint.h"
+#include "llmkit/train/clip.h"
+#include "llmkit/train/schedule.h"
+
+namespace llmkit::train {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+TrainConfig TrainConfig::from_json(const json& j) {
+  TrainConfig c;
+  LLMKIT_CHECK(j.is_object(), "config: \"train\" must be a JSON object");
+  for (auto& [key, v] : j.items()) {
+    try {
+      if (key == "objective") v.get_to(c.objective);
+      else if (key == "batch_size") v.get_to(c.batch_size);
+      else if (key == "grad_accum") v.get_to(c.grad_accum);
+      else if (key == "steps") v.get_to(c.steps);
+      else if (key == "lr") v.get_to(c.lr);
+      else if (key == "min_lr") v.get_to(c.min_lr);
+      else if (key == "warmup") v.get_to(c.warmup);
+      else if (key == "schedule") v.get_to(c.schedule);
+      else if (key == "weight_decay") v.get_to(c.weight_decay);
+      else if (key == "beta1") v.get_to(c.beta1);
+      else if (key == "beta2") v.get_to(c.beta2);
+      else if (key == "grad_clip") v.get_to(c.grad_clip);
+      else if (key == "eval_interval") v.get_to(c.eval_interval);
+      else if (key == "eval_batches") v.get_to(c.eval_batches);
+      else if (key == "log_interval") v.get_to(c.log_interval);
+      else if (key == "val_fraction") v.get_to(c.val_fraction);
+      else if (key == "seed") v.get_to(c.seed);
+      else fail("config: unknown train field '", key, "'");
+    } catch (const json::exception&) {
+      fail("config: train field '", key, "' has the wrong type (", v.dump(), ")");
+    }
+  }
+  LLMKIT_CHECK(c.objective == "clm", "config: objective '", c.objective,
+               "' is not supported by the GPT trainer (clm)");
+  LLMKIT_CHECK(c.batch_size > 0 && c.grad_accum > 0 && c.steps > 0 && c.eval_interval > 0 &&
+                   c.log_interval > 0 && c.eval_batches > 0,
+               "config: batch_size, grad_accum, steps, eval_interval, eval_batches and "
+               "log_interval must be positive");
+  LLMKIT_CHECK(c.lr > 0 && c.min_lr >= 0 && c.min_lr <= c.lr, "config: need 0 <= min_lr <= lr");
+  LLMKIT_CHECK(c.val_fraction > 0 && c.val_fraction < 0.5, "config: val_fraction ",
+               c.val_fraction, " outside (0, 0.5)");
+  return c;
+}
+
+json TrainConfig::to_json() const {
+  return json{{"objective", objective},   {"batch_size", batch_size}, {"grad_accum", grad_accum},
+              {"steps", steps},           {"lr", lr},                 {"min_lr", min_lr},
+              {"warmup", warmup},         {"schedule", schedule},     {"weight_decay", weight_decay},
+              {"beta1", beta1},           {"beta2", beta2},           {"grad_clip", grad_clip},
+              {"eval_interval", eval_interval}, {"eval_batches", eval_batches},
+              {"log_interval", log_interval}, {"val_fraction", val_fraction}, {"seed", seed}};
+}
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+// Installs the Ctrl-C handler for the duration of training and restores the previous one.
+struct SigintScope {
+  SigintScope() {
+    g_interrupted.store(false);
+    struct sigaction sa = {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+  }
+  ~SigintScope() { sigaction(SIGINT, &old, nullptr); }
+  struct sigaction old = {};
+};
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, int(s) % 3600 / 60);
+  return buf;
+}
+
+// One status line: redrawn in place on a terminal, a log line every log_interval otherwise.
+void print_status(const StepRecord& r, int64_t total, double eta, bool tty, bool force) {
+  char line[256];
+  const int width = 24;
+  const int fill = static_cast<int>(width * (r.step) / std::max<int64_t>(total, 1));
+  std::string bar(fill, '#');
+  bar.resize(width, '.');
+  std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s",
+                static_cast<long long>(r.step), static_cast<long long>(total), r.loss, r.lr,
+                r.tokens_per_sec, format_duration(eta).c_str());
+  if (tty)
+    std::fprintf(stderr, "\r[%s] %s\033[K%s", bar.c_str(), line, force ? "\n" : "");
+  else if (force)
+    std::fprintf(stderr, "%s\n", line);
+}
+
+}  // namespace
+
+double evaluate_tokens(models::GPT& model, std::span<const int32_t> tokens, int64_t batch,
+                       int64_t max_batches) {
+  NoGradGuard ng;
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t T = model.config().block_size;
+  const int64_t windows = (static_cast<int64_t>(tokens.size()) - 1) / T;
+  LLMKIT_CHECK(windows > 0, "evaluate: ", tokens.size(), " tokens do not fill one window of ",
+               T + 1, " (block_size + 1)");
+  const int64_t limit = max_batches > 0 ? std::min(windows, max_batches * batch) : windows;
+  double sum = 0;
+  for (int64_t w0 = 0; w0 < limit; w0 += batch) {
+    const int64_t rows = std::min(batch, limit - w0);
+    std::vector<int32_t> ids(rows * T), tgt(rows * T);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < T; ++t) {
+        ids[r * T + t] = tokens[(w0 + r) * T + t];
+        tgt[r * T + t] = tokens[(w0 + r) * T + t + 1];
+      }
+    sum += model.loss(Tensor::from_vector(ids, {rows, T}), Tensor::from_vector(tgt, {rows, T}))
+               .item<double>() *
+           rows;
+  }
+  model.train(was_training);
+  return sum / limit;
+}
+
+double evaluate_shard(models::GPT& model, const std::string& shard_path, int64_t batch,
+                      int64_t max_batches) {
+  const data::TokenShard shard = data::TokenShard::open(shard_path);
+  std::vector<int32_t> tokens(shard.size());
+  shard.read(0, shard.size(), tokens.data());
+  return evaluate_tokens(model, tokens, batch, max_batches);
+}
+
+TrainResult train_gpt(const TrainRun& run) {
+  Checkpoint ck = prepare_run(run);  // config, tokenizer, shards, and state when resuming
+  models::GPTConfig& mc = ck.model_config;
+  TrainConfig& tc = ck.train_config;
+  models::GPT model(mc, tc.seed);
+  AdamW opt(model.named_parameters(), {.lr = tc.lr, .beta1 = tc.beta1, .beta2 = tc.beta2,
+                                       .eps = 1e-8, .weight_decay = tc.weight_decay});
+  const data::TokenShard train_shard = data::TokenShard::open(ck.shards.train);
+  data::BatchSampler sampler(train_shard, tc.batch_size, mc.block_size, tc.seed);
+  TrainResult res;
+  if (run.resume) restore_checkpoint(run.out_dir, model, opt, sampler, res.history);
+  res.step = static_cast<int64_t>(res.history.size());
+  const LrSchedule schedule = make_schedule(tc);
+  const bool tty = !run.quiet && isatty(STDERR_FILENO);
+  if (!run.quiet)
+    std::fprintf(stderr, "model: %s, %.2fM parameters; data: %lld train / %lld val tokens\n",
+                 mc.arch.c_str(), model.num_parameters() / 1e6,
+                 static_cast<long long>(ck.shards.train_tokens),
+                 static_cast<long long>(ck.shards.val_tokens));
+
+  SigintScope sigint;
+  model.train();
+  const double tokens_per_step = double(tc.batch_size) * tc.grad_accum * mc.block_size;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t done_here = 0;
+  while (res.step < tc.steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    StepRecord r;
+    r.step = res.step + 1;
+    r.lr = schedule.at(res.step);
+    opt.set_lr(r.lr);
+    opt.zero_grad();
+    for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+      auto [ids, targets] = sampler.next_tensors();
+      Tensor loss = model.loss(ids, targets);
+      r.loss += loss.item<double>() / tc.grad_accum;
+      (tc.grad_accum > 1 ? loss * (1.0 / tc.grad_accum) : loss).backward();
+    }
+    r.grad_norm = clip_grad_norm(model.parameters(), tc.grad_clip);
+    LLMKIT_CHECK(std::isfinite(r.loss), "training diverged at step ", r.step, " (loss ", r.loss,
+                 "); lower the learning rate");
+    opt.step();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.tokens_per_sec = tokens_per_step / dt;
+    res.step = r.step;
+    ++done_here;
+    const bool last = res.step == tc.steps;
+    const bool stop = g_interrupted.load() || (run.stop_after > 0 && done_here >= run.stop_after);
+    if (res.step % tc.eval_interval == 0 || last) {
+      r.val_loss = evaluate_shard(model, ck.shards.val, tc.batch_size, tc.eval_batches);
+      res.last_val_loss = r.val_loss;
+    }
+    res.history.push_back(r);
+    if (!run.quiet) {
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double eta = elapsed / done_here * (tc.steps - res.step);
+      const bool log_line = res.step % tc.log_interval == 0 || last || r.val_loss >= 0;
+      print_status(r, tc.steps, eta, tty, log_line && !tty ? true : (tty && r.val_loss >= 0));
+      if (r.val_loss >= 0)
+        std::fprintf(stderr, "step %lld: val loss %.4f (perplexity %.2f)\n",
+                     static_cast<long long>(r.step), r.val_loss, std::exp(r.val_loss));
+    }
+    if (r.val_loss >= 0 || last || stop) save_checkpoint(run.out_dir, ck, model, opt, sampler, res.history);
+    if (stop && !last) {
+      res.interrupted = true;
+      if (!run.quiet)
+        std::fprintf(stderr, "\nstopped at step %lld; checkpoint saved in %s (continue with --resume)\n",
+                     static_cast<long long>(res.step), run.out_dir.c_str());
+      break;
+    }
+  }
+  return res;
+}
+
+}  // namespace llmkit::train

@@ -1,0 +1,81 @@
+// Pretraining a GPT on text files (1.1.3 사전 학습: next-token prediction on a large corpus):
+// the loop of llm.c/nanoGPT with what a practitioner needs around it.
+//   - data: text -> token shards made once (llmkit/data), random windows, a validation split;
+//   - AdamW with cosine schedule and warm-up, global-norm gradient clipping, accumulation;
+//   - evaluation every eval_interval steps; a progress bar on a terminal, log lines otherwise;
+//     metrics.csv and loss.svg in the run directory;
+//   - checkpoints written atomically (model, optimizer, RNG and data positions), so --resume
+//     after a kill continues with exactly the losses an uninterrupted run gives; Ctrl-C saves.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "llmkit/models/gpt.h"
+
+namespace llmkit::train {
+
+// The "train" object of a training config. Command-line flags override fields.
+struct TrainConfig {
+  std::string objective = "clm";  // causal language modelling (next token)
+  int64_t batch_size = 8;
+  int64_t grad_accum = 1;
+  int64_t steps = 1000;
+  double lr = 3e-4;
+  double min_lr = 3e-5;
+  int64_t warmup = 100;
+  std::string schedule = "cosine";  // cosine | linear | constant
+  double weight_decay = 0.1;
+  double beta1 = 0.9, beta2 = 0.95;
+  double grad_clip = 1.0;  // 0: off
+  int64_t eval_interval = 100;
+  int64_t eval_batches = 20;
+  int64_t log_interval = 10;
+  double val_fraction = 0.05;
+  uint64_t seed = 1337;
+
+  static TrainConfig from_json(const nlohmann::json& j);
+  nlohmann::json to_json() const;
+};
+
+struct TrainRun {
+  std::string config_path;            // configs/X.json with "model" and "train"
+  std::vector<std::string> data;      // text files
+  std::string out_dir;                // the run/model directory
+  std::string tokenizer_path;         // empty: train a BPE on the data
+  bool resume = false;
+  nlohmann::json* train_overrides = nullptr;  // fields that replace the config's "train" ones
+  bool quiet = false;
+  // Stop (with a checkpoint) after this many steps of this invocation; 0 = run to the end.
+  // Tests use it to simulate a kill.
+  int64_t stop_after = 0;
+};
+
+struct StepRecord {
+  int64_t step = 0;
+  double lr = 0, loss = 0, grad_norm = 0, tokens_per_sec = 0;
+  double val_loss = -1;  // -1: not evaluated at this step
+};
+
+struct TrainResult {
+  std::vector<StepRecord> history;  // every step of the run so far (including before a resume)
+  int64_t step = 0;                 // steps completed
+  bool interrupted = false;
+  double last_val_loss = -1;
+};
+
+TrainResult train_gpt(const TrainRun& run);
+
+// Mean next-token loss over consecutive windows of block_size + 1 tokens (all of them, or the
+// first max_batches * batch). The model's train/eval mode is restored afterwards.
+double evaluate_tokens(models::GPT& model, std::span<const int32_t> tokens, int64_t batch,
+                       int64_t max_batches = 0);
+// The same over a token shard file (llmkit/data).
+double evaluate_shard(models::GPT& model, const std::string& shard_path, int64_t batch,
+                      int64_t max_batches);
+
+}  // namespace llmkit::train

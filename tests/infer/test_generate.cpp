@@ -1,0 +1,61 @@
+// Generation: with the KV cache, the same tokens as recomputing the whole sequence each step
+// (greedy and seeded sampling, every positional encoding); stops; the context limit.
+#include <gtest/gtest.h>
+
+#include "llmkit/infer/generate.h"
+
+using namespace llmkit;
+
+static std::unique_ptr<models::GPT> tiny_model(const std::string& pos) {
+  models::GPTConfig c;
+  c.n_layer = 2;
+  c.n_head = 4;
+  c.n_kv_head = pos == "rope" ? 2 : 0;
+  c.n_embd = 32;
+  c.block_size = 40;
+  c.vocab_size = 50;
+  c.pos_encoding = pos;
+  auto m = std::make_unique<models::GPT>(c, 11);
+  NoGradGuard ng;
+  Generator g(3);
+  for (auto& [n, p] : m->named_parameters())
+    if (n.find("ln_") == std::string::npos) g.normal_(p, 0.0, 0.3);  // peaked, varied logits
+  m->eval();
+  return m;
+}
+
+TEST(Generate, CacheGivesTheSameTokensAsRecomputing) {
+  for (const char* pos : {"learned", "sinusoidal", "rope", "alibi"}) {
+    auto m = tiny_model(pos);
+    const std::vector<int32_t> prompt = {1, 7, 3, 9, 4};
+    for (double temp : {0.0, 1.0}) {
+      infer::GenerateOptions o;
+      o.max_new_tokens = 25;
+      o.sampler.temperature = temp;
+      o.sampler.seed = 5;
+      o.use_cache = true;
+      const auto cached = infer::generate_ids(*m, prompt, o);
+      o.use_cache = false;
+      const auto full = infer::generate_ids(*m, prompt, o);
+      EXPECT_EQ(cached, full) << pos << " temperature " << temp;
+      EXPECT_EQ(cached.size(), 25u);
+    }
+  }
+}
+
+TEST(Generate, StopsAtStopIdsAndContext) {
+  auto m = tiny_model("learned");
+  infer::GenerateOptions o;
+  o.max_new_tokens = 100;
+  o.sampler.temperature = 0;
+  infer::GenerateStats st;
+  const auto all = infer::generate_ids(*m, std::vector<int32_t>{1, 2}, o, {}, &st);
+  EXPECT_EQ(st.stop_reason, "context");  // block_size 40: 38 new tokens fill it
+  EXPECT_EQ(all.size(), 38u);
+  o.stop_ids = {all[5]};
+  const auto cut = infer::generate_ids(*m, std::vector<int32_t>{1, 2}, o, {}, &st);
+  EXPECT_EQ(st.stop_reason, "stop_id");
+  EXPECT_LE(cut.size(), 5u);
+  EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>(40, 1), o), Error);
+  EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>{}, o), Error);
+}
