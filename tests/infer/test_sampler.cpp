@@ -1,0 +1,98 @@
+// Samplers: greedy, temperature, top-k, top-p, repetition penalty, seeding, validation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "llmkit/core/error.h"
+#include "llmkit/infer/sampler.h"
+
+using namespace llmkit;
+using infer::Sampler;
+using infer::SamplerOptions;
+
+static SamplerOptions opts(double t, int k = 0, double p = 1.0, double pen = 1.0, uint64_t seed = 1) {
+  SamplerOptions o;
+  o.temperature = t;
+  o.top_k = k;
+  o.top_p = p;
+  o.repetition_penalty = pen;
+  o.seed = seed;
+  return o;
+}
+
+TEST(Sampler, GreedyAndTopK1AreArgmax) {
+  const std::vector<float> l = {0.1f, 2.0f, -1.0f, 1.9f};
+  Sampler g(opts(0));
+  EXPECT_EQ(g.sample(l, {}), 1);
+  Sampler k1(opts(1.0, 1));
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(k1.sample(l, {}), 1);
+}
+
+TEST(Sampler, TopKAndTopPKeepTheRightSets) {
+  // Probabilities (temperature 1) of logits log(p): 0.5, 0.25, 0.15, 0.1.
+  const std::vector<float> l = {std::log(0.5f), std::log(0.25f), std::log(0.15f), std::log(0.1f)};
+  std::vector<float> p(4);
+  Sampler k2(opts(1.0, 2));
+  k2.probabilities(l, {}, p);
+  EXPECT_NEAR(p[0], 2.0 / 3, 1e-6);
+  EXPECT_NEAR(p[1], 1.0 / 3, 1e-6);
+  EXPECT_EQ(p[2], 0.0f);
+  Sampler p70(opts(1.0, 0, 0.7));  // 0.5 < 0.7 <= 0.75: keeps the first two
+  p70.probabilities(l, {}, p);
+  EXPECT_GT(p[1], 0.0f);
+  EXPECT_EQ(p[2], 0.0f);
+  Sampler p50(opts(1.0, 0, 0.5));  // 0.5 reaches 0.5: one token
+  p50.probabilities(l, {}, p);
+  EXPECT_NEAR(p[0], 1.0, 1e-6);
+  Sampler all(opts(1.0));
+  all.probabilities(l, {}, p);
+  EXPECT_NEAR(p[3], 0.1, 1e-6);
+}
+
+TEST(Sampler, FrequenciesMatchProbabilities) {
+  const std::vector<float> l = {1.0f, 0.0f, -0.5f, 0.5f};
+  Sampler s(opts(0.8, 0, 1.0, 1.0, 42));
+  std::vector<float> p(4);
+  s.probabilities(l, {}, p);
+  std::vector<int> count(4);
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) count[s.sample(l, {})]++;
+  for (int i = 0; i < 4; ++i) {
+    const double sd = std::sqrt(n * p[i] * (1 - p[i]));
+    EXPECT_NEAR(count[i], n * p[i], 4 * sd) << i;
+  }
+}
+
+TEST(Sampler, RepetitionPenaltyAndSeeds) {
+  const std::vector<float> l = {2.0f, -2.0f, 0.0f};
+  std::vector<float> p(3), q(3);
+  Sampler s(opts(1.0, 0, 1.0, 2.0));
+  s.probabilities(l, std::vector<int32_t>{0, 1, 0}, p);
+  Sampler ref(opts(1.0));
+  ref.probabilities(std::vector<float>{1.0f, -4.0f, 0.0f}, {}, q);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(p[i], q[i], 1e-6);
+  Sampler a(opts(1.0, 0, 1.0, 1.0, 7)), b(opts(1.0, 0, 1.0, 1.0, 7)), c(opts(1.0, 0, 1.0, 1.0, 8));
+  std::vector<int32_t> sa, sb, sc;
+  const std::vector<float> flat(50, 0.0f);
+  for (int i = 0; i < 30; ++i) {
+    sa.push_back(a.sample(flat, {}));
+    sb.push_back(b.sample(flat, {}));
+    sc.push_back(c.sample(flat, {}));
+  }
+  EXPECT_EQ(sa, sb);
+  EXPECT_NE(sa, sc);
+}
+
+TEST(Sampler, ValidationAndLargeVocab) {
+  EXPECT_THROW(Sampler(opts(-1)), Error);
+  EXPECT_THROW(Sampler(opts(1, -1)), Error);
+  EXPECT_THROW(Sampler(opts(1, 0, 0.0)), Error);
+  EXPECT_THROW(Sampler(opts(1, 0, 1.0, 0.0)), Error);
+  Sampler s(opts(1.0, 0, 0.9));
+  EXPECT_THROW(s.sample(std::vector<float>{}, {}), Error);
+  EXPECT_THROW(s.sample(std::vector<float>{1.0f, NAN}, {}), Error);
+  std::vector<float> big(50257);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = std::sin(float(i));
+  const int32_t id = s.sample(big, {});
+  EXPECT_TRUE(id >= 0 && id < 50257);
+}
