@@ -11,10 +11,11 @@
 
 namespace llmkit::io {
 
-AtomicFile::AtomicFile(const std::string& path) : path_(path) {
-  tmp_ = path + ".tmp." + std::to_string(getpid());
+AtomicFile::AtomicFile(const std::string& path)
+    : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
   f_ = std::fopen(tmp_.c_str(), "wb");
-  LLMKIT_CHECK(f_ != nullptr, "cannot write '", path, "': ", std::strerror(errno));
+  LLMKIT_CHECK(f_ != nullptr, "cannot write '", path_, "' (creating '", tmp_,
+               "'): ", std::strerror(errno));
 }
 
 AtomicFile::~AtomicFile() {
@@ -25,26 +26,26 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t n) {
-  LLMKIT_CHECK(f_ != nullptr, "write to '", path_, "' after commit");
+  LLMKIT_CHECK(f_ != nullptr, "cannot write '", path_, "': already committed");
   if (n > 0 && std::fwrite(data, 1, n, f_) != n)
     fail("cannot write '", path_, "': ", std::strerror(errno));
 }
 
 void AtomicFile::commit() {
-  LLMKIT_CHECK(f_ != nullptr, "'", path_, "' committed twice");
-  const bool ok = std::fflush(f_) == 0 && fsync(fileno(f_)) == 0;
-  const int err = errno;
-  std::fclose(f_);
+  LLMKIT_CHECK(f_ != nullptr, "cannot commit '", path_, "': already committed");
+  int err = 0;
+  if (std::fflush(f_) != 0 || fsync(fileno(f_)) != 0) err = errno;
+  if (std::fclose(f_) != 0 && err == 0) err = errno;
   f_ = nullptr;
-  if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const int e = ok ? errno : err;
+  if (err == 0 && std::rename(tmp_.c_str(), path_.c_str()) != 0) err = errno;
+  if (err != 0) {
     std::remove(tmp_.c_str());
-    fail("cannot write '", path_, "': ", std::strerror(e));
+    fail("cannot write '", path_, "': ", std::strerror(err));
   }
-  // Make the rename itself durable.
-  std::string dir = std::filesystem::path(path_).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  // Make the rename itself durable. Some file systems cannot fsync a directory; the data are
+  // already safe then, so that is not an error.
+  const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
+  const int fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     fsync(fd);
     close(fd);

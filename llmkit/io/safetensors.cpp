@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -16,32 +17,25 @@ namespace llmkit::io {
 
 using nlohmann::json;
 
+// The format is little-endian and tensors are viewed in place.
+static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes little-endian");
+
 namespace {
 
-constexpr uint64_t kMaxHeader = 100u << 20;  // as the reference implementation
+constexpr uint64_t kMaxHeader = 100u << 20;  // the Rust reference's limit
+
+constexpr std::pair<const char*, DType> kDTypes[] = {{"F64", DType::F64}, {"F32", DType::F32},
+                                                     {"I32", DType::I32}, {"BF16", DType::BF16},
+                                                     {"F16", DType::F16}, {"U8", DType::U8}};
+// Valid in the format, but llmkit has no element type for them.
+constexpr const char* kOtherDTypes[] = {"BOOL",    "I8",      "I16",     "I64",     "U16",
+                                        "U32",     "U64",     "F8_E4M3", "F8_E5M2", "F8_E8M0",
+                                        "F6_E2M3", "F6_E3M2", "F4",      "C64"};
 
 const char* st_dtype(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::I32: return "I32";
-    case DType::U8: return "U8";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-  }
-  return "?";
-}
-
-bool parse_dtype(const std::string& s, DType* t) {
-  static const std::pair<const char*, DType> kNames[] = {
-      {"F32", DType::F32}, {"F64", DType::F64}, {"I32", DType::I32},
-      {"U8", DType::U8},   {"BF16", DType::BF16}, {"F16", DType::F16}};
-  for (auto& [n, d] : kNames)
-    if (s == n) {
-      *t = d;
-      return true;
-    }
-  return false;
+  for (const auto& [n, d] : kDTypes)
+    if (d == t) return n;
+  fail("safetensors: no dtype name for ", dtype_name(t));
 }
 
 struct Entry {
@@ -51,94 +45,136 @@ struct Entry {
   uint64_t begin, end;
 };
 
-// Validates the header against a data section of `data_size` bytes.
+[[noreturn]] void too_short(const std::string& file, size_t size) {
+  fail(file, ": not a safetensors file (", size, " bytes, shorter than the 8-byte header length)");
+}
+
+DType read_dtype(const json& e, const std::string& file, const std::string& where) {
+  const auto it = e.find("dtype");
+  if (it == e.end()) fail(file, ": ", where, " has no dtype");
+  if (!it->is_string()) fail(file, ": ", where, " has a dtype that is not a string: ", it->dump());
+  const std::string s = it->get<std::string>();
+  for (const auto& [n, d] : kDTypes)
+    if (s == n) return d;
+  for (const char* n : kOtherDTypes)
+    if (s == n)
+      fail(file, ": ", where, " has dtype '", s,
+           "', which llmkit does not support (F64, F32, I32, BF16, F16, U8)");
+  fail(file, ": ", where, " has unknown dtype '", s, "'");
+}
+
+// The shape and its byte size (numel * element size), rejecting overflow.
+std::pair<Shape, uint64_t> read_shape(const json& e, DType dtype, const std::string& file,
+                                      const std::string& where) {
+  const auto it = e.find("shape");
+  if (it == e.end()) fail(file, ": ", where, " has no shape");
+  if (!it->is_array()) fail(file, ": ", where, " has a shape that is not an array: ", it->dump());
+  Shape shape;
+  uint64_t nbytes = dtype_size(dtype);
+  for (const auto& d : *it) {
+    if (d.is_number_integer() && !d.is_number_unsigned())
+      fail(file, ": ", where, " has a negative dimension in shape ", it->dump());
+    if (!d.is_number_unsigned())
+      fail(file, ": ", where, " has a shape that is not a list of integers: ", it->dump());
+    const uint64_t n = d.get<uint64_t>();
+    if (n > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(nbytes, n, &nbytes))
+      fail(file, ": ", where, " has an impossibly large shape ", it->dump());
+    shape.push_back(static_cast<int64_t>(n));
+  }
+  return {std::move(shape), nbytes};
+}
+
+Entry read_entry(const std::string& name, const json& e, uint64_t data_size,
+                 const std::string& file) {
+  const std::string where = "tensor '" + name + "'";
+  if (!e.is_object()) fail(file, ": ", where, " is not a JSON object: ", e.dump());
+  Entry en{name, read_dtype(e, file, where), {}, 0, 0};
+  uint64_t need = 0;
+  std::tie(en.shape, need) = read_shape(e, en.dtype, file, where);
+  const auto it = e.find("data_offsets");
+  if (it == e.end()) fail(file, ": ", where, " has no data_offsets");
+  if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_unsigned() ||
+      !(*it)[1].is_number_unsigned())
+    fail(file, ": ", where, " has data_offsets ", it->dump(),
+         ", not [begin, end] with non-negative integers");
+  en.begin = (*it)[0].get<uint64_t>();
+  en.end = (*it)[1].get<uint64_t>();
+  if (en.begin > en.end)
+    fail(file, ": ", where, " has data_offsets ", it->dump(), " with begin > end");
+  if (en.end > data_size)
+    fail(file, ": truncated: ", where, " needs bytes up to ", en.end, " but the data section has ",
+         data_size);
+  if (en.end - en.begin != need)
+    fail(file, ": ", where, ": shape ", shape_str(en.shape), " of ", st_dtype(en.dtype), " needs ",
+         need, " bytes but data_offsets span ", en.end - en.begin);
+  return en;
+}
+
+// Validates the header against a data section of `data_size` bytes; the entries come back in
+// data order.
 std::vector<Entry> read_header(const json& h, uint64_t data_size, const std::string& file,
                                std::map<std::string, std::string>* metadata) {
-  auto bad = [&](const std::string& what) { fail(file, ": ", what); };
-  if (!h.is_object()) bad("header is not a JSON object");
+  if (!h.is_object()) fail(file, ": header is not a JSON object but ", h.type_name());
   std::vector<Entry> entries;
-  for (auto& [name, e] : h.items()) {
-    if (name == "__metadata__") {
-      if (!e.is_object()) bad("__metadata__ is not an object");
-      for (auto& [k, v] : e.items()) {
-        if (!v.is_string()) bad("__metadata__ value of '" + k + "' is not a string");
-        (*metadata)[k] = v.get<std::string>();
-      }
+  for (const auto& [name, e] : h.items()) {
+    if (name != "__metadata__") {
+      entries.push_back(read_entry(name, e, data_size, file));
       continue;
     }
-    const std::string where = "tensor '" + name + "'";
-    if (!e.is_object()) bad(where + " is not an object");
-    if (!e.contains("dtype") || !e["dtype"].is_string()) bad(where + " has no dtype string");
-    if (!e.contains("shape") || !e["shape"].is_array()) bad(where + " has no shape array");
-    if (!e.contains("data_offsets") || !e["data_offsets"].is_array() ||
-        e["data_offsets"].size() != 2)
-      bad(where + " has no data_offsets [begin, end]");
-    Entry en{name, DType::F32, {}, 0, 0};
-    const std::string dt = e["dtype"].get<std::string>();
-    if (!parse_dtype(dt, &en.dtype)) bad(where + " has unsupported dtype '" + dt + "'");
-    for (const auto& d : e["shape"]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0)
-        bad(where + " has a bad shape " + e["shape"].dump());
-      en.shape.push_back(d.get<int64_t>());
+    if (!e.is_object()) fail(file, ": __metadata__ is not a JSON object");
+    for (const auto& [k, v] : e.items()) {
+      if (!v.is_string()) fail(file, ": __metadata__ value of '", k, "' is not a string");
+      (*metadata)[k] = v.get<std::string>();
     }
-    for (const auto& o : e["data_offsets"])
-      if (!o.is_number_unsigned()) bad(where + " has bad data_offsets " + e["data_offsets"].dump());
-    en.begin = e["data_offsets"][0].get<uint64_t>();
-    en.end = e["data_offsets"][1].get<uint64_t>();
-    if (en.begin > en.end) bad(where + " has data_offsets with begin > end");
-    if (en.end > data_size)
-      bad("truncated: " + where + " needs bytes up to " + std::to_string(en.end) +
-          " but the data section has " + std::to_string(data_size));
-    const uint64_t need = static_cast<uint64_t>(shape_numel(en.shape)) * dtype_size(en.dtype);
-    if (en.end - en.begin != need)
-      bad(where + ": shape " + shape_str(en.shape) + " of " + dt + " needs " +
-          std::to_string(need) + " bytes but data_offsets span " + std::to_string(en.end - en.begin));
-    entries.push_back(std::move(en));
   }
-  // The data section must be covered exactly, without overlaps or holes (as the reference).
-  std::vector<const Entry*> order;
-  for (const auto& e : entries) order.push_back(&e);
-  std::sort(order.begin(), order.end(),
-            [](const Entry* a, const Entry* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+  // The data section must be covered exactly, without overlaps or holes ("the data buffer must
+  // be fully indexed", as the Rust reference says). Empty tensors may share an offset.
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
   uint64_t at = 0;
-  for (const Entry* e : order) {
-    if (e->begin < at) bad("tensor '" + e->name + "' overlaps another tensor");
-    if (e->begin > at) bad("data section has unused bytes before tensor '" + e->name + "'");
-    at = e->end;
+  const Entry* prev = nullptr;
+  for (const Entry& e : entries) {
+    if (e.begin < at)
+      fail(file, ": tensor '", e.name, "' (bytes ", e.begin, "..", e.end, ") overlaps tensor '",
+           prev->name, "' (bytes ", prev->begin, "..", prev->end, ")");
+    if (e.begin > at)
+      fail(file, ": bytes ", at, "..", e.begin,
+           " of the data section belong to no tensor (the data buffer must be fully indexed)");
+    at = e.end;
+    prev = &e;
   }
   if (at != data_size)
-    bad("data section has " + std::to_string(data_size - at) + " bytes after the last tensor");
+    fail(file, ": bytes ", at, "..", data_size,
+         " of the data section belong to no tensor (the data buffer must be fully indexed)");
   return entries;
 }
 
-// Splits a whole file into (header JSON, data offset), validating the length prefix.
+// Splits a whole file into (header JSON, data offset), validating the length prefix and
+// rejecting repeated top-level names (the JSON parser alone would keep the last).
 std::pair<json, uint64_t> split_file(std::string_view bytes, const std::string& file) {
-  LLMKIT_CHECK(bytes.size() >= 8, file, ": not a safetensors file (", bytes.size(),
-               " bytes, shorter than the 8-byte header length)");
+  if (bytes.size() < 8) too_short(file, bytes.size());
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
-  LLMKIT_CHECK(n <= kMaxHeader, file, ": header length ", n, " is absurd (not a safetensors file?)");
-  LLMKIT_CHECK(8 + n <= bytes.size(), file, ": truncated: header of ", n, " bytes but the file has ",
-               bytes.size() - 8, " after the length");
-  json h;
-  // Duplicate names are rejected: the parser callback sees every key of the top object.
+  std::memcpy(&n, bytes.data(), 8);
+  if (n > kMaxHeader)
+    fail(file, ": header length ", n, " is absurd (over 100 MB; not a safetensors file?)");
+  if (n > bytes.size() - 8)
+    fail(file, ": truncated: header length is ", n, " bytes but the file has only ",
+         bytes.size() - 8, " after the length");
   std::vector<std::string> keys;
-  int depth = 0;
-  auto cb = [&](int d, json::parse_event_t ev, json& parsed) {
-    depth = d;
-    if (ev == json::parse_event_t::key && d == 1) keys.push_back(parsed.get<std::string>());
+  auto cb = [&](int depth, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::key && depth == 1) keys.push_back(parsed.get<std::string>());
     return true;
   };
+  json h;
   try {
     h = json::parse(bytes.substr(8, n), cb);
   } catch (const json::exception& e) {
     fail(file, ": header is not valid JSON (", e.what(), ")");
   }
-  (void)depth;
   std::sort(keys.begin(), keys.end());
   const auto dup = std::adjacent_find(keys.begin(), keys.end());
-  LLMKIT_CHECK(dup == keys.end(), file, ": tensor '", dup == keys.end() ? "" : *dup,
-               "' appears twice in the header");
+  if (dup != keys.end()) fail(file, ": name '", *dup, "' appears twice in the header");
   return {std::move(h), 8 + n};
 }
 
@@ -158,31 +194,42 @@ void unmap(void*, void* ctx) {
 Tensor SafetensorsFile::get(const std::string& name) const {
   for (const auto& [n, t] : tensors)
     if (n == name) return t;
-  fail(path, ": no tensor '", name, "'");
+  fail(path, ": no tensor '", name, "' (the file has ", tensors.size(), " tensors)");
 }
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  std::vector<std::pair<std::string, Tensor>> sorted(tensors.begin(), tensors.end());
-  std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<std::pair<std::string, Tensor>> order(tensors.begin(), tensors.end());
+  for (const auto& [name, t] : order)
+    LLMKIT_CHECK(t.defined(), "save_safetensors '", path, "': tensor '", name, "' is undefined");
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    const size_t sa = dtype_size(a.second.dtype()), sb = dtype_size(b.second.dtype());
+    return sa != sb ? sa > sb : a.first < b.first;
+  });
   json h = json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const auto& [name, t] = sorted[i];
-    LLMKIT_CHECK(name != "__metadata__" && !h.contains(name), "save_safetensors: bad or repeated tensor name '", name, "'");
+  for (const auto& [name, t] : order) {
+    LLMKIT_CHECK(name != "__metadata__" && !h.contains(name), "save_safetensors '", path,
+                 "': bad or repeated tensor name '", name, "'");
     const uint64_t n = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
-    h[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + n}}};
+    h[name] = {{"dtype", st_dtype(t.dtype())},
+               {"shape", t.shape()},
+               {"data_offsets", {offset, offset + n}}};
     offset += n;
   }
-  std::string header = h.dump();
+  std::string header;
+  try {
+    header = h.dump();
+  } catch (const json::exception& e) {  // a name or metadata string that is not UTF-8
+    fail("save_safetensors '", path, "': ", e.what());
+  }
   header.append((8 - header.size() % 8) % 8, ' ');
+  const uint64_t len = header.size();
   AtomicFile f(path);
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  f.write(len, 8);
+  f.write(&len, 8);
   f.write(header.data(), header.size());
-  for (const auto& [name, t] : sorted) {
+  for (const auto& [name, t] : order) {
     const Tensor c = t.contiguous();
     f.write(c.raw_data(), c.numel() * dtype_size(c.dtype()));
   }
@@ -193,26 +240,41 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& nam
   auto [h, data_start] = split_file(bytes, name);
   SafetensorsFile out;
   out.path = name;
-  const auto entries = read_header(h, bytes.size() - data_start, name, &out.metadata);
-  for (const auto& e : entries) {
+  for (const auto& e : read_header(h, bytes.size() - data_start, name, &out.metadata)) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
-    if (e.end > e.begin) std::memcpy(t.raw_data(), bytes.data() + data_start + e.begin, e.end - e.begin);
+    if (e.end > e.begin)
+      std::memcpy(t.raw_data(), bytes.data() + data_start + e.begin, e.end - e.begin);
     out.tensors.emplace_back(e.name, t);
   }
   return out;
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   LLMKIT_CHECK(fd >= 0, "cannot open '", path, "': ", std::strerror(errno));
   struct stat st = {};
-  fstat(fd, &st);
+  const int stat_rc = fstat(fd, &st);
+  if (stat_rc != 0 || !S_ISREG(st.st_mode)) {
+    const int err = stat_rc != 0 ? errno : 0;
+    close(fd);
+    fail("cannot read '", path, "': ",
+         err != 0              ? std::strerror(err)
+         : S_ISDIR(st.st_mode) ? "it is a directory"
+                               : "not a regular file");
+  }
   const size_t size = static_cast<size_t>(st.st_size);
-  void* addr = size > 0 ? mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) : nullptr;
+  if (size < 8) {
+    close(fd);
+    too_short(path, size);
+  }
+  // PROT_WRITE on a private mapping is copy-on-write: callers may update loaded tensors in place
+  // (optimizer moments) without touching the file, which was opened read-only.
+  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  const int err = errno;
   close(fd);
-  LLMKIT_CHECK(size == 0 || addr != MAP_FAILED, "cannot map '", path, "': ", std::strerror(errno));
+  LLMKIT_CHECK(addr != MAP_FAILED, "cannot map '", path, "': ", std::strerror(err));
+  // One Storage owns the mapping; every tensor is a view into it, so the last one unmaps it.
   auto* m = new Mapping{addr, size};
-  // One Storage owns the mapping; every tensor is a view into it.
   std::shared_ptr<Storage> storage;
   try {
     storage = std::make_shared<Storage>(addr, size, &unmap, m);
@@ -224,16 +286,16 @@ SafetensorsFile load_safetensors(const std::string& path) {
   auto [h, data_start] = split_file(bytes, path);
   SafetensorsFile out;
   out.path = path;
-  const auto entries = read_header(h, size - data_start, path, &out.metadata);
-  for (const auto& e : entries) {
-    const uint64_t byte_off = data_start + e.begin;
-    if (byte_off % dtype_size(e.dtype) != 0) {  // unaligned: copy instead of viewing
+  for (const auto& e : read_header(h, size - data_start, path, &out.metadata)) {
+    const uint64_t at = data_start + e.begin;
+    const size_t esize = dtype_size(e.dtype);
+    if (at % esize != 0) {  // unaligned (a writer that does not pad): copy instead of viewing
       Tensor t = Tensor::empty(e.shape, e.dtype);
-      std::memcpy(t.raw_data(), bytes.data() + byte_off, e.end - e.begin);
+      if (e.end > e.begin) std::memcpy(t.raw_data(), bytes.data() + at, e.end - e.begin);
       out.tensors.emplace_back(e.name, t);
     } else {
-      out.tensors.emplace_back(e.name, Tensor::from_blob(storage, e.shape, e.dtype,
-                                                         static_cast<int64_t>(byte_off / dtype_size(e.dtype))));
+      out.tensors.emplace_back(
+          e.name, Tensor::from_blob(storage, e.shape, e.dtype, static_cast<int64_t>(at / esize)));
     }
   }
   return out;
