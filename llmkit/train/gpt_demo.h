@@ -11,7 +11,7 @@ namespace llmkit::train {
 struct GptDemoOptions {
   std::string data = "runs/kjv.txt";
   std::string out = "runs/demo";
-  int64_t steps = 400;
+  int64_t steps = 1200;
   uint64_t seed = 1337;
 };
 
