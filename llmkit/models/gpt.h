@@ -72,6 +72,7 @@ class GPT : public nn::Module {
 
   const GPTConfig& config() const { return cfg_; }
   Generator& dropout_generator() { return gen_; }
+  const Generator& dropout_generator() const { return gen_; }
   void init_weights(uint64_t seed);
 
   std::shared_ptr<nn::Embedding> wte, wpe;

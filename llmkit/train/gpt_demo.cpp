@@ -22,17 +22,34 @@ namespace {
 // context; 1200 steps of 16 x 128 tokens take about four minutes on 2 cores.
 nlohmann::json demo_config(int64_t steps, uint64_t seed) {
   return {{"model",
-           {{"arch", "gpt"}, {"n_layer", 4}, {"n_head", 4}, {"n_embd", 256}, {"block_size", 128},
-            {"vocab_size", 2048}, {"pos_encoding", "learned"}, {"norm", "layernorm"},
-            {"activation", "gelu"}, {"bias", true}, {"tie_embeddings", true}, {"dropout", 0.0}}},
+           {{"arch", "gpt"},
+            {"n_layer", 4},
+            {"n_head", 4},
+            {"n_embd", 256},
+            {"block_size", 128},
+            {"vocab_size", 2048},
+            {"pos_encoding", "learned"},
+            {"norm", "layernorm"},
+            {"activation", "gelu"},
+            {"bias", true},
+            {"tie_embeddings", true},
+            {"dropout", 0.0}}},
           {"train",
-           {{"batch_size", 16}, {"steps", steps}, {"lr", 2e-3}, {"min_lr", 2e-4},
-            {"warmup", std::max<int64_t>(1, steps / 10)}, {"weight_decay", 0.1},
-            {"grad_clip", 1.0}, {"eval_interval", std::max<int64_t>(1, steps / 4)},
-            {"eval_batches", 16}, {"log_interval", 10}, {"seed", seed}}}};
+           {{"batch_size", 16},
+            {"steps", steps},
+            {"lr", 2e-3},
+            {"min_lr", 2e-4},
+            {"warmup", std::max<int64_t>(1, steps / 10)},
+            {"weight_decay", 0.1},
+            {"grad_clip", 1.0},
+            {"eval_interval", std::max<int64_t>(1, steps / 4)},
+            {"eval_batches", 16},
+            {"log_interval", 10},
+            {"seed", seed}}}};
 }
 
-void sample(models::GPT& model, const tokenizer::Tokenizer& tok, const std::string& prompt, uint64_t seed) {
+void sample(models::GPT& model, const tokenizer::Tokenizer& tok, const std::string& prompt,
+            uint64_t seed) {
   infer::GenerateOptions g;
   g.max_new_tokens = 60;
   g.sampler.temperature = 0.8;
@@ -94,16 +111,18 @@ double run_gpt_demo(const GptDemoOptions& opt) {
   run.data = {opt.data};
   run.out_dir = opt.out;
   run.tokenizer_path = tok_path;
-  const TrainResult res = train_gpt(run);
+  const TrainResult res = train_model(run);
 
   auto model = load_model(opt.out);
   std::printf("\n4. After training, samples:\n");
-  for (const char* p : {"And God said", "In the beginning", "The LORD is my"}) sample(*model, tok, p, opt.seed);
+  for (const char* p : {"And God said", "In the beginning", "The LORD is my"})
+    sample(*model, tok, p, opt.seed);
   std::printf("\n5. Validation loss %.3f nats/token, perplexity %.1f (a uniform guess: %.0f)\n",
               res.last_val_loss, std::exp(res.last_val_loss), double(mc.vocab_size));
   std::printf("\nThe model is in %s (config.json, model.safetensors, tokenizer.json, loss.svg).\n",
               opt.out.c_str());
-  std::printf("Next:\n  build/llmkit generate --model %s --prompt \"And Jesus said\"\n", opt.out.c_str());
+  std::printf("Next:\n  build/llmkit generate --model %s --prompt \"And Jesus said\"\n",
+              opt.out.c_str());
   std::printf("  build/llmkit chat --model %s\n", opt.out.c_str());
   std::printf("  build/llmkit eval --model %s --data %s\n", opt.out.c_str(), opt.data.c_str());
   std::printf("  build/llmkit train --out %s --resume --steps %lld   (train longer)\n",

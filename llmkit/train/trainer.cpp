@@ -18,6 +18,7 @@
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/clip.h"
 #include "llmkit/train/schedule.h"
+#include "llmkit/train/task.h"
 
 namespace llmkit::train {
 
@@ -29,53 +30,101 @@ TrainConfig TrainConfig::from_json(const json& j) {
   LLMKIT_CHECK(j.is_object(), "config: \"train\" must be a JSON object");
   for (auto& [key, v] : j.items()) {
     try {
-      if (key == "objective") v.get_to(c.objective);
-      else if (key == "batch_size") v.get_to(c.batch_size);
-      else if (key == "grad_accum") v.get_to(c.grad_accum);
-      else if (key == "steps") v.get_to(c.steps);
-      else if (key == "lr") v.get_to(c.lr);
-      else if (key == "min_lr") v.get_to(c.min_lr);
-      else if (key == "warmup") v.get_to(c.warmup);
-      else if (key == "schedule") v.get_to(c.schedule);
-      else if (key == "weight_decay") v.get_to(c.weight_decay);
-      else if (key == "beta1") v.get_to(c.beta1);
-      else if (key == "beta2") v.get_to(c.beta2);
-      else if (key == "grad_clip") v.get_to(c.grad_clip);
-      else if (key == "eval_interval") v.get_to(c.eval_interval);
-      else if (key == "eval_batches") v.get_to(c.eval_batches);
-      else if (key == "log_interval") v.get_to(c.log_interval);
-      else if (key == "val_fraction") v.get_to(c.val_fraction);
-      else if (key == "seed") v.get_to(c.seed);
-      else fail("config: unknown train field '", key, "'");
+      if (key == "objective")
+        v.get_to(c.objective);
+      else if (key == "mask_prob")
+        v.get_to(c.mask_prob);
+      else if (key == "nsp")
+        v.get_to(c.nsp);
+      else if (key == "noise_density")
+        v.get_to(c.noise_density);
+      else if (key == "mean_span")
+        v.get_to(c.mean_span);
+      else if (key == "batch_size")
+        v.get_to(c.batch_size);
+      else if (key == "grad_accum")
+        v.get_to(c.grad_accum);
+      else if (key == "steps")
+        v.get_to(c.steps);
+      else if (key == "lr")
+        v.get_to(c.lr);
+      else if (key == "min_lr")
+        v.get_to(c.min_lr);
+      else if (key == "warmup")
+        v.get_to(c.warmup);
+      else if (key == "schedule")
+        v.get_to(c.schedule);
+      else if (key == "weight_decay")
+        v.get_to(c.weight_decay);
+      else if (key == "beta1")
+        v.get_to(c.beta1);
+      else if (key == "beta2")
+        v.get_to(c.beta2);
+      else if (key == "grad_clip")
+        v.get_to(c.grad_clip);
+      else if (key == "eval_interval")
+        v.get_to(c.eval_interval);
+      else if (key == "eval_batches")
+        v.get_to(c.eval_batches);
+      else if (key == "log_interval")
+        v.get_to(c.log_interval);
+      else if (key == "val_fraction")
+        v.get_to(c.val_fraction);
+      else if (key == "seed")
+        v.get_to(c.seed);
+      else
+        fail("config: unknown train field '", key, "'");
     } catch (const json::exception&) {
       fail("config: train field '", key, "' has the wrong type (", v.dump(), ")");
     }
   }
-  LLMKIT_CHECK(c.objective == "clm", "config: objective '", c.objective,
-               "' is not supported by the GPT trainer (clm)");
+  LLMKIT_CHECK(c.objective == "clm" || c.objective == "mlm" || c.objective == "span" ||
+                   c.objective == "infill" || c.objective == "translate",
+               "config: objective '", c.objective,
+               "' is not one of clm, mlm, span, infill, translate");
+  LLMKIT_CHECK(c.mask_prob > 0 && c.mask_prob < 1 && c.noise_density > 0 && c.noise_density < 1 &&
+                   c.mean_span >= 1,
+               "config: need 0 < mask_prob < 1, 0 < noise_density < 1 and mean_span >= 1");
   LLMKIT_CHECK(c.batch_size > 0 && c.grad_accum > 0 && c.steps > 0 && c.eval_interval > 0 &&
                    c.log_interval > 0 && c.eval_batches > 0,
                "config: batch_size, grad_accum, steps, eval_interval, eval_batches and "
                "log_interval must be positive");
   LLMKIT_CHECK(c.lr > 0 && c.min_lr >= 0 && c.min_lr <= c.lr, "config: need 0 <= min_lr <= lr");
-  LLMKIT_CHECK(c.val_fraction > 0 && c.val_fraction < 0.5, "config: val_fraction ",
-               c.val_fraction, " outside (0, 0.5)");
+  LLMKIT_CHECK(c.val_fraction > 0 && c.val_fraction < 0.5, "config: val_fraction ", c.val_fraction,
+               " outside (0, 0.5)");
   return c;
 }
 
 json TrainConfig::to_json() const {
-  return json{{"objective", objective},   {"batch_size", batch_size}, {"grad_accum", grad_accum},
-              {"steps", steps},           {"lr", lr},                 {"min_lr", min_lr},
-              {"warmup", warmup},         {"schedule", schedule},     {"weight_decay", weight_decay},
-              {"beta1", beta1},           {"beta2", beta2},           {"grad_clip", grad_clip},
-              {"eval_interval", eval_interval}, {"eval_batches", eval_batches},
-              {"log_interval", log_interval}, {"val_fraction", val_fraction}, {"seed", seed}};
+  return json{{"objective", objective},
+              {"mask_prob", mask_prob},
+              {"nsp", nsp},
+              {"noise_density", noise_density},
+              {"mean_span", mean_span},
+              {"batch_size", batch_size},
+              {"grad_accum", grad_accum},
+              {"steps", steps},
+              {"lr", lr},
+              {"min_lr", min_lr},
+              {"warmup", warmup},
+              {"schedule", schedule},
+              {"weight_decay", weight_decay},
+              {"beta1", beta1},
+              {"beta2", beta2},
+              {"grad_clip", grad_clip},
+              {"eval_interval", eval_interval},
+              {"eval_batches", eval_batches},
+              {"log_interval", log_interval},
+              {"val_fraction", val_fraction},
+              {"seed", seed}};
 }
 
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted.store(true); }
+extern "C" void on_sigint(int) {
+  g_interrupted.store(true);
+}
 
 // Installs the Ctrl-C handler for the duration of training and restores the previous one.
 struct SigintScope {
@@ -154,29 +203,50 @@ double evaluate_shard(models::GPT& model, const std::string& shard_path, int64_t
   return evaluate_tokens(model, tokens, batch, max_batches);
 }
 
-TrainResult train_gpt(const TrainRun& run) {
-  Checkpoint ck = prepare_run(run);  // config, tokenizer, shards, and state when resuming
-  models::GPTConfig& mc = ck.model_config;
+TrainResult train_model(const TrainRun& run) {
+  Checkpoint ck = prepare_run(run);  // config, tokenizer, shards
   TrainConfig& tc = ck.train_config;
-  models::GPT model(mc, tc.seed);
-  AdamW opt(model.named_parameters(), {.lr = tc.lr, .beta1 = tc.beta1, .beta2 = tc.beta2,
-                                       .eps = 1e-8, .weight_decay = tc.weight_decay});
-  const data::TokenShard train_shard = data::TokenShard::open(ck.shards.train);
-  data::BatchSampler sampler(train_shard, tc.batch_size, mc.block_size, tc.seed);
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(ck.tokenizer_path);
+  TaskData td;
+  td.train_shard = ck.shards.train;
+  td.val_shard = ck.shards.val;
+  td.pairs = ck.pairs;
+  td.run_dir = run.out_dir;
+  td.tokenizer = &tok;
+  td.quiet = run.quiet;
+  std::unique_ptr<Task> task;
+  try {
+    task = make_task(ck.model_config, tc, td);
+  } catch (const Error& e) {
+    fail(run.resume ? run.out_dir + "/config.json" : run.config_path, ": ", e.what());
+  }
+  nn::Module& model = task->model();
+  AdamW opt(model.named_parameters(), {.lr = tc.lr,
+                                       .beta1 = tc.beta1,
+                                       .beta2 = tc.beta2,
+                                       .eps = 1e-8,
+                                       .weight_decay = tc.weight_decay});
   TrainResult res;
-  if (run.resume) restore_checkpoint(run.out_dir, model, opt, sampler, res.history);
+  if (run.resume) restore_checkpoint(run.out_dir, *task, opt, res.history);
   res.step = static_cast<int64_t>(res.history.size());
   const LrSchedule schedule = make_schedule(tc);
   const bool tty = !run.quiet && isatty(STDERR_FILENO);
-  if (!run.quiet)
-    std::fprintf(stderr, "model: %s, %.2fM parameters; data: %lld train / %lld val tokens\n",
-                 mc.arch.c_str(), model.num_parameters() / 1e6,
-                 static_cast<long long>(ck.shards.train_tokens),
-                 static_cast<long long>(ck.shards.val_tokens));
+  if (!run.quiet) {
+    std::fprintf(stderr, "model: %s, %.2fM parameters; objective %s; ",
+                 ck.model_config.value("arch", "?").c_str(), model.num_parameters() / 1e6,
+                 tc.objective.c_str());
+    if (ck.data.empty())
+      std::fprintf(stderr, "data: %zu pairs file(s)\n", ck.pairs.size());
+    else
+      std::fprintf(stderr, "data: %lld train / %lld val tokens\n",
+                   static_cast<long long>(ck.shards.train_tokens),
+                   static_cast<long long>(ck.shards.val_tokens));
+  }
 
   SigintScope sigint;
   model.train();
-  const double tokens_per_step = double(tc.batch_size) * tc.grad_accum * mc.block_size;
+  const double tokens_per_step = task->tokens_per_batch() * tc.grad_accum;
+  const std::string headline = task->headline_metric();
   const auto start = std::chrono::steady_clock::now();
   int64_t done_here = 0;
   while (res.step < tc.steps) {
@@ -187,8 +257,7 @@ TrainResult train_gpt(const TrainRun& run) {
     opt.set_lr(r.lr);
     opt.zero_grad();
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-      auto [ids, targets] = sampler.next_tensors();
-      Tensor loss = model.loss(ids, targets);
+      Tensor loss = task->next_loss();
       r.loss += loss.item<double>() / tc.grad_accum;
       (tc.grad_accum > 1 ? loss * (1.0 / tc.grad_accum) : loss).backward();
     }
@@ -203,8 +272,11 @@ TrainResult train_gpt(const TrainRun& run) {
     const bool last = res.step == tc.steps;
     const bool stop = g_interrupted.load() || (run.stop_after > 0 && done_here >= run.stop_after);
     if (res.step % tc.eval_interval == 0 || last) {
-      r.val_loss = evaluate_shard(model, ck.shards.val, tc.batch_size, tc.eval_batches);
+      r.val_metrics = task->evaluate(tc.eval_batches);
+      model.train();
+      r.val_loss = r.val_metrics.at("loss");
       res.last_val_loss = r.val_loss;
+      res.last_val_metrics = r.val_metrics;
     }
     res.history.push_back(r);
     if (!run.quiet) {
@@ -213,15 +285,22 @@ TrainResult train_gpt(const TrainRun& run) {
       const double eta = elapsed / done_here * (tc.steps - res.step);
       const bool log_line = res.step % tc.log_interval == 0 || last || r.val_loss >= 0;
       print_status(r, tc.steps, eta, tty, log_line && !tty ? true : (tty && r.val_loss >= 0));
-      if (r.val_loss >= 0)
-        std::fprintf(stderr, "step %lld: val loss %.4f (perplexity %.2f)\n",
-                     static_cast<long long>(r.step), r.val_loss, std::exp(r.val_loss));
+      if (r.val_loss >= 0) {
+        const auto it = r.val_metrics.find(headline);
+        if (headline == "perplexity" || it == r.val_metrics.end())
+          std::fprintf(stderr, "step %lld: val loss %.4f (perplexity %.2f)\n",
+                       static_cast<long long>(r.step), r.val_loss, std::exp(r.val_loss));
+        else
+          std::fprintf(stderr, "step %lld: val loss %.4f, %s %.4f\n",
+                       static_cast<long long>(r.step), r.val_loss, headline.c_str(), it->second);
+      }
     }
-    if (r.val_loss >= 0 || last || stop) save_checkpoint(run.out_dir, ck, model, opt, sampler, res.history);
+    if (r.val_loss >= 0 || last || stop) save_checkpoint(run.out_dir, ck, *task, opt, res.history);
     if (stop && !last) {
       res.interrupted = true;
       if (!run.quiet)
-        std::fprintf(stderr, "\nstopped at step %lld; checkpoint saved in %s (continue with --resume)\n",
+        std::fprintf(stderr,
+                     "\nstopped at step %lld; checkpoint saved in %s (continue with --resume)\n",
                      static_cast<long long>(res.step), run.out_dir.c_str());
       break;
     }

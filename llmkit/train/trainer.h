@@ -1,5 +1,6 @@
-// Pretraining a GPT on text files (1.1.3 사전 학습: next-token prediction on a large corpus):
-// the loop of llm.c/nanoGPT with what a practitioner needs around it.
+// Pretraining on text files (1.1.3 사전 학습): the loop of llm.c/nanoGPT with what a practitioner
+// needs around it, for every family through the Task interface (task.h: next-token prediction
+// for gpt and rnn, masked tokens for bert, span corruption or translation for t5).
 //   - data: text -> token shards made once (llmkit/data), random windows, a validation split;
 //   - AdamW with cosine schedule and warm-up, global-norm gradient clipping, accumulation;
 //   - evaluation every eval_interval steps; a progress bar on a terminal, log lines otherwise;
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,7 +23,13 @@ namespace llmkit::train {
 
 // The "train" object of a training config. Command-line flags override fields.
 struct TrainConfig {
-  std::string objective = "clm";  // causal language modelling (next token)
+  // clm (next token: gpt, rnn) | mlm (bert) | span (t5) | infill (bart) | translate (t5, bart).
+  // Each arch checks that it supports the objective (task.h).
+  std::string objective = "clm";
+  double mask_prob = 0.15;  // mlm: fraction of tokens to predict (80% [MASK], 10% random, 10% kept)
+  bool nsp = false;         // mlm: add next-sentence prediction
+  double noise_density = 0.15;  // span / infill: fraction of tokens corrupted
+  double mean_span = 3.0;       // span / infill: mean corrupted span length
   int64_t batch_size = 8;
   int64_t grad_accum = 1;
   int64_t steps = 1000;
@@ -43,10 +51,11 @@ struct TrainConfig {
 };
 
 struct TrainRun {
-  std::string config_path;            // configs/X.json with "model" and "train"
-  std::vector<std::string> data;      // text files
-  std::string out_dir;                // the run/model directory
-  std::string tokenizer_path;         // empty: train a BPE on the data
+  std::string config_path;         // configs/X.json with "model" and "train"
+  std::vector<std::string> data;   // text files
+  std::vector<std::string> pairs;  // parallel-corpus files (objective translate)
+  std::string out_dir;             // the run/model directory
+  std::string tokenizer_path;      // empty: train a BPE on the data
   bool resume = false;
   nlohmann::json* train_overrides = nullptr;  // fields that replace the config's "train" ones
   bool quiet = false;
@@ -58,7 +67,8 @@ struct TrainRun {
 struct StepRecord {
   int64_t step = 0;
   double lr = 0, loss = 0, grad_norm = 0, tokens_per_sec = 0;
-  double val_loss = -1;  // -1: not evaluated at this step
+  double val_loss = -1;                       // -1: not evaluated at this step
+  std::map<std::string, double> val_metrics;  // all validation metrics when evaluated
 };
 
 struct TrainResult {
@@ -66,9 +76,12 @@ struct TrainResult {
   int64_t step = 0;                 // steps completed
   bool interrupted = false;
   double last_val_loss = -1;
+  std::map<std::string, double> last_val_metrics;
 };
 
-TrainResult train_gpt(const TrainRun& run);
+// Trains the model of run.config_path (any family: the "model" object's arch picks the Task,
+// task.h) on run.data / run.pairs in run.out_dir, or continues it there with run.resume.
+TrainResult train_model(const TrainRun& run);
 
 // Mean next-token loss over consecutive windows of block_size + 1 tokens (all of them, or the
 // first max_batches * batch). The model's train/eval mode is restored afterwards.
