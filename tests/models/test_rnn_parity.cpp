@@ -1,0 +1,104 @@
+// PyTorch parity for RNNLM: the same weights (exchanged through safetensors) in torch.nn.LSTM /
+// torch.nn.GRU (batch_first) with an embedding and a linear head; logits, loss and every parameter
+// gradient within 1e-4 relative (max |ours - torch| over max |torch| per tensor, printed for each).
+// Torch runs in float64 (tests/models/rnn_parity.py), so the figure is llmkit's float32 error.
+// Skips, with a message, where Debian's python3-torch is not installed.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "llmkit/io/safetensors.h"
+#include "llmkit/models/rnn_lm.h"
+
+using namespace llmkit;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool torch_available() {
+  static const bool ok = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+  return ok;
+}
+
+double rel_err(const Tensor& ours, const Tensor& ref) {
+  const auto a = ours.to_vector<double>(), b = ref.to_vector<double>();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return diff / std::max(scale, 1e-30);
+}
+
+void check_parity(const std::string& cell, bool tie) {
+  const std::string name = cell + (tie ? "_tied" : "");
+  if (!torch_available())
+    GTEST_SKIP() << "PyTorch not installed (Debian python3-torch): RNNLM " << name
+                 << " parity test skipped; `make test` installs it";
+  const char* src = std::getenv("LLMKIT_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "LLMKIT_SOURCE_DIR not set (run through ctest)";
+  models::RNNLMConfig cfg;
+  cfg.cell = cell;
+  cfg.n_layer = 2;
+  cfg.n_embd = 24;
+  cfg.hidden = tie ? 24 : 32;
+  cfg.vocab_size = 53;
+  cfg.block_size = 16;
+  cfg.tie_embeddings = tie;
+  const fs::path dir =
+      fs::temp_directory_path() / ("llmkit_rnn_parity_" + name + "_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  models::RNNLM model(cfg, 42);
+  {  // a larger init so that gates saturate somewhat and gradients are well above float noise
+    NoGradGuard ng;
+    Generator g(9);
+    for (auto& [n, p] : model.named_parameters()) g.normal_(p, 0.0, 0.3);
+  }
+  std::ofstream(dir / "config.json") << cfg.to_json().dump();
+  io::save_safetensors((dir / "model.safetensors").string(), model.named_parameters());
+  const int64_t B = 3, T = 16;
+  std::vector<int32_t> ids, tgt;
+  for (int i = 0; i < B * T; ++i) {
+    ids.push_back((i * 7 + 3) % static_cast<int>(cfg.vocab_size));
+    tgt.push_back(i % 9 == 4 ? -100 : (i * 5 + 1) % static_cast<int>(cfg.vocab_size));
+  }
+  Tensor tid = Tensor::from_vector(ids, {B, T}), ttg = Tensor::from_vector(tgt, {B, T});
+  io::save_safetensors((dir / "inputs.safetensors").string(), {{"ids", tid}, {"targets", ttg}});
+  const std::string cmd =
+      std::string("/usr/bin/python3 ") + src + "/tests/models/rnn_parity.py " + dir.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+  Tensor logits = model.forward(tid);
+  Tensor loss = ops::cross_entropy(logits, ttg);
+  loss.backward();
+  io::SafetensorsFile ref = io::load_safetensors((dir / "reference.safetensors").string());
+  std::map<std::string, Tensor> r(ref.tensors.begin(), ref.tensors.end());
+  const double el = rel_err(logits, r.at("logits"));
+  std::printf("  %-32s rel err %.2e\n", "logits", el);
+  EXPECT_LT(el, 1e-4);
+  EXPECT_NEAR(loss.item<double>(), r.at("loss").to_vector<double>()[0], 1e-4);
+  for (auto& [n, p] : model.named_parameters()) {
+    ASSERT_TRUE(r.count("grad." + n)) << n;
+    ASSERT_TRUE(p.grad().defined()) << n;
+    const double e = rel_err(p.grad(), r.at("grad." + n));
+    std::printf("  %-32s rel err %.2e\n", ("grad " + n).c_str(), e);
+    EXPECT_LT(e, 1e-4) << n;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+// Each cell once, one with its own head and one tied (each torch start-up costs seconds).
+TEST(RNNParity, Lstm) {
+  check_parity("lstm", false);
+}
+TEST(RNNParity, GruTied) {
+  check_parity("gru", true);
+}
