@@ -26,12 +26,28 @@ std::vector<float> last_row(const Tensor& logits) {
 
 }  // namespace
 
-std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> prompt,
+void GptDecoder::reset(bool use_cache) {
+  use_cache_ = use_cache;
+  caches_.clear();
+  if (use_cache) caches_ = model_.make_caches(1, context());
+}
+
+std::vector<float> GptDecoder::next_logits(std::span<const int32_t> seq, size_t fresh) {
+  const Tensor logits = use_cache_ ? model_.forward(row_tensor(seq.last(fresh)), &caches_)
+                                   : model_.forward(row_tensor(seq));
+  return last_row(logits);
+}
+
+std::vector<float> RnnDecoder::next_logits(std::span<const int32_t> seq, size_t fresh) {
+  return last_row(model_.forward(row_tensor(seq.last(fresh)), &state_));
+}
+
+std::vector<int32_t> generate_ids(Decoder& decoder, std::span<const int32_t> prompt,
                                   const GenerateOptions& opt, const TokenCallback& on_token,
                                   GenerateStats* stats) {
-  const int64_t ctx = model.config().block_size;
+  const int64_t ctx = decoder.context();
   LLMKIT_CHECK(!prompt.empty(), "generate: empty prompt (give at least one token)");
-  LLMKIT_CHECK(static_cast<int64_t>(prompt.size()) < ctx, "generate: the prompt has ",
+  LLMKIT_CHECK(ctx == 0 || static_cast<int64_t>(prompt.size()) < ctx, "generate: the prompt has ",
                prompt.size(), " tokens but the model's context is ", ctx,
                " (block_size); shorten it to at most ", ctx - 1);
   NoGradGuard ng;
@@ -39,16 +55,14 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
   st.prompt_tokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(opt.sampler);
   std::vector<int32_t> seq(prompt.begin(), prompt.end()), out;
-  std::vector<nn::KVCache> caches;
-  if (opt.use_cache) caches = model.make_caches(1, ctx);
+  decoder.reset(opt.use_cache);
 
   auto t0 = Clock::now();
-  Tensor logits = model.forward(row_tensor(seq), opt.use_cache ? &caches : nullptr);
+  std::vector<float> row = decoder.next_logits(seq, seq.size());
   st.prefill_seconds = seconds_since(t0);
   t0 = Clock::now();
   st.stop_reason = "max_new_tokens";
   while (static_cast<int64_t>(out.size()) < opt.max_new_tokens) {
-    const std::vector<float> row = last_row(logits);
     const int32_t next = sampler.sample(row, seq);
     if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
       st.stop_reason = "stop_id";
@@ -60,13 +74,12 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
       st.stop_reason = "stop_string";
       break;
     }
-    if (static_cast<int64_t>(seq.size()) >= ctx) {
+    if (ctx > 0 && static_cast<int64_t>(seq.size()) >= ctx) {
       st.stop_reason = "context";
       break;
     }
     if (static_cast<int64_t>(out.size()) == opt.max_new_tokens) break;
-    logits = opt.use_cache ? model.forward(row_tensor(std::span(&seq.back(), 1)), &caches)
-                           : model.forward(row_tensor(seq));
+    row = decoder.next_logits(seq, 1);
   }
   st.new_tokens = static_cast<int64_t>(out.size());
   st.decode_seconds = seconds_since(t0);
@@ -74,8 +87,15 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
   return out;
 }
 
-std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok, std::string_view prompt,
-                          const GenerateOptions& opt,
+std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> prompt,
+                                  const GenerateOptions& opt, const TokenCallback& on_token,
+                                  GenerateStats* stats) {
+  GptDecoder d(model);
+  return generate_ids(d, prompt, opt, on_token, stats);
+}
+
+std::string generate_text(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                          std::string_view prompt, const GenerateOptions& opt,
                           const std::function<void(std::string_view)>& on_text,
                           GenerateStats* stats) {
   const std::vector<int32_t> ids = tok.encode(prompt);
@@ -101,15 +121,24 @@ std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok, s
       emitted = text.substr(0, end);
     }
   };
-  generate_ids(model, ids, opt,
-               [&](int32_t id) {
-                 gen.push_back(id);
-                 flush(false);
-                 return !stopped;
-               },
-               stats);
+  generate_ids(
+      decoder, ids, opt,
+      [&](int32_t id) {
+        gen.push_back(id);
+        flush(false);
+        return !stopped;
+      },
+      stats);
   if (!stopped) flush(true);
   return emitted;
+}
+
+std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok,
+                          std::string_view prompt, const GenerateOptions& opt,
+                          const std::function<void(std::string_view)>& on_text,
+                          GenerateStats* stats) {
+  GptDecoder d(model);
+  return generate_text(d, tok, prompt, opt, on_text, stats);
 }
 
 }  // namespace llmkit::infer

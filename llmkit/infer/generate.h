@@ -1,7 +1,8 @@
 // Text generation (1.3 언어 모델링: predict the next token, append it, repeat) with a KV cache: the
 // prompt is run once (prefill), then each new token costs one position of attention per layer
 // (decode). Without the cache (use_cache = false) every step recomputes the whole sequence; both
-// give the same tokens, which the tests check.
+// give the same tokens, which the tests check. The same loop drives an RNN language model, whose
+// state plays the cache's part at a constant cost per token (2-1: the whole past in one vector).
 #pragma once
 
 #include <functional>
@@ -12,6 +13,7 @@
 
 #include "llmkit/infer/sampler.h"
 #include "llmkit/models/gpt.h"
+#include "llmkit/models/rnn_lm.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
 namespace llmkit::infer {
@@ -33,6 +35,55 @@ struct GenerateStats {
 // Called with each token id as it is chosen; return false to stop.
 using TokenCallback = std::function<bool(int32_t id)>;
 
+// What generation needs from a decoder: the logits of the next token after the tokens fed so
+// far. Adapters for GPT (KV cache or recompute) and RNNLM (carried state) follow.
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // The longest sequence the model reads (0: unbounded).
+  virtual int64_t context() const = 0;
+  // Starts a new sequence.
+  virtual void reset(bool use_cache) = 0;
+  // `seq` is the whole sequence so far; its last `fresh` tokens have not been fed yet. Returns
+  // the next-token logits after seq.
+  virtual std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) = 0;
+};
+
+class GptDecoder : public Decoder {
+ public:
+  explicit GptDecoder(models::GPT& model) : model_(model) {}
+  int64_t context() const override { return model_.config().block_size; }
+  void reset(bool use_cache) override;
+  std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
+
+ private:
+  models::GPT& model_;
+  bool use_cache_ = true;
+  std::vector<nn::KVCache> caches_;
+};
+
+class RnnDecoder : public Decoder {
+ public:
+  explicit RnnDecoder(models::RNNLM& model) : model_(model) {}
+  int64_t context() const override { return 0; }
+  void reset(bool) override { state_ = model_.make_state(1); }
+  std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
+
+ private:
+  models::RNNLM& model_;
+  nn::RNNState state_;
+};
+
+// Generates after `prompt` (ids) with any decoder (model in eval mode). Generation stops
+// ("context") when the decoder's context is full; a prompt that leaves no room is an Error.
+std::vector<int32_t> generate_ids(Decoder& decoder, std::span<const int32_t> prompt,
+                                  const GenerateOptions& opt, const TokenCallback& on_token = {},
+                                  GenerateStats* stats = nullptr);
+std::string generate_text(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                          std::string_view prompt, const GenerateOptions& opt,
+                          const std::function<void(std::string_view)>& on_text = {},
+                          GenerateStats* stats = nullptr);
+
 // Generates after `prompt` (ids). The model must be in eval mode. The context is the model's
 // block_size: generation stops ("context") when it is full; a prompt that does not leave room for
 // one new token is an Error.
@@ -42,8 +93,8 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
 
 // Text in, text out, streaming the decoded text to on_text as soon as it forms whole UTF-8
 // characters. Stop strings are honoured in the streamed text too (text after one is never sent).
-std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok, std::string_view prompt,
-                          const GenerateOptions& opt,
+std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok,
+                          std::string_view prompt, const GenerateOptions& opt,
                           const std::function<void(std::string_view)>& on_text = {},
                           GenerateStats* stats = nullptr);
 

@@ -256,10 +256,29 @@ std::unique_ptr<models::GPT> load_model(const std::string& dir) {
   const json cfg = read_json((d / "config.json").string());
   const std::string arch = cfg.value("arch", "gpt");
   LLMKIT_CHECK(arch == "gpt" || arch == "llama", "'", dir, "' holds a ", arch,
-               " model; this command needs a decoder (gpt or llama)");
+               " model; this command needs a decoder (gpt, llama or rnn)");
   auto model = std::make_unique<models::GPT>(models::GPTConfig::from_json(cfg));
   load_weights(d, *model);
   return model;
+}
+
+LoadedDecoder load_decoder(const std::string& dir) {
+  const fs::path d(dir);
+  check_model_dir(d);
+  const json cfg = read_json((d / "config.json").string());
+  LoadedDecoder out;
+  out.arch = cfg.value("arch", "gpt");
+  if (out.arch == "rnn") {
+    auto m = std::make_unique<models::RNNLM>(models::RNNLMConfig::from_json(cfg));
+    load_weights(d, *m);
+    out.decoder = std::make_unique<infer::RnnDecoder>(*m);
+    out.model = std::move(m);
+  } else {
+    auto m = load_model(dir);
+    out.decoder = std::make_unique<infer::GptDecoder>(*m);
+    out.model = std::move(m);
+  }
+  return out;
 }
 
 std::unique_ptr<Task> load_task(const std::string& dir, TaskData data, int64_t batch_size) {

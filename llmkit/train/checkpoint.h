@@ -19,6 +19,7 @@
 
 #include "llmkit/data/batches.h"
 #include "llmkit/data/shards.h"
+#include "llmkit/infer/generate.h"
 #include "llmkit/train/adamw.h"
 #include "llmkit/train/schedule.h"
 #include "llmkit/train/task.h"
@@ -47,6 +48,15 @@ LrSchedule make_schedule(const TrainConfig& tc);
 
 // Loads a trained GPT directory (config.json + model.safetensors) for generation.
 std::unique_ptr<models::GPT> load_model(const std::string& dir);
+
+// A decoder model directory (gpt, llama or rnn) ready for generation: the model and the
+// generation adapter over it (declared in this order, so the adapter dies first).
+struct LoadedDecoder {
+  std::unique_ptr<nn::Module> model;
+  std::unique_ptr<infer::Decoder> decoder;
+  std::string arch;
+};
+LoadedDecoder load_decoder(const std::string& dir);
 
 // Rebuilds the Task of a model directory (any family) with its trained weights, in eval mode,
 // for `llmkit eval`: the objective is the one it was trained with (trainer_state.json), or the

@@ -2,6 +2,8 @@
 // (greedy and seeded sampling, every positional encoding); stops; the context limit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "llmkit/infer/generate.h"
 
 using namespace llmkit;
@@ -58,4 +60,48 @@ TEST(Generate, StopsAtStopIdsAndContext) {
   EXPECT_LE(cut.size(), 5u);
   EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>(40, 1), o), Error);
   EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>{}, o), Error);
+}
+
+// An RNN carries its whole past in the state: generating step by step (one token fed per step)
+// gives the tokens that recomputing the whole sequence from the zero state gives, with no
+// context limit.
+TEST(Generate, RnnStateGivesTheSameTokensAsRecomputing) {
+  for (const char* cell : {"lstm", "gru"}) {
+    models::RNNLMConfig c;
+    c.cell = cell;
+    c.n_layer = 2;
+    c.n_embd = 16;
+    c.hidden = 24;
+    c.vocab_size = 30;
+    c.block_size = 8;  // the BPTT length in training; generation may run past it
+    models::RNNLM m(c, 4);
+    {
+      NoGradGuard ng;
+      Generator g(9);
+      for (auto& [n, p] : m.named_parameters()) g.normal_(p, 0.0, 0.5);
+    }
+    m.eval();
+    infer::RnnDecoder d(m);
+    const std::vector<int32_t> prompt = {3, 1, 4, 1, 5};
+    infer::GenerateOptions o;
+    o.max_new_tokens = 20;
+    o.sampler.temperature = 0.0;
+    infer::GenerateStats st;
+    const auto out = infer::generate_ids(d, prompt, o, {}, &st);
+    ASSERT_EQ(out.size(), 20u) << cell;
+    EXPECT_EQ(st.stop_reason, "max_new_tokens");
+    NoGradGuard ng;
+    std::vector<int32_t> seq = prompt;
+    for (int32_t tok : out) {
+      const Tensor logits =
+          m.forward(Tensor::from_vector(seq, {1, static_cast<int64_t>(seq.size())}));
+      const int64_t T = logits.size(1), V = logits.size(2);
+      const std::vector<float> row = logits.slice(1, T - 1, T).to_vector<float>();
+      const int32_t best =
+          static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+      ASSERT_EQ(static_cast<int64_t>(row.size()), V);
+      EXPECT_EQ(tok, best) << cell << " at length " << seq.size();
+      seq.push_back(tok);
+    }
+  }
 }

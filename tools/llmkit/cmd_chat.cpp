@@ -21,11 +21,12 @@ LLMKIT_COMMAND({"chat", "Talk with a trained model (interactive)", [](CLI::App& 
                   sub.add_option("--max-new-tokens", gen->max_new_tokens, "per reply")->capture_default_str();
                   sub.add_option("--seed", gen->sampler.seed, "sampling seed")->capture_default_str();
                   return [dir, gen] {
-                    auto model = llmkit::train::load_model(*dir);
+                    auto loaded = llmkit::train::load_decoder(*dir);
                     const auto tok = llmkit::tokenizer::Tokenizer::load(*dir + "/tokenizer.json");
                     if (auto eot = tok.find_token("<|endoftext|>")) gen->stop_ids.push_back(*eot);
                     gen->stop_strings = {"\nUser:", "\n\n"};
-                    const int64_t ctx = model->config().block_size;
+                    // An RNN has no context limit; keep its transcript to a few thousand tokens.
+                    const int64_t ctx = loaded.decoder->context() > 0 ? loaded.decoder->context() : 4096;
                     std::string transcript;
                     std::fprintf(stderr, "chatting with %s (context %lld tokens); empty line to quit\n",
                                  dir->c_str(), static_cast<long long>(ctx));
@@ -41,7 +42,7 @@ LLMKIT_COMMAND({"chat", "Talk with a trained model (interactive)", [](CLI::App& 
                       }
                       std::fputs("model>", stdout);
                       const std::string reply = llmkit::infer::generate_text(
-                          *model, tok, transcript, *gen, [](std::string_view s) {
+                          *loaded.decoder, tok, transcript, *gen, [](std::string_view s) {
                             std::fwrite(s.data(), 1, s.size(), stdout);
                             std::fflush(stdout);
                           });

@@ -14,7 +14,7 @@ struct Args {
 };
 }  // namespace
 
-LLMKIT_COMMAND({"generate", "Generate text from a trained model", [](CLI::App& sub) {
+LLMKIT_COMMAND({"generate", "Generate text from a trained decoder (GPT, llama-style or RNN)", [](CLI::App& sub) {
                   auto a = std::make_shared<Args>();
                   a->gen.sampler.temperature = 0.8;
                   a->gen.sampler.top_k = 50;
@@ -35,13 +35,13 @@ LLMKIT_COMMAND({"generate", "Generate text from a trained model", [](CLI::App& s
                   sub.add_flag("--no-cache", a->no_cache, "recompute the whole sequence each step");
                   sub.add_flag("--stats", a->stats, "print prefill/decode speed to stderr");
                   return [a] {
-                    auto model = llmkit::train::load_model(a->model_dir);
+                    auto loaded = llmkit::train::load_decoder(a->model_dir);
                     const auto tok = llmkit::tokenizer::Tokenizer::load(a->model_dir + "/tokenizer.json");
                     if (auto eot = tok.find_token("<|endoftext|>")) a->gen.stop_ids.push_back(*eot);
                     a->gen.use_cache = !a->no_cache;
                     llmkit::infer::GenerateStats st;
                     std::fputs(a->prompt.c_str(), stdout);
-                    llmkit::infer::generate_text(*model, tok, a->prompt, a->gen,
+                    llmkit::infer::generate_text(*loaded.decoder, tok, a->prompt, a->gen,
                                                  [](std::string_view s) {
                                                    std::fwrite(s.data(), 1, s.size(), stdout);
                                                    std::fflush(stdout);
