@@ -11,6 +11,7 @@
 #include "llmkit/ops/matmul.h"
 #include "llmkit/ops/norm.h"
 #include "llmkit/ops/reduce.h"
+#include "llmkit/ops/rnn.h"
 #include "llmkit/ops/rope.h"
 #include "llmkit/ops/shape.h"
 #include "llmkit/ops/softmax.h"
