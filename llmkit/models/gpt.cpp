@@ -1,4 +1,5 @@
 #include "llmkit/models/gpt.h"
+#include "llmkit/models/config_file.h"
 
 #include <cmath>
 #include <fstream>
@@ -64,10 +65,10 @@ GPTConfig GPTConfig::from_json(const json& j) {
   get("dropout", c.dropout);
   get("norm_eps", c.norm_eps);
   get("rope_theta", c.rope_theta);
-  static const char* known[] = {"arch", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size",
-                                "vocab_size", "ffn_hidden", "pos_encoding", "norm", "activation",
-                                "bias", "tie_embeddings", "post_ln", "dropout", "norm_eps",
-                                "rope_theta"};
+  static const char* known[] = {
+      "arch",           "n_layer",    "n_head",       "n_kv_head", "n_embd",     "block_size",
+      "vocab_size",     "ffn_hidden", "pos_encoding", "norm",      "activation", "bias",
+      "tie_embeddings", "post_ln",    "dropout",      "norm_eps",  "rope_theta"};
   for (auto& [key, v] : j.items()) {
     bool ok = false;
     for (const char* k : known) ok |= key == k;
@@ -80,28 +81,27 @@ GPTConfig GPTConfig::from_json(const json& j) {
 }
 
 json GPTConfig::to_json() const {
-  return json{{"arch", arch},         {"n_layer", n_layer},       {"n_head", n_head},
-              {"n_kv_head", kv_heads()}, {"n_embd", n_embd},      {"block_size", block_size},
-              {"vocab_size", vocab_size}, {"ffn_hidden", hidden()}, {"pos_encoding", pos_encoding},
-              {"norm", norm},         {"activation", activation}, {"bias", bias},
-              {"tie_embeddings", tie_embeddings}, {"post_ln", post_ln}, {"dropout", dropout},
-              {"norm_eps", norm_eps}, {"rope_theta", rope_theta}};
+  return json{{"arch", arch},
+              {"n_layer", n_layer},
+              {"n_head", n_head},
+              {"n_kv_head", kv_heads()},
+              {"n_embd", n_embd},
+              {"block_size", block_size},
+              {"vocab_size", vocab_size},
+              {"ffn_hidden", hidden()},
+              {"pos_encoding", pos_encoding},
+              {"norm", norm},
+              {"activation", activation},
+              {"bias", bias},
+              {"tie_embeddings", tie_embeddings},
+              {"post_ln", post_ln},
+              {"dropout", dropout},
+              {"norm_eps", norm_eps},
+              {"rope_theta", rope_theta}};
 }
 
 GPTConfig GPTConfig::load(const std::string& path) {
-  std::ifstream in(path);
-  LLMKIT_CHECK(in.good(), "cannot open model config '", path, "'");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail("model config '", path, "' is not valid JSON: ", e.what());
-  }
-  try {
-    return from_json(j.contains("model") ? j.at("model") : j);
-  } catch (const Error& e) {
-    fail(path, ": ", e.what());
-  }
+  return load_config_file<GPTConfig>(path);
 }
 
 Block::Block(const GPTConfig& c, Generator* gen, DType dt) : post_ln_(c.post_ln) {
@@ -118,9 +118,9 @@ Block::Block(const GPTConfig& c, Generator* gen, DType dt) : post_ln_(c.post_ln)
   ac.dropout = c.dropout;
   attn = register_module("attn", std::make_shared<nn::MultiHeadAttention>(ac, gen, dt));
   ln_2 = register_module("ln_2", std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
-  mlp = register_module("mlp", std::make_shared<nn::FeedForward>(
-                                   c.n_embd, c.hidden(), nn::parse_activation(c.activation), c.bias,
-                                   c.dropout, gen, dt));
+  mlp = register_module("mlp", std::make_shared<nn::FeedForward>(c.n_embd, c.hidden(),
+                                                                 nn::parse_activation(c.activation),
+                                                                 c.bias, c.dropout, gen, dt));
 }
 
 Tensor Block::forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask) {
@@ -142,12 +142,13 @@ GPT::GPT(const GPTConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(
     sinusoidal_ = nn::sinusoidal_table(cfg_.block_size, cfg_.n_embd, dt);
   drop_ = register_module("drop", std::make_shared<nn::Dropout>(cfg_.dropout, &gen_));
   for (int64_t i = 0; i < cfg_.n_layer; ++i)
-    h.push_back(register_module("h." + std::to_string(i), std::make_shared<Block>(cfg_, &gen_, dt)));
+    h.push_back(
+        register_module("h." + std::to_string(i), std::make_shared<Block>(cfg_, &gen_, dt)));
   ln_f = register_module("ln_f", std::make_shared<nn::Norm>(nn::parse_norm(cfg_.norm), cfg_.n_embd,
-                                                             cfg_.bias, cfg_.norm_eps, dt));
+                                                            cfg_.bias, cfg_.norm_eps, dt));
   if (!cfg_.tie_embeddings)
-    lm_head = register_module("lm_head",
-                              std::make_shared<nn::Linear>(cfg_.n_embd, cfg_.vocab_size, false, dt));
+    lm_head = register_module(
+        "lm_head", std::make_shared<nn::Linear>(cfg_.n_embd, cfg_.vocab_size, false, dt));
   init_weights(seed);
 }
 
@@ -197,7 +198,8 @@ Tensor GPT::loss(const Tensor& ids, const Tensor& targets) {
 
 std::vector<nn::KVCache> GPT::make_caches(int64_t batch, int64_t capacity) const {
   std::vector<nn::KVCache> c;
-  for (const auto& b : h) c.push_back(b->attn->make_cache(batch, std::min(capacity, cfg_.block_size)));
+  for (const auto& b : h)
+    c.push_back(b->attn->make_cache(batch, std::min(capacity, cfg_.block_size)));
   return c;
 }
 

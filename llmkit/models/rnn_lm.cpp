@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "llmkit/core/autograd.h"
+#include "llmkit/models/config_file.h"
 
 namespace llmkit::models {
 
@@ -69,19 +70,7 @@ json RNNLMConfig::to_json() const {
 }
 
 RNNLMConfig RNNLMConfig::load(const std::string& path) {
-  std::ifstream in(path);
-  LLMKIT_CHECK(in.good(), "cannot open model config '", path, "'");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail("model config '", path, "' is not valid JSON: ", e.what());
-  }
-  try {
-    return from_json(j.contains("model") ? j.at("model") : j);
-  } catch (const Error& e) {
-    fail(path, ": ", e.what());
-  }
+  return load_config_file<RNNLMConfig>(path);
 }
 
 RNNLM::RNNLM(const RNNLMConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(seed) {

@@ -16,27 +16,15 @@
 
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/bert.h"
+#include "tests/common/parity.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
 
 namespace {
 
-bool torch_available() {
-  static const bool ok = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
-  return ok;
-}
-
-double rel_err(const Tensor& ours, const Tensor& ref) {
-  EXPECT_EQ(ours.shape(), ref.shape());
-  const auto a = ours.to_vector<double>(), b = ref.to_vector<double>();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff = std::max(diff, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+using llmkit::testing::rel_err;
+using llmkit::testing::torch_available;
 
 models::BertConfig preset() {
   const char* src = std::getenv("LLMKIT_SOURCE_DIR");

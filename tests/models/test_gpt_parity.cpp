@@ -13,27 +13,15 @@
 
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/gpt.h"
+#include "tests/common/parity.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
 
 namespace {
 
-bool torch_available() {
-  static const bool ok =
-      std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
-  return ok;
-}
-
-double rel_err(const Tensor& ours, const Tensor& ref) {
-  const auto a = ours.to_vector<double>(), b = ref.to_vector<double>();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+using llmkit::testing::rel_err;
+using llmkit::testing::torch_available;
 
 void check_parity(const models::GPTConfig& cfg, const std::string& name) {
   if (!torch_available())
@@ -41,7 +29,8 @@ void check_parity(const models::GPTConfig& cfg, const std::string& name) {
                  << " parity test skipped; `make test` installs it";
   const char* src = std::getenv("LLMKIT_SOURCE_DIR");
   ASSERT_NE(src, nullptr) << "LLMKIT_SOURCE_DIR not set (run through ctest)";
-  const fs::path dir = fs::temp_directory_path() / ("llmkit_parity_" + name + "_" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("llmkit_parity_" + name + "_" + std::to_string(getpid()));
   fs::create_directories(dir);
   models::GPT model(cfg, 42);
   {  // a larger init than GPT-2's so gradients everywhere are well above float noise
@@ -59,8 +48,8 @@ void check_parity(const models::GPTConfig& cfg, const std::string& name) {
   }
   Tensor tid = Tensor::from_vector(ids, {2, 12}), ttg = Tensor::from_vector(tgt, {2, 12});
   io::save_safetensors((dir / "inputs.safetensors").string(), {{"ids", tid}, {"targets", ttg}});
-  const std::string cmd = std::string("/usr/bin/python3 ") + src + "/tests/models/gpt_parity.py " +
-                          dir.string();
+  const std::string cmd =
+      std::string("/usr/bin/python3 ") + src + "/tests/models/gpt_parity.py " + dir.string();
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   Tensor logits = model.forward(tid);
@@ -93,5 +82,9 @@ models::GPTConfig preset(const std::string& file) {
 
 }  // namespace
 
-TEST(GPTParity, Gpt2Preset) { check_parity(preset("gpt2-tiny.json"), "gpt2"); }
-TEST(GPTParity, LlamaPreset) { check_parity(preset("llama-tiny.json"), "llama"); }
+TEST(GPTParity, Gpt2Preset) {
+  check_parity(preset("gpt2-tiny.json"), "gpt2");
+}
+TEST(GPTParity, LlamaPreset) {
+  check_parity(preset("llama-tiny.json"), "llama");
+}

@@ -15,26 +15,15 @@
 
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/rnn_lm.h"
+#include "tests/common/parity.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
 
 namespace {
 
-bool torch_available() {
-  static const bool ok = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
-  return ok;
-}
-
-double rel_err(const Tensor& ours, const Tensor& ref) {
-  const auto a = ours.to_vector<double>(), b = ref.to_vector<double>();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+using llmkit::testing::rel_err;
+using llmkit::testing::torch_available;
 
 void check_parity(const std::string& cell, bool tie) {
   const std::string name = cell + (tie ? "_tied" : "");

@@ -1,0 +1,27 @@
+// Reading a model config from a file: a model directory's config.json, or a training config
+// (configs/*.json) whose "model" object is the config. Errors name the file.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "llmkit/core/error.h"
+
+namespace llmkit::models {
+
+// The JSON of `path` (its "model" object when it has one).
+nlohmann::json read_config_json(const std::string& path);
+
+// Config::from_json of that JSON, with the file named in any error.
+template <class Config>
+Config load_config_file(const std::string& path) {
+  const nlohmann::json j = read_config_json(path);
+  try {
+    return Config::from_json(j);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+}
+
+}  // namespace llmkit::models
