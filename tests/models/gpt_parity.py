@@ -15,7 +15,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32}
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32, "U8": torch.uint8}
 NAMES = {v: k for k, v in DTYPES.items()}
 
 
