@@ -1,6 +1,7 @@
 // BERT (see bert.h): config, the encoder, the pretraining heads and sentence pooling.
 // B batch, T time, C channels, V vocab, NH heads, HS head size, H FFN hidden, M masked tokens.
 #include "llmkit/models/bert.h"
+#include "llmkit/models/config_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -40,14 +41,7 @@ BertConfig BertConfig::from_json(const json& j) {
     LLMKIT_CHECK(ok, "config: unknown field '", key, "' for arch bert");
   }
   BertConfig c;
-  auto get = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    try {
-      j.at(key).get_to(field);
-    } catch (const json::exception&) {
-      fail("config: field '", key, "' has the wrong type (", j.at(key).dump(), ")");
-    }
-  };
+  auto get = [&](const char* key, auto& field) { read_field(j, key, field); };
   get("arch", c.arch);
   get("vocab_size", c.vocab_size);
   get("n_layer", c.n_layer);

@@ -40,14 +40,7 @@ void GPTConfig::validate() const {
 GPTConfig GPTConfig::from_json(const json& j) {
   LLMKIT_CHECK(j.is_object(), "config: the model config must be a JSON object");
   GPTConfig c;
-  auto get = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    try {
-      j.at(key).get_to(field);
-    } catch (const json::exception& e) {
-      fail("config: field '", key, "' has the wrong type (", j.at(key).dump(), ")");
-    }
-  };
+  auto get = [&](const char* key, auto& field) { read_field(j, key, field); };
   get("arch", c.arch);
   get("n_layer", c.n_layer);
   get("n_head", c.n_head);

@@ -79,14 +79,7 @@ T5Config T5Config::from_json(const json& j) {
     for (const char* k : known) ok |= key == k;
     LLMKIT_CHECK(ok, "config: unknown field '", key, "'");
   }
-  auto get = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    try {
-      j.at(key).get_to(field);
-    } catch (const json::exception&) {
-      fail("config: field '", key, "' has the wrong type (", j.at(key).dump(), ")");
-    }
-  };
+  auto get = [&](const char* key, auto& field) { read_field(j, key, field); };
   get("arch", c.arch);
   if (c.arch == "bart") {  // BART's defaults; explicit fields below override them
     c.activation = "gelu";
