@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
     const int64_t steps = std::atoll(argv[2]), B = std::atoll(argv[3]);
     const int64_t T = cfg.block_size, V = cfg.vocab_size;
     models::GPT model(cfg, 0);
-    train::AdamW opt(model.named_parameters(), {.lr = 3e-4, .beta1 = 0.9, .beta2 = 0.95,
-                                                .eps = 1e-8, .weight_decay = 0.1});
+    train::AdamW opt(model.named_parameters(),
+                     {.lr = 3e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1});
     Generator g(1);
     std::vector<double> times;
     Tensor ids = Tensor::empty({B, T}, DType::I32), tgt = Tensor::empty({B, T}, DType::I32);

@@ -25,7 +25,9 @@ Allocator::Impl* Allocator::impl() {
   static Impl* i = new Impl();  // never destroyed: tensors may be released during static exit
   return i;
 }
-const Allocator::Impl* Allocator::impl() const { return const_cast<Allocator*>(this)->impl(); }
+const Allocator::Impl* Allocator::impl() const {
+  return const_cast<Allocator*>(this)->impl();
+}
 
 size_t Allocator::size_class(size_t nbytes) {
   if (nbytes == 0) nbytes = 1;

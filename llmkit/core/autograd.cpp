@@ -35,9 +35,15 @@ namespace {
 thread_local bool g_grad_enabled = true;
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = prev_;
+}
 
 bool needs_graph(std::initializer_list<const Tensor*> inputs) {
   if (!g_grad_enabled) return false;
@@ -112,9 +118,13 @@ Tensor& Tensor::requires_grad_(bool on) {
   return *this;
 }
 
-Tensor Tensor::grad() const { return impl()->grad ? Tensor(impl()->grad) : Tensor(); }
+Tensor Tensor::grad() const {
+  return impl()->grad ? Tensor(impl()->grad) : Tensor();
+}
 
-void Tensor::zero_grad() const { impl()->grad.reset(); }
+void Tensor::zero_grad() const {
+  impl()->grad.reset();
+}
 
 Tensor Tensor::detach() const {
   auto d = std::make_shared<TensorImpl>(*impl());

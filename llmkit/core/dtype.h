@@ -15,12 +15,16 @@ enum class DType : uint8_t { F32, F64, I32, U8, BF16, F16 };
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F64: return 8;
+    case DType::F64:
+      return 8;
     case DType::F32:
-    case DType::I32: return 4;
+    case DType::I32:
+      return 4;
     case DType::BF16:
-    case DType::F16: return 2;
-    case DType::U8: return 1;
+    case DType::F16:
+      return 2;
+    case DType::U8:
+      return 1;
   }
   return 0;
 }
@@ -29,11 +33,24 @@ const char* dtype_name(DType t);
 bool dtype_is_float(DType t);  // F32, F64, BF16, F16
 
 // C++ type -> DType, for typed accessors (Tensor::data<T>()).
-template <typename T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
-template <> struct dtype_of<double> { static constexpr DType value = DType::F64; };
-template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
-template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::U8; };
+template <typename T>
+struct dtype_of;
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = DType::F32;
+};
+template <>
+struct dtype_of<double> {
+  static constexpr DType value = DType::F64;
+};
+template <>
+struct dtype_of<int32_t> {
+  static constexpr DType value = DType::I32;
+};
+template <>
+struct dtype_of<uint8_t> {
+  static constexpr DType value = DType::U8;
+};
 
 // bfloat16: the upper 16 bits of an IEEE float; rounding to nearest even, NaN kept quiet.
 struct bf16 {
@@ -43,8 +60,14 @@ struct bf16 {
 struct f16 {
   uint16_t bits;
 };
-template <> struct dtype_of<bf16> { static constexpr DType value = DType::BF16; };
-template <> struct dtype_of<f16> { static constexpr DType value = DType::F16; };
+template <>
+struct dtype_of<bf16> {
+  static constexpr DType value = DType::BF16;
+};
+template <>
+struct dtype_of<f16> {
+  static constexpr DType value = DType::F16;
+};
 
 inline float bf16_to_float(bf16 h) {
   uint32_t u = static_cast<uint32_t>(h.bits) << 16;
@@ -75,6 +98,5 @@ void dispatch_float(DType t, const char* op, Fn&& fn) {
   else
     fail(op, ": expected an f32 or f64 tensor, got ", dtype_name(t));
 }
-
 
 }  // namespace llmkit

@@ -32,8 +32,8 @@ template <typename... Args>
 }  // namespace llmkit
 
 // LLMKIT_CHECK(cond, "op: message ", value, ...): throws llmkit::Error when cond is false.
-#define LLMKIT_CHECK(cond, ...)                    \
-  do {                                             \
-    if (!(cond)) [[unlikely]]                      \
-      ::llmkit::fail(__VA_ARGS__);                 \
+#define LLMKIT_CHECK(cond, ...)    \
+  do {                             \
+    if (!(cond)) [[unlikely]]      \
+      ::llmkit::fail(__VA_ARGS__); \
   } while (0)

@@ -28,7 +28,9 @@ std::atomic<int>& thread_count() {
 
 }  // namespace
 
-int num_threads() { return thread_count().load(std::memory_order_relaxed); }
+int num_threads() {
+  return thread_count().load(std::memory_order_relaxed);
+}
 
 void set_num_threads(int n) {
   LLMKIT_CHECK(n >= 1, "set_num_threads: thread count must be >= 1, got ", n);

@@ -58,12 +58,14 @@ static void fill(const Tensor& t, Fn&& value_at, const char* op) {
 
 void Generator::uniform_(const Tensor& t, double lo, double hi) {
   const uint64_t base = reserve(t.numel()), seed = seed_;
-  fill(t, [&](int64_t i) { return lo + (hi - lo) * uniform_at(seed, base + i); }, "uniform_");
+  fill(
+      t, [&](int64_t i) { return lo + (hi - lo) * uniform_at(seed, base + i); }, "uniform_");
 }
 
 void Generator::normal_(const Tensor& t, double mean, double std) {
   const uint64_t base = reserve(t.numel()), seed = seed_;
-  fill(t, [&](int64_t i) { return mean + std * normal_at(seed, base + i); }, "normal_");
+  fill(
+      t, [&](int64_t i) { return mean + std * normal_at(seed, base + i); }, "normal_");
 }
 
 uint64_t Generator::next_u64() {
@@ -86,6 +88,8 @@ Generator& default_generator() {
   return g;
 }
 
-void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
+void manual_seed(uint64_t seed) {
+  default_generator().set_state(seed, 0);
+}
 
 }  // namespace llmkit

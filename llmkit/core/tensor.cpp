@@ -70,7 +70,9 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   return t;
 }
 
-Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   Tensor t = empty(shape, dtype);
@@ -86,8 +88,8 @@ Tensor Tensor::arange(int64_t n, DType dtype) {
 
 template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
-  LLMKIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
-               values.size(), " values do not fill shape ", shape_str(shape));
+  LLMKIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+               "from_vector: ", values.size(), " values do not fill shape ", shape_str(shape));
   Tensor t = empty(shape, dtype_of<T>::value);
   if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
   return t;
@@ -101,10 +103,10 @@ template Tensor Tensor::from_vector(const std::vector<f16>&, const Shape&);
 
 Tensor Tensor::from_blob(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype,
                          int64_t offset) {
-  LLMKIT_CHECK(static_cast<size_t>((offset + shape_numel(shape)) * dtype_size(dtype)) <=
-                   storage->nbytes(),
-               "from_blob: shape ", shape_str(shape), " of ", dtype_name(dtype), " at offset ",
-               offset, " does not fit in ", storage->nbytes(), " bytes");
+  LLMKIT_CHECK(
+      static_cast<size_t>((offset + shape_numel(shape)) * dtype_size(dtype)) <= storage->nbytes(),
+      "from_blob: shape ", shape_str(shape), " of ", dtype_name(dtype), " at offset ", offset,
+      " does not fit in ", storage->nbytes(), " bytes");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::move(storage);
   impl->offset = offset;
@@ -172,12 +174,24 @@ T from_f64(double v) {
 template <typename Fn>
 void dispatch_dtype(DType t, Fn&& fn) {
   switch (t) {
-    case DType::F32: fn(float{}); break;
-    case DType::F64: fn(double{}); break;
-    case DType::I32: fn(int32_t{}); break;
-    case DType::U8: fn(uint8_t{}); break;
-    case DType::BF16: fn(bf16{}); break;
-    case DType::F16: fn(f16{}); break;
+    case DType::F32:
+      fn(float{});
+      break;
+    case DType::F64:
+      fn(double{});
+      break;
+    case DType::I32:
+      fn(int32_t{});
+      break;
+    case DType::U8:
+      fn(uint8_t{});
+      break;
+    case DType::BF16:
+      fn(bf16{});
+      break;
+    case DType::F16:
+      fn(f16{});
+      break;
   }
 }
 
@@ -201,7 +215,8 @@ void Tensor::copy_(const Tensor& src) const {
                              std::memcpy(d, s, n * es);
                              return;
                            }
-                           for (int64_t i = 0; i < n; ++i) std::memcpy(d + i * sd * es, s + i * ss * es, es);
+                           for (int64_t i = 0; i < n; ++i)
+                             std::memcpy(d + i * sd * es, s + i * ss * es, es);
                          });
     return;
   }

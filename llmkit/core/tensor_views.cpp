@@ -105,8 +105,8 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
   const int64_t n = dim();
-  LLMKIT_CHECK(static_cast<int64_t>(dims.size()) == n, "permute: ", dims.size(),
-               " dims given for ", str());
+  LLMKIT_CHECK(static_cast<int64_t>(dims.size()) == n, "permute: ", dims.size(), " dims given for ",
+               str());
   Shape shape(n), st(n);
   std::vector<int64_t> inverse(n, -1);
   for (int64_t i = 0; i < n; ++i) {
@@ -149,8 +149,8 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end) const {
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow", *this);
-  LLMKIT_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start,
-               ", ", start + length, ") out of range for dim ", d, " of ", str());
+  LLMKIT_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start, ", ",
+               start + length, ") out of range for dim ", d, " of ", str());
   return slice(d, start, start + length);
 }
 
@@ -205,7 +205,9 @@ Tensor Tensor::expand(const Shape& target) const {
   return out;
 }
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
 
 Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape(), dtype());
@@ -221,7 +223,8 @@ Tensor Tensor::to(DType t) const {
   out.copy_(*this);
   if (needs_graph({this}) && dtype_is_float(t) && (t == DType::F32 || t == DType::F64)) {
     const DType in = dtype();
-    record(out, "to", {this}, [in](Node& nd, const Tensor& dout) { nd.accumulate(0, dout.to(in)); });
+    record(out, "to", {this},
+           [in](Node& nd, const Tensor& dout) { nd.accumulate(0, dout.to(in)); });
   }
   return out;
 }

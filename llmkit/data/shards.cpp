@@ -28,7 +28,8 @@ constexpr size_t kHeader = 64;
 
 template <typename T>
 void put(unsigned char* p, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<unsigned char>(static_cast<uint64_t>(v) >> (8 * i));
+  for (size_t i = 0; i < sizeof(T); ++i)
+    p[i] = static_cast<unsigned char>(static_cast<uint64_t>(v) >> (8 * i));
 }
 template <typename T>
 T get(const unsigned char* p) {
@@ -38,11 +39,14 @@ T get(const unsigned char* p) {
 }
 
 std::string fingerprint(const tokenizer::Tokenizer& tok) {
-  return std::to_string(std::hash<std::string>{}(tok.to_json())) + ":" + std::to_string(tok.vocab_size());
+  return std::to_string(std::hash<std::string>{}(tok.to_json())) + ":" +
+         std::to_string(tok.vocab_size());
 }
 
-json describe_inputs(std::span<const std::string> files, const tokenizer::Tokenizer& tok, double val_fraction) {
-  json j = {{"tokenizer", fingerprint(tok)}, {"val_fraction", val_fraction}, {"files", json::array()}};
+json describe_inputs(std::span<const std::string> files, const tokenizer::Tokenizer& tok,
+                     double val_fraction) {
+  json j = {
+      {"tokenizer", fingerprint(tok)}, {"val_fraction", val_fraction}, {"files", json::array()}};
   for (const auto& f : files) {
     LLMKIT_CHECK(fs::exists(f), "data file '", f, "' not found");
     j["files"].push_back({{"path", fs::absolute(f).string()},
@@ -53,7 +57,8 @@ json describe_inputs(std::span<const std::string> files, const tokenizer::Tokeni
 }
 
 // Appends the ids of one file to `out`, reading it in chunks that end at a newline.
-void tokenize_file(const std::string& path, const tokenizer::Tokenizer& tok, std::vector<int32_t>& out) {
+void tokenize_file(const std::string& path, const tokenizer::Tokenizer& tok,
+                   std::vector<int32_t>& out) {
   std::ifstream in(path, std::ios::binary);
   LLMKIT_CHECK(in.good(), "cannot open data file '", path, "'");
   constexpr size_t kChunk = 1 << 20;
@@ -70,7 +75,8 @@ void tokenize_file(const std::string& path, const tokenizer::Tokenizer& tok, std
       carry.erase(0, cut + 1);
     }
     if (pieces.size() >= 16) {
-      for (const auto& ids : tok.encode_batch(pieces)) out.insert(out.end(), ids.begin(), ids.end());
+      for (const auto& ids : tok.encode_batch(pieces))
+        out.insert(out.end(), ids.begin(), ids.end());
       pieces.clear();
     }
   }
@@ -91,8 +97,8 @@ void write_shard(const std::string& path, std::span<const int32_t> tokens, int32
   put<uint32_t>(header + 24, static_cast<uint32_t>(vocab_size));
   std::vector<unsigned char> body(tokens.size() * width);
   for (size_t i = 0; i < tokens.size(); ++i) {
-    LLMKIT_CHECK(tokens[i] >= 0 && tokens[i] < vocab_size, "write_shard: token ", tokens[i],
-                 " at ", i, " outside the vocabulary of ", vocab_size);
+    LLMKIT_CHECK(tokens[i] >= 0 && tokens[i] < vocab_size, "write_shard: token ", tokens[i], " at ",
+                 i, " outside the vocabulary of ", vocab_size);
     if (width == 2)
       put<uint16_t>(&body[i * 2], static_cast<uint16_t>(tokens[i]));
     else
@@ -118,7 +124,8 @@ TokenShard TokenShard::open(const std::string& path) {
   close(fd);
   LLMKIT_CHECK(addr != MAP_FAILED, "cannot map '", path, "': ", std::strerror(errno));
   TokenShard s;
-  s.map_ = std::shared_ptr<const void>(addr, [size](const void* p) { munmap(const_cast<void*>(p), size); });
+  s.map_ = std::shared_ptr<const void>(
+      addr, [size](const void* p) { munmap(const_cast<void*>(p), size); });
   const auto* h = static_cast<const unsigned char*>(addr);
   s.path_ = path;
   LLMKIT_CHECK(std::memcmp(h, kMagic, 8) == 0, path, ": not an llmkit token shard (bad magic)");
@@ -152,7 +159,8 @@ void TokenShard::read(int64_t start, int64_t n, int32_t* out) const {
 ShardSet prepare_shards(std::span<const std::string> files, const tokenizer::Tokenizer& tok,
                         const std::string& out_dir, double val_fraction) {
   LLMKIT_CHECK(!files.empty(), "no data files given");
-  LLMKIT_CHECK(val_fraction > 0 && val_fraction < 1, "val_fraction ", val_fraction, " outside (0, 1)");
+  LLMKIT_CHECK(val_fraction > 0 && val_fraction < 1, "val_fraction ", val_fraction,
+               " outside (0, 1)");
   fs::create_directories(out_dir);
   ShardSet set;
   set.train = (fs::path(out_dir) / "train.bin").string();
@@ -184,9 +192,10 @@ ShardSet prepare_shards(std::span<const std::string> files, const tokenizer::Tok
   write_shard(set.val, std::span(ids).subspan(n - n_val), tok.vocab_size());
   set.train_tokens = n - n_val;
   set.val_tokens = n_val;
-  io::write_file_atomic(meta_path, json{{"inputs", want},
-                                        {"train_tokens", set.train_tokens},
-                                        {"val_tokens", set.val_tokens}}.dump(2));
+  io::write_file_atomic(
+      meta_path,
+      json{{"inputs", want}, {"train_tokens", set.train_tokens}, {"val_tokens", set.val_tokens}}
+          .dump(2));
   return set;
 }
 

@@ -18,8 +18,8 @@ Sampler::Sampler(SamplerOptions opt) : opt_(opt) {
                opt.temperature, " must be >= 0");
   LLMKIT_CHECK(opt.top_k >= 0, "sampler: top_k ", opt.top_k, " must be >= 0");
   LLMKIT_CHECK(opt.top_p > 0 && opt.top_p <= 1, "sampler: top_p ", opt.top_p, " must be in (0, 1]");
-  LLMKIT_CHECK(opt.repetition_penalty > 0, "sampler: repetition_penalty ",
-               opt.repetition_penalty, " must be > 0");
+  LLMKIT_CHECK(opt.repetition_penalty > 0, "sampler: repetition_penalty ", opt.repetition_penalty,
+               " must be > 0");
 }
 
 void Sampler::candidates(std::span<const float> logits, std::span<const int32_t> history) {
@@ -37,7 +37,9 @@ void Sampler::candidates(std::span<const float> logits, std::span<const int32_t>
   const float inv_t = static_cast<float>(1.0 / opt_.temperature);
   cand_.clear();
   for (int32_t i = 0; i < V; ++i) cand_.emplace_back(work_[i] * inv_t, i);
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto by_logit = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   int64_t keep = V;
   if (opt_.top_k > 0 && opt_.top_k < V) keep = opt_.top_k;
   if (opt_.top_p < 1.0) {
@@ -69,9 +71,12 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     opt_.temperature = 1.0;  // penalise, then take the maximum
     candidates(logits, history);
     opt_.temperature = t;
-    return std::max_element(cand_.begin(), cand_.end(), [](auto& a, auto& b) {
-             return a.first < b.first || (a.first == b.first && a.second > b.second);
-           })->second;
+    return std::max_element(cand_.begin(), cand_.end(),
+                            [](auto& a, auto& b) {
+                              return a.first < b.first ||
+                                     (a.first == b.first && a.second > b.second);
+                            })
+        ->second;
   }
   candidates(logits, history);
   const double u = uniform_at(opt_.seed, draws_++);

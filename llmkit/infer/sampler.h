@@ -42,7 +42,7 @@ class Sampler {
 
   SamplerOptions opt_;
   uint64_t draws_ = 0;
-  std::vector<float> work_;                    // penalised, scaled logits [V]
+  std::vector<float> work_;                      // penalised, scaled logits [V]
   std::vector<std::pair<float, int32_t>> cand_;  // (probability, id)
 };
 

@@ -21,9 +21,8 @@ namespace llmkit::models {
 
 struct GPTConfig {
   std::string arch = "gpt";
-  int64_t n_layer = 4, n_head = 4, n_kv_head = 0, n_embd = 128, block_size = 128,
-          vocab_size = 256;
-  int64_t ffn_hidden = 0;           // 0: 4 n_embd (gelu) or 8/3 n_embd rounded up to 64 (swiglu)
+  int64_t n_layer = 4, n_head = 4, n_kv_head = 0, n_embd = 128, block_size = 128, vocab_size = 256;
+  int64_t ffn_hidden = 0;  // 0: 4 n_embd (gelu) or 8/3 n_embd rounded up to 64 (swiglu)
   std::string pos_encoding = "learned";  // learned | sinusoidal | rope | alibi
   std::string norm = "layernorm";        // layernorm | rmsnorm
   std::string activation = "gelu";       // gelu | swiglu

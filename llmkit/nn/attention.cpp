@@ -4,15 +4,16 @@ namespace llmkit::nn {
 
 MultiHeadAttention::MultiHeadAttention(const AttentionConfig& cfg, Generator* gen, DType dt)
     : cfg_(cfg) {
-  LLMKIT_CHECK(cfg.n_head > 0 && cfg.n_embd % cfg.n_head == 0,
-               "attention: n_embd ", cfg.n_embd, " is not divisible by n_head ", cfg.n_head);
+  LLMKIT_CHECK(cfg.n_head > 0 && cfg.n_embd % cfg.n_head == 0, "attention: n_embd ", cfg.n_embd,
+               " is not divisible by n_head ", cfg.n_head);
   if (cfg_.n_kv_head == 0) cfg_.n_kv_head = cfg.n_head;
   LLMKIT_CHECK(cfg.n_head % cfg_.n_kv_head == 0, "attention: n_head ", cfg.n_head,
                " is not a multiple of n_kv_head ", cfg_.n_kv_head);
   head_size_ = cfg.n_embd / cfg.n_head;
   const int64_t qkv = (cfg.n_head + 2 * cfg_.n_kv_head) * head_size_;
   c_attn = register_module("c_attn", std::make_shared<Linear>(cfg.n_embd, qkv, cfg.bias, dt));
-  c_proj = register_module("c_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, dt));
+  c_proj =
+      register_module("c_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, dt));
   resid_dropout_ = register_module("resid_dropout", std::make_shared<Dropout>(cfg.dropout, gen));
 }
 
@@ -25,7 +26,8 @@ KVCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
 Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor& key_mask) {
   const int64_t B = x.size(0), T = x.size(1), C = cfg_.n_embd, NH = cfg_.n_head,
                 NKV = cfg_.n_kv_head, HS = head_size_;
-  LLMKIT_CHECK(x.dim() == 3 && x.size(2) == C, "attention: input ", x.str(), " is not [B, T, ", C, "]");
+  LLMKIT_CHECK(x.dim() == 3 && x.size(2) == C, "attention: input ", x.str(), " is not [B, T, ", C,
+               "]");
   const int64_t pos0 = cache ? cache->len : 0;
   // qkv [B, T, NH + 2 NKV, HS] -> q [B, NH, T, HS], k and v [B, NKV, T, HS]
   Tensor qkv = c_attn->forward(x).reshape({B, T, NH + 2 * NKV, HS});

@@ -15,10 +15,14 @@ PosEncoding parse_pos_encoding(const std::string& name) {
 
 const char* pos_encoding_name(PosEncoding p) {
   switch (p) {
-    case PosEncoding::Learned: return "learned";
-    case PosEncoding::Sinusoidal: return "sinusoidal";
-    case PosEncoding::Rope: return "rope";
-    case PosEncoding::Alibi: return "alibi";
+    case PosEncoding::Learned:
+      return "learned";
+    case PosEncoding::Sinusoidal:
+      return "sinusoidal";
+    case PosEncoding::Rope:
+      return "rope";
+    case PosEncoding::Alibi:
+      return "alibi";
   }
   return "?";
 }

@@ -27,13 +27,13 @@ Tensor activation(const Tensor& x, const char* name, Fwd fwd, Bwd bwd) {
   return y;
 }
 
-#define LLMKIT_ACTIVATION(fn, kname)                                                     \
-  Tensor fn(const Tensor& x) {                                                           \
-    return activation(                                                                   \
+#define LLMKIT_ACTIVATION(fn, kname)                                                            \
+  Tensor fn(const Tensor& x) {                                                                  \
+    return activation(                                                                          \
         x, #fn, [](auto* y, const auto* in, int64_t n) { kernels::kname##_forward(y, in, n); }, \
-        [](auto* dx, const auto* dy, const auto* in, int64_t n) {                        \
-          kernels::kname##_backward(dx, dy, in, n);                                      \
-        });                                                                              \
+        [](auto* dx, const auto* dy, const auto* in, int64_t n) {                               \
+          kernels::kname##_backward(dx, dy, in, n);                                             \
+        });                                                                                     \
   }
 
 }  // namespace

@@ -12,8 +12,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const char* op = "scaled_dot_product_attention";
   LLMKIT_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op, ": want 4-d q, k, v, got ",
                q.str(), ", ", k.str(), ", ", v.str());
-  kernels::AttentionShape s{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3),
-                            opt.causal, 0.0};
+  kernels::AttentionShape s{q.size(0), q.size(1), k.size(1),  q.size(2),
+                            k.size(2), q.size(3), opt.causal, 0.0};
   LLMKIT_CHECK(k.shape() == v.shape() && k.size(0) == s.B && k.size(3) == s.HS && s.NKV > 0 &&
                    s.NH % s.NKV == 0 && q.dtype() == k.dtype() && q.dtype() == v.dtype(),
                op, ": q ", q.str(), ", k ", k.str(), ", v ", v.str(),
@@ -23,8 +23,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     LLMKIT_CHECK(opt.key_mask.dtype() == DType::U8 && opt.key_mask.shape() == Shape({s.B, s.Tk}),
                  op, ": key_mask ", opt.key_mask.str(), " must be u8 [", s.B, ", ", s.Tk, "]");
   if (opt.bias.defined())
-    LLMKIT_CHECK(opt.bias.dtype() == q.dtype() && opt.bias.shape() == Shape({s.NH, s.Tq, s.Tk}),
-                 op, ": bias ", opt.bias.str(), " must be [", s.NH, ", ", s.Tq, ", ", s.Tk, "]");
+    LLMKIT_CHECK(opt.bias.dtype() == q.dtype() && opt.bias.shape() == Shape({s.NH, s.Tq, s.Tk}), op,
+                 ": bias ", opt.bias.str(), " must be [", s.NH, ", ", s.Tq, ", ", s.Tk, "]");
   const Tensor qc = q.contiguous().detach(), kc = k.contiguous().detach(),
                vc = v.contiguous().detach();
   const Tensor mask = opt.key_mask.defined() ? opt.key_mask.contiguous() : Tensor();
@@ -60,7 +60,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   return out;
 }
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    bool causal) {
   AttentionOptions opt;
   opt.causal = causal;
   return scaled_dot_product_attention(q, k, v, opt);

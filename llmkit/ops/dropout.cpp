@@ -30,14 +30,16 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_float(x.dtype(), "dropout", [&](auto t) {
     using T = decltype(t);
-    apply_mask(out.data<T>(), xc.data<T>(), n, seed, base, pf, static_cast<T>(1.0 / (1.0 - p)), false);
+    apply_mask(out.data<T>(), xc.data<T>(), n, seed, base, pf, static_cast<T>(1.0 / (1.0 - p)),
+               false);
   });
   if (needs_graph({&x}))
     record(out, "dropout", {&x}, [n, seed, base, pf, p](Node& nd, const Tensor& dout) {
       Tensor g = nd.grad(0);
       dispatch_float(dout.dtype(), "dropout", [&](auto t) {
         using T = decltype(t);
-        apply_mask(g.data<T>(), dout.data<T>(), n, seed, base, pf, static_cast<T>(1.0 / (1.0 - p)), true);
+        apply_mask(g.data<T>(), dout.data<T>(), n, seed, base, pf, static_cast<T>(1.0 / (1.0 - p)),
+                   true);
       });
     });
   return out;

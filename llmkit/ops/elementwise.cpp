@@ -15,10 +15,14 @@ namespace {
 enum class BinOp { Add, Sub, Mul, Div };
 const char* bin_name(BinOp op) {
   switch (op) {
-    case BinOp::Add: return "add";
-    case BinOp::Sub: return "sub";
-    case BinOp::Mul: return "mul";
-    case BinOp::Div: return "div";
+    case BinOp::Add:
+      return "add";
+    case BinOp::Sub:
+      return "sub";
+    case BinOp::Mul:
+      return "mul";
+    case BinOp::Div:
+      return "div";
   }
   return "?";
 }
@@ -43,17 +47,16 @@ void binary_kernel(const Tensor& out, const Tensor& a, const Tensor& b) {
     return;
   }
   const Tensor ea = a.detach().expand(out.shape()), eb = b.detach().expand(out.shape());
-  detail::for_each_row3(out.shape(), out.strides(), ea.strides(), eb.strides(),
-                        [&](int64_t oo, int64_t oa, int64_t ob, int64_t n, int64_t so, int64_t sa,
-                            int64_t sb) {
-                          if (sa == 1 && sb == 1) {
-                            for (int64_t i = 0; i < n; ++i)
-                              o[oo + i] = apply<op>(pa[oa + i], pb[ob + i]);
-                          } else {
-                            for (int64_t i = 0; i < n; ++i)
-                              o[oo + i * so] = apply<op>(pa[oa + i * sa], pb[ob + i * sb]);
-                          }
-                        });
+  detail::for_each_row3(
+      out.shape(), out.strides(), ea.strides(), eb.strides(),
+      [&](int64_t oo, int64_t oa, int64_t ob, int64_t n, int64_t so, int64_t sa, int64_t sb) {
+        if (sa == 1 && sb == 1) {
+          for (int64_t i = 0; i < n; ++i) o[oo + i] = apply<op>(pa[oa + i], pb[ob + i]);
+        } else {
+          for (int64_t i = 0; i < n; ++i)
+            o[oo + i * so] = apply<op>(pa[oa + i * sa], pb[ob + i * sb]);
+        }
+      });
 }
 
 template <BinOp op>
@@ -61,7 +64,8 @@ Tensor binary(const Tensor& a, const Tensor& b) {
   LLMKIT_CHECK(a.dtype() == b.dtype(), bin_name(op), ": dtype mismatch ", a.str(), " and ",
                b.str());
   Tensor out = Tensor::empty(broadcast_shape(a.shape(), b.shape(), bin_name(op)), a.dtype());
-  dispatch_float(a.dtype(), bin_name(op), [&](auto t) { binary_kernel<op, decltype(t)>(out, a, b); });
+  dispatch_float(a.dtype(), bin_name(op),
+                 [&](auto t) { binary_kernel<op, decltype(t)>(out, a, b); });
   if (!needs_graph({&a, &b})) return out;
   const Shape sa = a.shape(), sb = b.shape();
   // Saved inputs are detached: the graph holds them through the node's inputs only.
@@ -109,7 +113,8 @@ Tensor unary(const Tensor& x, const char* name, F f, G g) {
         T* pg = dx.data<T>();
         parallel_for(dx.numel(), 1 << 14, [&](int64_t s, int64_t e) {
           for (int64_t i = s; i < e; ++i)
-            pg[i] = static_cast<T>(pd[i] * g(static_cast<double>(px[i]), static_cast<double>(py[i])));
+            pg[i] =
+                static_cast<T>(pd[i] * g(static_cast<double>(px[i]), static_cast<double>(py[i])));
         });
       });
       n.accumulate(0, dx);
@@ -138,38 +143,52 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   const size_t lead = g.shape().size() - shape.size();
   std::vector<int64_t> dims;
   for (size_t i = 0; i < g.shape().size(); ++i)
-    if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)) dims.push_back(static_cast<int64_t>(i));
+    if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1))
+      dims.push_back(static_cast<int64_t>(i));
   return sum(g, dims, /*keepdim=*/false).reshape(shape);
 }
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary<BinOp::Add>(a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary<BinOp::Sub>(a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary<BinOp::Mul>(a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary<BinOp::Div>(a, b); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::Add>(a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::Sub>(a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::Mul>(a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::Div>(a, b);
+}
 
 Tensor add_scalar(const Tensor& x, double s) {
-  return unary(x, "add_scalar", [s](double v) { return v + s; }, [](double, double) { return 1.0; });
+  return unary(
+      x, "add_scalar", [s](double v) { return v + s; }, [](double, double) { return 1.0; });
 }
 Tensor mul_scalar(const Tensor& x, double s) {
-  return unary(x, "mul_scalar", [s](double v) { return v * s; }, [s](double, double) { return s; });
+  return unary(
+      x, "mul_scalar", [s](double v) { return v * s; }, [s](double, double) { return s; });
 }
 Tensor pow_scalar(const Tensor& x, double p) {
-  return unary(x, "pow_scalar", [p](double v) { return std::pow(v, p); },
-               [p](double v, double) { return p * std::pow(v, p - 1.0); });
+  return unary(
+      x, "pow_scalar", [p](double v) { return std::pow(v, p); },
+      [p](double v, double) { return p * std::pow(v, p - 1.0); });
 }
 Tensor neg(const Tensor& x) {
-  return unary(x, "neg", [](double v) { return -v; }, [](double, double) { return -1.0; });
+  return unary(
+      x, "neg", [](double v) { return -v; }, [](double, double) { return -1.0; });
 }
 Tensor exp(const Tensor& x) {
-  return unary(x, "exp", [](double v) { return std::exp(v); }, [](double, double y) { return y; });
+  return unary(
+      x, "exp", [](double v) { return std::exp(v); }, [](double, double y) { return y; });
 }
 Tensor log(const Tensor& x) {
-  return unary(x, "log", [](double v) { return std::log(v); },
-               [](double v, double) { return 1.0 / v; });
+  return unary(
+      x, "log", [](double v) { return std::log(v); }, [](double v, double) { return 1.0 / v; });
 }
 Tensor sqrt(const Tensor& x) {
-  return unary(x, "sqrt", [](double v) { return std::sqrt(v); },
-               [](double, double y) { return 0.5 / y; });
+  return unary(
+      x, "sqrt", [](double v) { return std::sqrt(v); }, [](double, double y) { return 0.5 / y; });
 }
 
 }  // namespace llmkit::ops

@@ -26,14 +26,34 @@ Tensor sqrt(const Tensor& x);
 }  // namespace llmkit::ops
 
 namespace llmkit {
-inline Tensor operator+(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
-inline Tensor operator-(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
-inline Tensor operator*(const Tensor& a, const Tensor& b) { return ops::mul(a, b); }
-inline Tensor operator/(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
-inline Tensor operator+(const Tensor& a, double s) { return ops::add_scalar(a, s); }
-inline Tensor operator-(const Tensor& a, double s) { return ops::add_scalar(a, -s); }
-inline Tensor operator*(const Tensor& a, double s) { return ops::mul_scalar(a, s); }
-inline Tensor operator/(const Tensor& a, double s) { return ops::mul_scalar(a, 1.0 / s); }
-inline Tensor operator*(double s, const Tensor& a) { return ops::mul_scalar(a, s); }
-inline Tensor operator-(const Tensor& a) { return ops::neg(a); }
+inline Tensor operator+(const Tensor& a, const Tensor& b) {
+  return ops::add(a, b);
+}
+inline Tensor operator-(const Tensor& a, const Tensor& b) {
+  return ops::sub(a, b);
+}
+inline Tensor operator*(const Tensor& a, const Tensor& b) {
+  return ops::mul(a, b);
+}
+inline Tensor operator/(const Tensor& a, const Tensor& b) {
+  return ops::div(a, b);
+}
+inline Tensor operator+(const Tensor& a, double s) {
+  return ops::add_scalar(a, s);
+}
+inline Tensor operator-(const Tensor& a, double s) {
+  return ops::add_scalar(a, -s);
+}
+inline Tensor operator*(const Tensor& a, double s) {
+  return ops::mul_scalar(a, s);
+}
+inline Tensor operator/(const Tensor& a, double s) {
+  return ops::mul_scalar(a, 1.0 / s);
+}
+inline Tensor operator*(double s, const Tensor& a) {
+  return ops::mul_scalar(a, s);
+}
+inline Tensor operator-(const Tensor& a) {
+  return ops::neg(a);
+}
 }  // namespace llmkit

@@ -23,7 +23,8 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   const char* src = static_cast<const char*>(wc.raw_data());
   char* dst = static_cast<char*>(out.raw_data());
   parallel_for(N, 64, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) std::memcpy(dst + i * row_bytes, src + pid[i] * row_bytes, row_bytes);
+    for (int64_t i = b; i < e; ++i)
+      std::memcpy(dst + i * row_bytes, src + pid[i] * row_bytes, row_bytes);
   });
   if (needs_graph({&weight}))
     record(out, "embedding", {&weight}, [ic, N, C](Node& n, const Tensor& dout) {

@@ -30,15 +30,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
                                                  : std::numeric_limits<double>::quiet_NaN());
   });
   if (needs_graph({&logits}) && valid > 0)
-    record(loss, "cross_entropy", {&logits}, [lc, tc, lse, R, V, valid, ignore_index](Node& n, const Tensor& dloss) {
-      Tensor dl = n.grad(0);
-      dispatch_float(dloss.dtype(), "cross_entropy", [&](auto t) {
-        using T = decltype(t);
-        const T scale = static_cast<T>(dloss.data<T>()[0] / static_cast<double>(valid));
-        kernels::cross_entropy_backward(dl.data<T>(), lc.data<T>(), lse.data<T>(),
-                                        tc.data<int32_t>(), scale, R, V, ignore_index);
-      });
-    });
+    record(loss, "cross_entropy", {&logits},
+           [lc, tc, lse, R, V, valid, ignore_index](Node& n, const Tensor& dloss) {
+             Tensor dl = n.grad(0);
+             dispatch_float(dloss.dtype(), "cross_entropy", [&](auto t) {
+               using T = decltype(t);
+               const T scale = static_cast<T>(dloss.data<T>()[0] / static_cast<double>(valid));
+               kernels::cross_entropy_backward(dl.data<T>(), lc.data<T>(), lse.data<T>(),
+                                               tc.data<int32_t>(), scale, R, V, ignore_index);
+             });
+           });
   return loss;
 }
 

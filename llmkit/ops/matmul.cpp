@@ -59,16 +59,16 @@ Operand layout(const Tensor& x, int64_t batch) {
 template <typename T>
 void batched_product(const Tensor& out, const Operand& a, const Operand& b, int64_t batch,
                      int64_t M, int64_t N, int64_t K) {
-  kernels::gemm_batched(batch, a.trans, b.trans, M, N, K, T(1), a.t.data<T>(), a.ld,
-                        a.batch_stride, b.t.data<T>(), b.ld, b.batch_stride, T(0), out.data<T>(),
-                        N, M * N);
+  kernels::gemm_batched(batch, a.trans, b.trans, M, N, K, T(1), a.t.data<T>(), a.ld, a.batch_stride,
+                        b.t.data<T>(), b.ld, b.batch_stride, T(0), out.data<T>(), N, M * N);
 }
 
 Tensor matmul_2plus(const Tensor& a, const Tensor& b) {
   LLMKIT_CHECK(a.dtype() == b.dtype(), "matmul: dtype mismatch ", a.str(), " @ ", b.str());
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   LLMKIT_CHECK(b.size(-2) == K, "matmul: inner dimensions differ in ", a.str(), " @ ", b.str());
-  const Shape ab(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+  const Shape ab(a.shape().begin(), a.shape().end() - 2),
+      bb(b.shape().begin(), b.shape().end() - 2);
   Shape batch_shape = broadcast_shape(ab, bb, "matmul");
   const int64_t batch = shape_numel(batch_shape);
   Shape out_shape = batch_shape;
@@ -109,20 +109,19 @@ Tensor matmul_2plus(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  LLMKIT_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: scalar operand in ", a.str(), " @ ",
-               b.str());
+  LLMKIT_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: scalar operand in ", a.str(), " @ ", b.str());
   if (a.dim() == 1) return matmul_2plus(a.unsqueeze(0), b).squeeze(-2);
   if (b.dim() == 1) return matmul_2plus(a, b.unsqueeze(1)).squeeze(-1);
   return matmul_2plus(a, b);
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  LLMKIT_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1),
-               "linear: input ", x.str(), " does not match weight ", weight.str(),
-               " ([out, in])");
+  LLMKIT_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ",
+               x.str(), " does not match weight ", weight.str(), " ([out, in])");
   LLMKIT_CHECK(x.dtype() == weight.dtype(), "linear: dtype mismatch ", x.str(), " and ",
                weight.str());
-  const int64_t in = weight.size(1), outf = weight.size(0), rows = x.numel() / std::max<int64_t>(in, 1);
+  const int64_t in = weight.size(1), outf = weight.size(0),
+                rows = x.numel() / std::max<int64_t>(in, 1);
   LLMKIT_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == outf), "linear: bias ",
                bias.defined() ? bias.str() : "", " does not match weight ", weight.str());
   Shape out_shape = x.shape();

@@ -35,18 +35,19 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
                                 ptr_or_null<T>(w), ptr_or_null<T>(b), R, C, eps);
   });
   if (needs_graph({&x, &weight, &bias}))
-    record(y, "layer_norm", {&x, &weight, &bias}, [xc, w, mean, rstd, R, C](Node& n, const Tensor& dy) {
-      dispatch_float(dy.dtype(), "layer_norm", [&](auto t) {
-        using T = decltype(t);
-        Tensor dx = n.needs_grad(0) ? n.grad(0) : Tensor::zeros({R, C}, dy.dtype());
-        Tensor dw = n.needs_grad(1) ? n.grad(1) : Tensor();
-        Tensor db = n.needs_grad(2) ? n.grad(2) : Tensor();
-        kernels::layer_norm_backward(dx.data<T>(), dw.defined() ? dw.data<T>() : nullptr,
-                                     db.defined() ? db.data<T>() : nullptr, dy.data<T>(),
-                                     xc.data<T>(), ptr_or_null<T>(w), mean.data<T>(),
-                                     rstd.data<T>(), R, C);
-      });
-    });
+    record(y, "layer_norm", {&x, &weight, &bias},
+           [xc, w, mean, rstd, R, C](Node& n, const Tensor& dy) {
+             dispatch_float(dy.dtype(), "layer_norm", [&](auto t) {
+               using T = decltype(t);
+               Tensor dx = n.needs_grad(0) ? n.grad(0) : Tensor::zeros({R, C}, dy.dtype());
+               Tensor dw = n.needs_grad(1) ? n.grad(1) : Tensor();
+               Tensor db = n.needs_grad(2) ? n.grad(2) : Tensor();
+               kernels::layer_norm_backward(dx.data<T>(), dw.defined() ? dw.data<T>() : nullptr,
+                                            db.defined() ? db.data<T>() : nullptr, dy.data<T>(),
+                                            xc.data<T>(), ptr_or_null<T>(w), mean.data<T>(),
+                                            rstd.data<T>(), R, C);
+             });
+           });
   return y;
 }
 
@@ -70,8 +71,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
         Tensor dx = n.needs_grad(0) ? n.grad(0) : Tensor::zeros({R, C}, dy.dtype());
         Tensor dw = n.needs_grad(1) ? n.grad(1) : Tensor();
         kernels::rms_norm_backward(dx.data<T>(), dw.defined() ? dw.data<T>() : nullptr,
-                                   dy.data<T>(), xc.data<T>(), ptr_or_null<T>(w), rstd.data<T>(),
-                                   R, C);
+                                   dy.data<T>(), xc.data<T>(), ptr_or_null<T>(w), rstd.data<T>(), R,
+                                   C);
       });
     });
   return y;

@@ -14,10 +14,10 @@ namespace llmkit::ops {
 namespace {
 
 struct Plan {
-  std::vector<bool> reduced;  // per input dim
-  Shape out_shape;            // with keepdim
-  Shape squeezed_shape;       // without
-  int64_t rows = 1, cols = 1; // kept elements, reduced elements per kept one
+  std::vector<bool> reduced;   // per input dim
+  Shape out_shape;             // with keepdim
+  Shape squeezed_shape;        // without
+  int64_t rows = 1, cols = 1;  // kept elements, reduced elements per kept one
 };
 
 Plan make_plan(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
@@ -118,11 +118,15 @@ std::vector<int64_t> all_dims(const Tensor& x) {
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl(x, dims, keepdim, false, "sum");
 }
-Tensor sum(const Tensor& x) { return sum(x, all_dims(x), false); }
+Tensor sum(const Tensor& x) {
+  return sum(x, all_dims(x), false);
+}
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl(x, dims, keepdim, true, "mean");
 }
-Tensor mean(const Tensor& x) { return mean(x, all_dims(x), false); }
+Tensor mean(const Tensor& x) {
+  return mean(x, all_dims(x), false);
+}
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
   const Plan p = make_plan(x, {dim}, "max");

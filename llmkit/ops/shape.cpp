@@ -48,8 +48,8 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
     LLMKIT_CHECK(s >= 0, "split: negative size");
     total += s;
   }
-  LLMKIT_CHECK(total == x.shape()[dim], "split: sizes add up to ", total, ", not ",
-               x.shape()[dim], " (dim ", dim, " of ", x.str(), ")");
+  LLMKIT_CHECK(total == x.shape()[dim], "split: sizes add up to ", total, ", not ", x.shape()[dim],
+               " (dim ", dim, " of ", x.str(), ")");
   std::vector<Tensor> out;
   int64_t at = 0;
   for (int64_t s : sizes) {

@@ -46,7 +46,11 @@ Tensor softmax_dim(const Tensor& x, int64_t dim) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_dim<false>(x, dim); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_dim<true>(x, dim); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  return softmax_dim<false>(x, dim);
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  return softmax_dim<true>(x, dim);
+}
 
 }  // namespace llmkit::ops

@@ -101,7 +101,9 @@ DemoResult mlp_xor(const DemoOptions& opt, const DemoProgress& progress) {
   Tensor w1 = param({H, 2}, 1.0 / std::sqrt(2.0), g, dt), b1 = param({H}, 0, g, dt);
   Tensor w2 = param({2, H}, 1.0 / std::sqrt(double(H)), g, dt), b2 = param({2}, 0, g, dt);
   Tensor x = Tensor::empty({opt.batch, 2}, dt), y = Tensor::empty({opt.batch}, DType::I32);
-  auto model = [&](const Tensor& in) { return ops::linear(ops::gelu(ops::linear(in, w1, b1)), w2, b2); };
+  auto model = [&](const Tensor& in) {
+    return ops::linear(ops::gelu(ops::linear(in, w1, b1)), w2, b2);
+  };
   auto batch = [&] {
     xor_batch(x, y, g);
     return std::pair{x, y};
@@ -126,8 +128,9 @@ DemoResult attention_recall(const DemoOptions& opt, const DemoProgress& progress
   auto model = [&](const Tensor& ids) {
     Tensor h = ops::embedding(ids, wte) + ops::embedding(pos, wpe);  // [B, T, C]
     Tensor qkv = ops::linear(h, w_qkv).reshape({B, T, 3, NH, C / NH}).permute({2, 0, 3, 1, 4});
-    Tensor a = ops::scaled_dot_product_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2),
-                                                 /*causal=*/true);
+    Tensor a =
+        ops::scaled_dot_product_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2),
+                                          /*causal=*/true);
     h = h + ops::linear(a.transpose(1, 2).reshape({B, T, C}), w_o);
     return ops::linear(ops::layer_norm(h, ln_w, ln_b), head);  // [B, T, V]
   };

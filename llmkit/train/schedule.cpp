@@ -8,7 +8,8 @@
 namespace llmkit::train {
 
 double LrSchedule::at(int64_t step) const {
-  LLMKIT_CHECK(warmup >= 0 && total > 0 && min_lr <= max_lr, "lr schedule: need warmup >= 0, total > 0, min_lr <= max_lr");
+  LLMKIT_CHECK(warmup >= 0 && total > 0 && min_lr <= max_lr,
+               "lr schedule: need warmup >= 0, total > 0, min_lr <= max_lr");
   if (step < warmup) return max_lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
   if (kind == Kind::Constant) return max_lr;
   if (step >= total) return min_lr;

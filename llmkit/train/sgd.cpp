@@ -7,8 +7,8 @@ namespace llmkit::train {
 
 Sgd::Sgd(std::vector<Tensor> params, SgdOptions opt) : params_(std::move(params)), opt_(opt) {
   for (const Tensor& p : params_)
-    LLMKIT_CHECK(p.requires_grad() && p.is_leaf() && p.is_contiguous(),
-                 "Sgd: parameter ", p.str(), " must be a contiguous leaf that requires grad");
+    LLMKIT_CHECK(p.requires_grad() && p.is_leaf() && p.is_contiguous(), "Sgd: parameter ", p.str(),
+                 " must be a contiguous leaf that requires grad");
   momentum_.resize(params_.size());
 }
 
@@ -18,7 +18,8 @@ void Sgd::step() {
     const Tensor& p = params_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    if (opt_.momentum != 0 && !momentum_[i].defined()) momentum_[i] = Tensor::zeros(p.shape(), p.dtype());
+    if (opt_.momentum != 0 && !momentum_[i].defined())
+      momentum_[i] = Tensor::zeros(p.shape(), p.dtype());
     dispatch_float(p.dtype(), "Sgd", [&](auto t) {
       using T = decltype(t);
       T* w = p.data<T>();

@@ -77,14 +77,18 @@ TEST(Tensor, ReshapeViewsOrCopies) {
 
 TEST(Tensor, ViewGradients) {
   Tensor x = rand_tensor({2, 3, 4}, 1).requires_grad_();
-  gradcheck([](const std::vector<Tensor>& in) { return in[0].permute({2, 0, 1}).reshape({4, 6}); },
+  gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return in[0].permute({2, 0, 1}).reshape({4, 6});
+      },
+      {x});
+  gradcheck([](const std::vector<Tensor>& in) { return in[0].slice(2, 1, 3).transpose(0, 1); },
             {x});
-  gradcheck([](const std::vector<Tensor>& in) { return in[0].slice(2, 1, 3).transpose(0, 1); }, {x});
   gradcheck([](const std::vector<Tensor>& in) { return in[0].select(1, 2).contiguous(); }, {x});
   Tensor b = rand_tensor({3, 1}, 2).requires_grad_();
   gradcheck([](const std::vector<Tensor>& in) { return in[0].expand({2, 3, 5}); }, {b});
-  gradcheck([](const std::vector<Tensor>& in) { return in[0].to(DType::F32).to(DType::F64); },
-            {x}, 1e-3, 1e-4, 1e-4);
+  gradcheck([](const std::vector<Tensor>& in) { return in[0].to(DType::F32).to(DType::F64); }, {x},
+            1e-3, 1e-4, 1e-4);
 }
 
 TEST(Tensor, Bf16AndF16Conversions) {
@@ -98,8 +102,8 @@ TEST(Tensor, Bf16AndF16Conversions) {
       EXPECT_NEAR(back_h[i], v[i], std::abs(v[i]) / 2048) << i;
     }
   }
-  EXPECT_EQ(back_h[7], INFINITY);                // overflow
-  EXPECT_NEAR(back_h[5], 1e-7f, 6e-8f);          // subnormal half
+  EXPECT_EQ(back_h[7], INFINITY);        // overflow
+  EXPECT_NEAR(back_h[5], 1e-7f, 6e-8f);  // subnormal half
   EXPECT_EQ(float_to_bf16(1.0f).bits, 0x3f80);
   EXPECT_EQ(float_to_f16(1.0f).bits, 0x3c00);
   EXPECT_EQ(float_to_f16(-2.0f).bits, 0xc000);

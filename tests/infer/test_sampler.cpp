@@ -10,7 +10,8 @@ using namespace llmkit;
 using infer::Sampler;
 using infer::SamplerOptions;
 
-static SamplerOptions opts(double t, int k = 0, double p = 1.0, double pen = 1.0, uint64_t seed = 1) {
+static SamplerOptions opts(double t, int k = 0, double p = 1.0, double pen = 1.0,
+                           uint64_t seed = 1) {
   SamplerOptions o;
   o.temperature = t;
   o.top_k = k;

@@ -52,11 +52,13 @@ TEST(GPT, Gpt2NamesAndParameterCount) {
   EXPECT_FALSE(sl.count("wpe.weight"));
   EXPECT_FALSE(sl.count("h.0.ln_1.bias"));
   EXPECT_TRUE(sl.count("lm_head.weight"));
-  EXPECT_EQ(sl.at("h.0.attn.c_attn.weight").shape(), (Shape{(2 + 2) * 4, 8}));  // GQA: q 2 heads, k/v 1
-  EXPECT_EQ(sl.at("h.0.mlp.c_fc.weight").shape(), (Shape{2 * 64, 8}));         // gate + up
+  EXPECT_EQ(sl.at("h.0.attn.c_attn.weight").shape(),
+            (Shape{(2 + 2) * 4, 8}));                                   // GQA: q 2 heads, k/v 1
+  EXPECT_EQ(sl.at("h.0.mlp.c_fc.weight").shape(), (Shape{2 * 64, 8}));  // gate + up
 }
 
-class GPTVariant : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::string, bool>> {};
+class GPTVariant
+    : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::string, bool>> {};
 
 TEST_P(GPTVariant, GradientsMatchFiniteDifferences) {
   auto [pos, norm, act, post_ln] = GetParam();
@@ -68,7 +70,8 @@ TEST_P(GPTVariant, GradientsMatchFiniteDifferences) {
   {  // larger weights than GPT-2's init, so every path carries signal
     NoGradGuard ng;
     Generator g(5);
-    for (auto& [n, p] : m.named_parameters()) g.normal_(p, n.find("ln_") != std::string::npos ? 1.0 : 0.0, 0.3);
+    for (auto& [n, p] : m.named_parameters())
+      g.normal_(p, n.find("ln_") != std::string::npos ? 1.0 : 0.0, 0.3);
   }
   Tensor ids = ids_of({1, 5, 2, 9, 9, 3, 0, 10, 4, 4}, 2);
   Tensor tgt = ids_of({5, 2, 9, 9, 3, 0, 10, -100, 4, 7}, 2);
@@ -77,12 +80,11 @@ TEST_P(GPTVariant, GradientsMatchFiniteDifferences) {
                              1e-6, 1e-7, 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Configs, GPTVariant,
-    ::testing::Values(std::make_tuple("learned", "layernorm", "gelu", false),
-                      std::make_tuple("sinusoidal", "layernorm", "gelu", true),
-                      std::make_tuple("rope", "rmsnorm", "swiglu", false),
-                      std::make_tuple("alibi", "rmsnorm", "gelu", false)));
+INSTANTIATE_TEST_SUITE_P(Configs, GPTVariant,
+                         ::testing::Values(std::make_tuple("learned", "layernorm", "gelu", false),
+                                           std::make_tuple("sinusoidal", "layernorm", "gelu", true),
+                                           std::make_tuple("rope", "rmsnorm", "swiglu", false),
+                                           std::make_tuple("alibi", "rmsnorm", "gelu", false)));
 
 TEST(GPT, CachedForwardEqualsFullRecompute) {
   for (const char* pos : {"learned", "sinusoidal", "rope", "alibi"}) {
@@ -91,7 +93,7 @@ TEST(GPT, CachedForwardEqualsFullRecompute) {
     GPT m(c, 7, DType::F64);
     NoGradGuard ng;
     Tensor ids = ids_of({3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}, 2);  // [2, 6]
-    Tensor full = m.forward(ids);                                   // [2, 6, V]
+    Tensor full = m.forward(ids);                                  // [2, 6, V]
     auto caches = m.make_caches(2, 16);
     m.forward(ids.slice(1, 0, 4).contiguous(), &caches);  // prefill 4
     for (int64_t t = 4; t < 6; ++t) {
@@ -124,6 +126,6 @@ TEST(GPT, ConfigJsonRoundTripAndErrors) {
   bad(with("n_layers", 2), "unknown field 'n_layers'");
   bad(with("n_embd", "big"), "'n_embd' has the wrong type");
   GPT m(tiny("learned", "layernorm", "gelu"));
-  EXPECT_THROW(m.forward(Tensor::zeros({1, 17}, DType::I32)), Error);  // beyond block_size
+  EXPECT_THROW(m.forward(Tensor::zeros({1, 17}, DType::I32)), Error);    // beyond block_size
   EXPECT_THROW(m.forward(Tensor::full({1, 2}, 11, DType::I32)), Error);  // id >= vocab
 }

@@ -20,8 +20,7 @@ TEST(Elementwise, BroadcastForward) {
   Tensor c = Tensor::from_vector(std::vector<float>{2, 4}, {2, 1});
   EXPECT_EQ((a / c).to_vector<float>(), (std::vector<float>{0.5f, 1, 1.5f, 1, 1.25f, 1.5f}));
   EXPECT_EQ((a - 1.0).to_vector<float>(), (std::vector<float>{0, 1, 2, 3, 4, 5}));
-  EXPECT_EQ((2.0 * a.transpose(0, 1)).to_vector<float>(),
-            (std::vector<float>{2, 8, 4, 10, 6, 12}));
+  EXPECT_EQ((2.0 * a.transpose(0, 1)).to_vector<float>(), (std::vector<float>{2, 8, 4, 10, 6, 12}));
   EXPECT_EQ(ops::mul(c, b).shape(), (Shape{2, 3}));  // [2,1] * [3] -> [2,3]
   EXPECT_EQ((Tensor::zeros({0, 3}) + b).numel(), 0);
 }
@@ -32,7 +31,7 @@ TEST(Elementwise, Errors) {
   EXPECT_THROW(a + Tensor::zeros({2, 3}, DType::F64), Error);
   EXPECT_THROW(Tensor::zeros({2}, DType::I32) + Tensor::zeros({2}, DType::I32), Error);
   try {
-    a * Tensor::zeros({2, 2});
+    a* Tensor::zeros({2, 2});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("[2, 3] and [2, 2]"), std::string::npos) << e.what();
@@ -47,7 +46,8 @@ TEST(Elementwise, Gradients) {
   gradcheck([](const V& x) { return x[0] - x[1]; }, {a, c});
   gradcheck([](const V& x) { return x[0] * x[1] * x[2]; }, {a, b, c});
   gradcheck([](const V& x) { return x[0] / x[1]; }, {a, b});
-  gradcheck([](const V& x) { return x[0].transpose(0, 2) * x[1].unsqueeze(1).unsqueeze(2); }, {a, c});
+  gradcheck([](const V& x) { return x[0].transpose(0, 2) * x[1].unsqueeze(1).unsqueeze(2); },
+            {a, c});
   gradcheck([](const V& x) { return ops::exp(x[0]) + ops::log(x[1]) * 3.0 - ops::sqrt(x[1]); },
             {a, b});
   gradcheck([](const V& x) { return ops::pow_scalar(x[0], 3.0) + (-x[0]) / 4.0; }, {b});
@@ -98,15 +98,18 @@ TEST(Matmul, LayoutsAgainstNaive) {
   Tensor a = rand_tensor({3, 5, 7}, 6), b = rand_tensor({3, 7, 4}, 7);
   EXPECT_LT(max_abs_diff(ops::matmul(a, b), naive_matmul(a, b)), 1e-12);
   // Transposed views go to BLAS as flags.
-  Tensor at = rand_tensor({3, 7, 5}, 8).transpose(1, 2), bt = rand_tensor({3, 4, 7}, 9).transpose(1, 2);
+  Tensor at = rand_tensor({3, 7, 5}, 8).transpose(1, 2),
+         bt = rand_tensor({3, 4, 7}, 9).transpose(1, 2);
   EXPECT_LT(max_abs_diff(ops::matmul(at, bt), naive_matmul(at, bt)), 1e-12);
   // Broadcast batch: [2,1,5,7] @ [3,7,4] -> [2,3,5,4]; and 2-D weights.
   Tensor a4 = rand_tensor({2, 1, 5, 7}, 10);
   Tensor r = ops::matmul(a4, b);
   EXPECT_EQ(r.shape(), (Shape{2, 3, 5, 4}));
-  EXPECT_LT(max_abs_diff(r.select(0, 1), naive_matmul(a4.select(0, 1).expand({3, 5, 7}), b)), 1e-12);
+  EXPECT_LT(max_abs_diff(r.select(0, 1), naive_matmul(a4.select(0, 1).expand({3, 5, 7}), b)),
+            1e-12);
   Tensor w = rand_tensor({7, 4}, 11);
-  EXPECT_LT(max_abs_diff(ops::matmul(a, w), naive_matmul(a, w.unsqueeze(0).expand({3, 7, 4}))), 1e-12);
+  EXPECT_LT(max_abs_diff(ops::matmul(a, w), naive_matmul(a, w.unsqueeze(0).expand({3, 7, 4}))),
+            1e-12);
   // Float path and vectors.
   Tensor af = a.to(DType::F32), bf = b.to(DType::F32);
   EXPECT_LT(max_abs_diff(ops::matmul(af, bf), naive_matmul(a, b)), 1e-5);
@@ -120,8 +123,10 @@ TEST(Matmul, LayoutsAgainstNaive) {
 }
 
 TEST(Matmul, Gradients) {
-  Tensor a = rand_tensor({2, 3, 4}, 1).requires_grad_(), b = rand_tensor({2, 4, 5}, 2).requires_grad_();
-  Tensor w = rand_tensor({4, 5}, 3).requires_grad_(), c = rand_tensor({1, 4, 5}, 4).requires_grad_();
+  Tensor a = rand_tensor({2, 3, 4}, 1).requires_grad_(),
+         b = rand_tensor({2, 4, 5}, 2).requires_grad_();
+  Tensor w = rand_tensor({4, 5}, 3).requires_grad_(),
+         c = rand_tensor({1, 4, 5}, 4).requires_grad_();
   gradcheck([](const V& x) { return ops::matmul(x[0], x[1]); }, {a, b});
   gradcheck([](const V& x) { return ops::matmul(x[0], x[1]); }, {a, w});
   gradcheck([](const V& x) { return ops::matmul(x[0], x[1]); }, {a, c});

@@ -23,19 +23,27 @@ TEST(Activation, ForwardAgainstFormulas) {
   Tensor x = rand_tensor({3, 50}, 1, -6, 6);
   EXPECT_LT(max_abs_diff(ops::relu(x), map(x, [](double v) { return v > 0 ? v : 0.0; })), 1e-12);
   EXPECT_LT(max_abs_diff(ops::tanh(x), map(x, [](double v) { return std::tanh(v); })), 1e-12);
-  EXPECT_LT(max_abs_diff(ops::sigmoid(x), map(x, [](double v) { return 1 / (1 + std::exp(-v)); })), 1e-12);
-  EXPECT_LT(max_abs_diff(ops::silu(x), map(x, [](double v) { return v / (1 + std::exp(-v)); })), 1e-12);
-  EXPECT_LT(max_abs_diff(ops::gelu(x, ops::GeluApprox::Erf),
-                         map(x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); })),
+  EXPECT_LT(max_abs_diff(ops::sigmoid(x), map(x, [](double v) { return 1 / (1 + std::exp(-v)); })),
             1e-12);
-  EXPECT_LT(max_abs_diff(ops::gelu(x), map(x, [](double v) {
-                           return 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
-                         })),
+  EXPECT_LT(max_abs_diff(ops::silu(x), map(x, [](double v) { return v / (1 + std::exp(-v)); })),
+            1e-12);
+  EXPECT_LT(
+      max_abs_diff(ops::gelu(x, ops::GeluApprox::Erf),
+                   map(x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); })),
+      1e-12);
+  EXPECT_LT(max_abs_diff(ops::gelu(x), map(x,
+                                           [](double v) {
+                                             return 0.5 * v *
+                                                    (1 + std::tanh(0.7978845608028654 *
+                                                                   (v + 0.044715 * v * v * v)));
+                                           })),
             1e-12);
   // The float path (vectorised approximations) within 1e-6 relative + 1e-6 absolute.
   Tensor xf = x.to(DType::F32);
-  for (auto f : {+[](const Tensor& t) { return ops::gelu(t); }, +[](const Tensor& t) { return ops::silu(t); },
-                 +[](const Tensor& t) { return ops::tanh(t); }, +[](const Tensor& t) { return ops::sigmoid(t); }})
+  for (auto f : {+[](const Tensor& t) { return ops::gelu(t); },
+                 +[](const Tensor& t) { return ops::silu(t); },
+                 +[](const Tensor& t) { return ops::tanh(t); },
+                 +[](const Tensor& t) { return ops::sigmoid(t); }})
     EXPECT_LT(max_abs_diff(f(xf), f(x)), 2e-6);
 }
 
@@ -55,7 +63,8 @@ TEST(Softmax, MatchesCompositeAndGradients) {
   Tensor ref = e / ops::sum(e, {-1}, true);
   EXPECT_LT(max_abs_diff(ops::softmax(x), ref), 1e-12);
   EXPECT_LT(max_abs_diff(ops::log_softmax(x), ops::log(ref)), 1e-12);
-  EXPECT_LT(max_abs_diff(ops::softmax(x, 1), ops::softmax(x.transpose(1, 2)).transpose(1, 2)), 1e-12);
+  EXPECT_LT(max_abs_diff(ops::softmax(x, 1), ops::softmax(x.transpose(1, 2)).transpose(1, 2)),
+            1e-12);
   // Large logits stay finite.
   Tensor big = Tensor::from_vector(std::vector<float>{1e4f, 0.f, -1e4f}, {1, 3});
   EXPECT_NEAR(ops::softmax(big).to_vector<float>()[0], 1.0f, 1e-6);
@@ -67,7 +76,8 @@ TEST(Softmax, MatchesCompositeAndGradients) {
 
 TEST(Norm, LayerNormAndRmsNorm) {
   Tensor x = rand_tensor({4, 3, 8}, 4, -2, 2).requires_grad_();
-  Tensor w = rand_tensor({8}, 5, 0.5, 1.5).requires_grad_(), b = rand_tensor({8}, 6).requires_grad_();
+  Tensor w = rand_tensor({8}, 5, 0.5, 1.5).requires_grad_(),
+         b = rand_tensor({8}, 6).requires_grad_();
   Tensor mu = ops::mean(x, {-1}, true);
   Tensor var = ops::mean((x - mu) * (x - mu), {-1}, true);
   Tensor ref = (x - mu) / ops::sqrt(var + 1e-5) * w + b;
@@ -79,7 +89,8 @@ TEST(Norm, LayerNormAndRmsNorm) {
   gradcheck([](const V& v) { return ops::rms_norm(v[0], v[1]); }, {x, w});
   gradcheck([](const V& v) { return ops::rms_norm(v[0].transpose(0, 1), v[1]); }, {x, w});
   EXPECT_THROW(ops::layer_norm(x, rand_tensor({7}, 1), Tensor()), Error);
-  Tensor xf = x.to(DType::F32).detach(), wf = w.to(DType::F32).detach(), bf = b.to(DType::F32).detach();
+  Tensor xf = x.to(DType::F32).detach(), wf = w.to(DType::F32).detach(),
+         bf = b.to(DType::F32).detach();
   EXPECT_LT(max_abs_diff(ops::layer_norm(xf, wf, bf), ref), 1e-5);
 }
 
@@ -94,7 +105,8 @@ TEST(CrossEntropy, MatchesLogSoftmaxGatherAndIgnoresIndex) {
     if (t[r] != -100) s -= lp[r * 11 + t[r]], ++valid;
   EXPECT_NEAR(ops::cross_entropy(logits, targets).item<double>(), s / valid, 1e-12);
   gradcheck([targets](const V& v) { return ops::cross_entropy(v[0], targets); }, {logits});
-  EXPECT_THROW(ops::cross_entropy(logits, Tensor::from_vector(std::vector<int32_t>{0, 1, 11, 0, 0, 0}, {2, 3})),
+  EXPECT_THROW(ops::cross_entropy(
+                   logits, Tensor::from_vector(std::vector<int32_t>{0, 1, 11, 0, 0, 0}, {2, 3})),
                Error);
   EXPECT_THROW(ops::cross_entropy(logits, Tensor::zeros({6}, DType::F64)), Error);
   EXPECT_TRUE(std::isnan(
@@ -117,7 +129,8 @@ static Tensor attention_ref(const Tensor& q, const Tensor& k, const Tensor& v, b
   for (int64_t b = 0; b < B; ++b)
     for (int64_t i = 0; i < Tq; ++i)
       for (int64_t j = 0; j < Tk; ++j)
-        if ((causal && j > i + Tk - Tq) || (mask.defined() && !mk[b * Tk + j])) m[(b * Tq + i) * Tk + j] = -1e300;
+        if ((causal && j > i + Tk - Tq) || (mask.defined() && !mk[b * Tk + j]))
+          m[(b * Tq + i) * Tk + j] = -1e300;
   s = s + Tensor::from_vector(m, {B, 1, Tq, Tk});
   return ops::matmul(ops::softmax(s), rep(v));
 }
@@ -131,24 +144,37 @@ static ops::AttentionOptions opts(bool causal, Tensor mask = Tensor(), Tensor bi
 }
 
 TEST(Attention, MatchesCompositeWithMasksBiasAndGqa) {
-  Tensor q = rand_tensor({2, 4, 5, 6}, 8), k = rand_tensor({2, 2, 7, 6}, 9), v = rand_tensor({2, 2, 7, 6}, 10);
-  Tensor mask = Tensor::from_vector(std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1}, {2, 7});
+  Tensor q = rand_tensor({2, 4, 5, 6}, 8), k = rand_tensor({2, 2, 7, 6}, 9),
+         v = rand_tensor({2, 2, 7, 6}, 10);
+  Tensor mask =
+      Tensor::from_vector(std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1}, {2, 7});
   Tensor bias = rand_tensor({4, 5, 7}, 11);
   for (bool causal : {false, true}) {
     const ops::AttentionOptions o = opts(causal, mask, bias);
     EXPECT_LT(max_abs_diff(ops::scaled_dot_product_attention(q, k, v, o),
-                           attention_ref(q, k, v, causal, mask, bias)), 1e-12);
+                           attention_ref(q, k, v, causal, mask, bias)),
+              1e-12);
   }
-  Tensor qs = rand_tensor({1, 2, 4, 4}, 12).requires_grad_(), ks = rand_tensor({1, 1, 4, 4}, 13).requires_grad_(),
-         vs = rand_tensor({1, 1, 4, 4}, 14).requires_grad_(), bs = rand_tensor({2, 4, 4}, 15).requires_grad_();
-  gradcheck([](const V& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2], opts(true)); }, {qs, ks, vs});
-  gradcheck([](const V& x) {
-    ops::AttentionOptions o;
-    o.bias = x[3];
-    return ops::scaled_dot_product_attention(x[0], x[1], x[2], o);
-  }, {qs, ks, vs, bs});
-  EXPECT_THROW(ops::scaled_dot_product_attention(q, rand_tensor({2, 3, 7, 6}, 1), rand_tensor({2, 3, 7, 6}, 1)), Error);
-  EXPECT_THROW(ops::scaled_dot_product_attention(q, k, v, opts(false, Tensor::ones({2, 6}, DType::U8))), Error);
+  Tensor qs = rand_tensor({1, 2, 4, 4}, 12).requires_grad_(),
+         ks = rand_tensor({1, 1, 4, 4}, 13).requires_grad_(),
+         vs = rand_tensor({1, 1, 4, 4}, 14).requires_grad_(),
+         bs = rand_tensor({2, 4, 4}, 15).requires_grad_();
+  gradcheck(
+      [](const V& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2], opts(true)); },
+      {qs, ks, vs});
+  gradcheck(
+      [](const V& x) {
+        ops::AttentionOptions o;
+        o.bias = x[3];
+        return ops::scaled_dot_product_attention(x[0], x[1], x[2], o);
+      },
+      {qs, ks, vs, bs});
+  EXPECT_THROW(ops::scaled_dot_product_attention(q, rand_tensor({2, 3, 7, 6}, 1),
+                                                 rand_tensor({2, 3, 7, 6}, 1)),
+               Error);
+  EXPECT_THROW(
+      ops::scaled_dot_product_attention(q, k, v, opts(false, Tensor::ones({2, 6}, DType::U8))),
+      Error);
 }
 
 TEST(Embedding, LookupAndScatterAdd) {
@@ -195,10 +221,12 @@ TEST(Dropout, SeededInvertedAndThreadIndependent) {
   EXPECT_NE(ops::dropout(x, 0.25, true, g1).to_vector<double>(), a.to_vector<double>());
   EXPECT_TRUE(ops::dropout(x, 0.5, false, g1).same(x));
   Tensor xr = rand_tensor({4, 5}, 20).requires_grad_();
-  gradcheck([](const V& v) {
-    Generator g(9);  // same mask every call
-    return ops::dropout(v[0], 0.3, true, g);
-  }, {xr});
+  gradcheck(
+      [](const V& v) {
+        Generator g(9);  // same mask every call
+        return ops::dropout(v[0], 0.3, true, g);
+      },
+      {xr});
   EXPECT_THROW(ops::dropout(x, 1.0, true, g1), Error);
 }
 

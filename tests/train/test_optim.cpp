@@ -64,13 +64,15 @@ TEST(AdamW, DecayRule) {
 TEST(AdamW, StateRoundTripContinuesIdentically) {
   auto run = [](bool reload) {
     Tensor w = param({0.5, -1.0, 2.0, 0.1}, {2, 2});
-    auto opt = std::make_unique<AdamW>(std::vector<std::pair<std::string, Tensor>>{{"w", w}}, AdamWOptions{});
+    auto opt = std::make_unique<AdamW>(std::vector<std::pair<std::string, Tensor>>{{"w", w}},
+                                       AdamWOptions{});
     for (int t = 0; t < 6; ++t) {
       if (reload && t == 3) {
         std::map<std::string, Tensor> s;
         for (auto& [n, x] : opt->state()) s[n] = x.clone();
         const int64_t step = opt->step_count();
-        opt = std::make_unique<AdamW>(std::vector<std::pair<std::string, Tensor>>{{"w", w}}, AdamWOptions{});
+        opt = std::make_unique<AdamW>(std::vector<std::pair<std::string, Tensor>>{{"w", w}},
+                                      AdamWOptions{});
         opt->load_state(s, step);
       }
       set_grad(w, {0.1 * t, -0.3, 0.2, 0.01});
@@ -83,12 +85,15 @@ TEST(AdamW, StateRoundTripContinuesIdentically) {
   AdamW opt({{"w", w}}, {});
   EXPECT_THROW(opt.load_state({}, 1), Error);
   EXPECT_THROW(opt.load_state({{"w.exp_avg", Tensor::zeros({3}, DType::F64)},
-                               {"w.exp_avg_sq", Tensor::zeros({2}, DType::F64)}}, 1), Error);
+                               {"w.exp_avg_sq", Tensor::zeros({2}, DType::F64)}},
+                              1),
+               Error);
 }
 
 TEST(AdamW, MinimisesAQuadraticInFloat) {
   Tensor x = Tensor::full({10}, 3.0).requires_grad_();
-  AdamW opt({{"x", x}}, {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0});
+  AdamW opt({{"x", x}},
+            {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0});
   double loss = 0;
   for (int i = 0; i < 300; ++i) {
     opt.zero_grad();

@@ -46,27 +46,31 @@ void engine_demo(uint64_t seed) {
   att.vocab = 32;
   att.n_embd = 64;
   att.seed = seed;
-  std::printf("2. One causal self-attention block learns to answer the FIRST token of a 64-token "
-              "sequence at every position (chance: ln 31 = %.2f nats)\n", std::log(31.0));
+  std::printf(
+      "2. One causal self-attention block learns to answer the FIRST token of a 64-token "
+      "sequence at every position (chance: ln 31 = %.2f nats)\n",
+      std::log(31.0));
   report("attention", llmkit::train::attention_recall(att, every(25, att.steps)));
 }
 
 }  // namespace
 
-LLMKIT_COMMAND({"demo", "Train a tokenizer and a small GPT on the demo corpus and sample from it",
-                [](CLI::App& sub) {
-                  auto opt = std::make_shared<llmkit::train::GptDemoOptions>();
-                  auto engine = std::make_shared<bool>(false);
-                  sub.add_option("--data", opt->data, "text file to learn")->capture_default_str();
-                  sub.add_option("--out", opt->out, "run directory (replaced)")->capture_default_str();
-                  sub.add_option("--steps", opt->steps, "training steps")
-                      ->capture_default_str()->check(CLI::PositiveNumber);
-                  sub.add_option("--seed", opt->seed, "random seed")->capture_default_str();
-                  sub.add_flag("--engine", *engine, "run the small engine showcase instead (synthetic data)");
-                  return [opt, engine] {
-                    if (*engine)
-                      engine_demo(opt->seed);
-                    else
-                      llmkit::train::run_gpt_demo(*opt);
-                  };
-                }});
+LLMKIT_COMMAND(
+    {"demo", "Train a tokenizer and a small GPT on the demo corpus and sample from it",
+     [](CLI::App& sub) {
+       auto opt = std::make_shared<llmkit::train::GptDemoOptions>();
+       auto engine = std::make_shared<bool>(false);
+       sub.add_option("--data", opt->data, "text file to learn")->capture_default_str();
+       sub.add_option("--out", opt->out, "run directory (replaced)")->capture_default_str();
+       sub.add_option("--steps", opt->steps, "training steps")
+           ->capture_default_str()
+           ->check(CLI::PositiveNumber);
+       sub.add_option("--seed", opt->seed, "random seed")->capture_default_str();
+       sub.add_flag("--engine", *engine, "run the small engine showcase instead (synthetic data)");
+       return [opt, engine] {
+         if (*engine)
+           engine_demo(opt->seed);
+         else
+           llmkit::train::run_gpt_demo(*opt);
+       };
+     }});

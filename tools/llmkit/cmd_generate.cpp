@@ -14,45 +14,57 @@ struct Args {
 };
 }  // namespace
 
-LLMKIT_COMMAND({"generate", "Generate text from a trained decoder (GPT, llama-style or RNN)", [](CLI::App& sub) {
-                  auto a = std::make_shared<Args>();
-                  a->gen.sampler.temperature = 0.8;
-                  a->gen.sampler.top_k = 50;
-                  sub.add_option("--model", a->model_dir, "model directory")->required()->check(CLI::ExistingDirectory);
-                  sub.add_option("--prompt", a->prompt, "text to continue")->required();
-                  sub.add_option("--max-new-tokens", a->gen.max_new_tokens, "tokens to generate")
-                      ->capture_default_str()->check(CLI::PositiveNumber);
-                  sub.add_option("--temperature", a->gen.sampler.temperature, "0 = greedy")
-                      ->capture_default_str()->check(CLI::NonNegativeNumber);
-                  sub.add_option("--top-k", a->gen.sampler.top_k, "keep the k most likely (0 = off)")
-                      ->capture_default_str()->check(CLI::NonNegativeNumber);
-                  sub.add_option("--top-p", a->gen.sampler.top_p, "nucleus sampling mass (1 = off)")
-                      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-                  sub.add_option("--repetition-penalty", a->gen.sampler.repetition_penalty, "1 = off")
-                      ->capture_default_str()->check(CLI::PositiveNumber);
-                  sub.add_option("--seed", a->gen.sampler.seed, "sampling seed")->capture_default_str();
-                  sub.add_option("--stop", a->gen.stop_strings, "stop when this text appears");
-                  sub.add_flag("--no-cache", a->no_cache, "recompute the whole sequence each step");
-                  sub.add_flag("--stats", a->stats, "print prefill/decode speed to stderr");
-                  return [a] {
-                    auto loaded = llmkit::train::load_decoder(a->model_dir);
-                    const auto tok = llmkit::tokenizer::Tokenizer::load(a->model_dir + "/tokenizer.json");
-                    if (auto eot = tok.find_token("<|endoftext|>")) a->gen.stop_ids.push_back(*eot);
-                    a->gen.use_cache = !a->no_cache;
-                    llmkit::infer::GenerateStats st;
-                    std::fputs(a->prompt.c_str(), stdout);
-                    llmkit::infer::generate_text(*loaded.decoder, tok, a->prompt, a->gen,
-                                                 [](std::string_view s) {
-                                                   std::fwrite(s.data(), 1, s.size(), stdout);
-                                                   std::fflush(stdout);
-                                                 },
-                                                 &st);
-                    std::fputs("\n", stdout);
-                    if (a->stats)
-                      std::fprintf(stderr, "prefill %lld tokens in %.3f s (%.0f tok/s); decode %lld tokens in %.3f s (%.1f tok/s); stop: %s\n",
-                                   static_cast<long long>(st.prompt_tokens), st.prefill_seconds,
-                                   st.prompt_tokens / std::max(st.prefill_seconds, 1e-9),
-                                   static_cast<long long>(st.new_tokens), st.decode_seconds,
-                                   st.new_tokens / std::max(st.decode_seconds, 1e-9), st.stop_reason.c_str());
-                  };
-                }});
+LLMKIT_COMMAND(
+    {"generate", "Generate text from a trained decoder (GPT, llama-style or RNN)",
+     [](CLI::App& sub) {
+       auto a = std::make_shared<Args>();
+       a->gen.sampler.temperature = 0.8;
+       a->gen.sampler.top_k = 50;
+       sub.add_option("--model", a->model_dir, "model directory")
+           ->required()
+           ->check(CLI::ExistingDirectory);
+       sub.add_option("--prompt", a->prompt, "text to continue")->required();
+       sub.add_option("--max-new-tokens", a->gen.max_new_tokens, "tokens to generate")
+           ->capture_default_str()
+           ->check(CLI::PositiveNumber);
+       sub.add_option("--temperature", a->gen.sampler.temperature, "0 = greedy")
+           ->capture_default_str()
+           ->check(CLI::NonNegativeNumber);
+       sub.add_option("--top-k", a->gen.sampler.top_k, "keep the k most likely (0 = off)")
+           ->capture_default_str()
+           ->check(CLI::NonNegativeNumber);
+       sub.add_option("--top-p", a->gen.sampler.top_p, "nucleus sampling mass (1 = off)")
+           ->capture_default_str()
+           ->check(CLI::Range(0.0, 1.0));
+       sub.add_option("--repetition-penalty", a->gen.sampler.repetition_penalty, "1 = off")
+           ->capture_default_str()
+           ->check(CLI::PositiveNumber);
+       sub.add_option("--seed", a->gen.sampler.seed, "sampling seed")->capture_default_str();
+       sub.add_option("--stop", a->gen.stop_strings, "stop when this text appears");
+       sub.add_flag("--no-cache", a->no_cache, "recompute the whole sequence each step");
+       sub.add_flag("--stats", a->stats, "print prefill/decode speed to stderr");
+       return [a] {
+         auto loaded = llmkit::train::load_decoder(a->model_dir);
+         const auto tok = llmkit::tokenizer::Tokenizer::load(a->model_dir + "/tokenizer.json");
+         if (auto eot = tok.find_token("<|endoftext|>")) a->gen.stop_ids.push_back(*eot);
+         a->gen.use_cache = !a->no_cache;
+         llmkit::infer::GenerateStats st;
+         std::fputs(a->prompt.c_str(), stdout);
+         llmkit::infer::generate_text(
+             *loaded.decoder, tok, a->prompt, a->gen,
+             [](std::string_view s) {
+               std::fwrite(s.data(), 1, s.size(), stdout);
+               std::fflush(stdout);
+             },
+             &st);
+         std::fputs("\n", stdout);
+         if (a->stats)
+           std::fprintf(stderr,
+                        "prefill %lld tokens in %.3f s (%.0f tok/s); decode %lld tokens in %.3f s "
+                        "(%.1f tok/s); stop: %s\n",
+                        static_cast<long long>(st.prompt_tokens), st.prefill_seconds,
+                        st.prompt_tokens / std::max(st.prefill_seconds, 1e-9),
+                        static_cast<long long>(st.new_tokens), st.decode_seconds,
+                        st.new_tokens / std::max(st.decode_seconds, 1e-9), st.stop_reason.c_str());
+       };
+     }});

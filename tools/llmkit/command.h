@@ -29,5 +29,6 @@ struct Registrar {
 #define LLMKIT_CONCAT_INNER(a, b) a##b
 #define LLMKIT_CONCAT(a, b) LLMKIT_CONCAT_INNER(a, b)
 // Usage: LLMKIT_COMMAND({"name", "help", setup});
-#define LLMKIT_COMMAND(...) \
-  static ::llmkit::cli::Registrar LLMKIT_CONCAT(llmkit_command_, __LINE__)(::llmkit::cli::Command __VA_ARGS__)
+#define LLMKIT_COMMAND(...)                                      \
+  static ::llmkit::cli::Registrar LLMKIT_CONCAT(llmkit_command_, \
+                                                __LINE__)(::llmkit::cli::Command __VA_ARGS__)
