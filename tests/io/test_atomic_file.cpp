@@ -10,6 +10,7 @@
 
 #include "llmkit/core/error.h"
 #include "llmkit/io/atomic_file.h"
+#include "tests/common/temp_dir.h"
 
 namespace fs = std::filesystem;
 using llmkit::Error;
@@ -18,14 +19,7 @@ using llmkit::io::write_file_atomic;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "llmkit_atomic_XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using llmkit::testing::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

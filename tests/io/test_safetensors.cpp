@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "llmkit/io/safetensors.h"
+#include "tests/common/temp_dir.h"
 
 namespace fs = std::filesystem;
 using llmkit::DType;
@@ -21,15 +22,7 @@ using namespace llmkit::io;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "llmkit_st_XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using llmkit::testing::TempDir;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;

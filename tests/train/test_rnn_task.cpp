@@ -16,21 +16,14 @@
 #include "llmkit/train/adamw.h"
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("llmkit_rnn_task_" + std::to_string(getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using llmkit::testing::TempDir;
 
 // Sentences from a tiny grammar (structure an RNN can learn quickly).
 std::string corpus_text(int lines) {

@@ -13,6 +13,7 @@
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
 #include "llmkit/train/translate.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -20,15 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("llmkit_t5task_" + std::to_string(getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using llmkit::testing::TempDir;
 
 uint64_t lcg(uint64_t& x) {
   x = x * 6364136223846793005ull + 1442695040888963407ull;

@@ -9,21 +9,14 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/trainer.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("llmkit_trainer_" + std::to_string(getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using llmkit::testing::TempDir;
 
 // A small corpus with structure to learn: sentences from a tiny grammar.
 std::string write_corpus(const fs::path& dir) {
