@@ -59,26 +59,14 @@ void check_parity(const std::string& cell, bool tie) {
   }
   Tensor tid = Tensor::from_vector(ids, {B, T}), ttg = Tensor::from_vector(tgt, {B, T});
   io::save_safetensors((dir / "inputs.safetensors").string(), {{"ids", tid}, {"targets", ttg}});
-  const std::string cmd =
-      std::string("/usr/bin/python3 ") + src + "/tests/models/rnn_parity.py " + dir.string();
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::map<std::string, Tensor> r =
+      llmkit::testing::run_reference("rnn_parity.py", dir.string());
+  ASSERT_FALSE(r.empty());
 
   Tensor logits = model.forward(tid);
   Tensor loss = ops::cross_entropy(logits, ttg);
   loss.backward();
-  io::SafetensorsFile ref = io::load_safetensors((dir / "reference.safetensors").string());
-  std::map<std::string, Tensor> r(ref.tensors.begin(), ref.tensors.end());
-  const double el = rel_err(logits, r.at("logits"));
-  std::printf("  %-32s rel err %.2e\n", "logits", el);
-  EXPECT_LT(el, 1e-4);
-  EXPECT_NEAR(loss.item<double>(), r.at("loss").to_vector<double>()[0], 1e-4);
-  for (auto& [n, p] : model.named_parameters()) {
-    ASSERT_TRUE(r.count("grad." + n)) << n;
-    ASSERT_TRUE(p.grad().defined()) << n;
-    const double e = rel_err(p.grad(), r.at("grad." + n));
-    std::printf("  %-32s rel err %.2e\n", ("grad " + n).c_str(), e);
-    EXPECT_LT(e, 1e-4) << n;
-  }
+  llmkit::testing::expect_matches_reference(logits, loss, model, r);
   fs::remove_all(dir);
 }
 
