@@ -7,22 +7,30 @@
 
 namespace llmkit::train {
 
-bool AdamW::decays(const std::string& name, const Tensor& p) {
-  if (p.dim() < 2) return false;
-  for (const char* emb : {"wte", "wpe", "embed"})
-    if (name.find(emb) != std::string::npos) return false;
+bool AdamW::decays(const Tensor& p, const std::vector<Tensor>& embeddings) {
+  if (p.dim() < 2) return false;  // biases, norm gains
+  for (const Tensor& e : embeddings)
+    if (e.defined() && e.same(p)) return false;
   return true;
 }
 
-AdamW::AdamW(std::vector<std::pair<std::string, Tensor>> named_params, AdamWOptions opt)
+AdamW::AdamW(std::vector<std::pair<std::string, Tensor>> named_params, AdamWOptions opt,
+             const std::vector<Tensor>& embeddings)
     : params_(std::move(named_params)), opt_(opt) {
   for (const auto& [name, p] : params_) {
     LLMKIT_CHECK(p.requires_grad() && p.is_contiguous(), "AdamW: parameter '", name,
                  "' must be contiguous and require grad");
     m_.push_back(Tensor::zeros(p.shape(), p.dtype()));
     v_.push_back(Tensor::zeros(p.shape(), p.dtype()));
-    decay_.push_back(decays(name, p));
+    decay_.push_back(decays(p, embeddings));
   }
+}
+
+std::vector<std::string> AdamW::decayed_names() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (decay_[i]) out.push_back(params_[i].first);
+  return out;
 }
 
 void AdamW::step() {

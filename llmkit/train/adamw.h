@@ -3,8 +3,11 @@
 //   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
 //   p -= lr * wd * p                                   (decay group only)
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-// Decay group: tensors of two or more dims that are not embeddings (decays()); biases, norm
-// weights and embedding tables are not decayed (as nanoGPT and most LLM recipes do).
+// Decay group, by role (decays()): the weight matrices of projections -- every Linear layer's
+// weight and the recurrent cells' weight_ih / weight_hh. Never decayed: biases and norm gains
+// (1-D) and embedding tables of any kind (token, position, segment, T5's shared table and
+// relative-position bias), which the caller names by identity (Task::embedding_tables()), so
+// no name pattern decides it. (nanoGPT and most LLM recipes decay the same set.)
 #pragma once
 
 #include <map>
@@ -25,8 +28,13 @@ struct AdamWOptions {
 
 class AdamW {
  public:
-  AdamW(std::vector<std::pair<std::string, Tensor>> named_params, AdamWOptions opt);
-  static bool decays(const std::string& name, const Tensor& p);
+  // `embeddings`: the model's embedding tables (never decayed). Without them every parameter
+  // of two or more dims decays, as torch.optim.AdamW on a plain parameter list.
+  AdamW(std::vector<std::pair<std::string, Tensor>> named_params, AdamWOptions opt,
+        const std::vector<Tensor>& embeddings = {});
+  static bool decays(const Tensor& p, const std::vector<Tensor>& embeddings);
+  // The names of the decayed parameters, in the order given.
+  std::vector<std::string> decayed_names() const;
 
   void step();  // parameters without a gradient are skipped
   void zero_grad();

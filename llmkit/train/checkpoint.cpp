@@ -1,11 +1,20 @@
+// Checkpoints and run directories (the layout and the commit protocol: checkpoint.h), and the
+// loaders of a trained model directory for generate / eval / chat.
 #include "llmkit/train/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "llmkit/io/atomic_file.h"
 #include "llmkit/io/safetensors.h"
@@ -33,6 +42,93 @@ json read_json(const std::string& path) {
 
 void write_json(const std::string& path, const json& j) {
   io::write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  LLMKIT_CHECK(in.good(), "cannot open '", path, "'");
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+constexpr const char* kCheckpoints = "checkpoints";
+constexpr const char* kLatest = "latest.json";  // the commit point
+
+std::string step_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+void fsync_dir(const fs::path& d) {
+  const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Writes `bytes` to `path` through "<path>.tmp.<pid>" and a rename, so a reader sees the old
+// file or the new one, never part of one; with `durable` the bytes are fsynced before the
+// rename. Unlike io::write_file_atomic it leaves the directory's fsync to the caller: a
+// checkpoint fsyncs its directory once, not once per file (each fsync costs ~10 ms on disk).
+void write_replace(const fs::path& path, std::string_view bytes, bool durable) {
+  const std::string tmp = path.string() + ".tmp." + std::to_string(getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  LLMKIT_CHECK(fd >= 0, "cannot write '", path.string(), "': ", std::strerror(errno));
+  int err = 0;
+  for (size_t done = 0; done < bytes.size() && err == 0;) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno != EINTR) err = errno;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  if (err == 0 && durable && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    fail("cannot write '", path.string(), "': ", std::strerror(err));
+  }
+}
+
+// The model directory at the top of the run directory (what generate / eval / chat read)
+// becomes the checkpoint in `dir`. Runs only after the commit, so a kill here leaves the
+// previous top-level files, which the next commit or --resume replaces. model.safetensors is a
+// hard link where the file system has them (no bytes copied; a step directory's files are never
+// written again, so sharing is safe); the small files are copies, so that editing one at the
+// top can never change a checkpoint.
+void publish_checkpoint(const fs::path& root, const fs::path& dir) {
+  const fs::path model = root / "model.safetensors";
+  const std::string tmp = model.string() + ".tmp." + std::to_string(getpid());
+  ::unlink(tmp.c_str());
+  if (::link((dir / "model.safetensors").c_str(), tmp.c_str()) == 0) {
+    if (::rename(tmp.c_str(), model.c_str()) != 0) {
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      fail("cannot replace '", model.string(), "': ", std::strerror(err));
+    }
+  } else {
+    write_replace(model, read_file((dir / "model.safetensors").string()), true);
+  }
+  for (const char* f : {"config.json", "tokenizer.json", "trainer_state.json"})
+    write_replace(root / f, read_file((dir / f).string()), true);
+  fs::remove(root / "optimizer.safetensors");  // of the older layout; now in the step dir
+  fsync_dir(root);
+}
+
+// Files that io::AtomicFile ("<name>.tmp.<pid>") or this file left behind when a process was
+// killed while writing them. Only called under the run's lock.
+void remove_stale_temps(const fs::path& root) {
+  for (const fs::path& d : {root, root / "data"}) {
+    if (!fs::is_directory(d)) continue;
+    for (const auto& e : fs::directory_iterator(d)) {
+      const std::string name = e.path().filename().string();
+      const size_t at = name.rfind(".tmp.");
+      if (at == std::string::npos || at + 5 == name.size()) continue;
+      if (name.find_first_not_of("0123456789", at + 5) == std::string::npos) fs::remove(e.path());
+    }
+  }
 }
 
 Tokenizer obtain_tokenizer(const TrainRun& run, const std::vector<std::string>& data,
@@ -89,6 +185,58 @@ std::string loss_svg(const std::vector<StepRecord>& h) {
 
 }  // namespace
 
+RunLock::RunLock(const std::string& dir) {
+  fs::create_directories(dir);
+  const std::string path = (fs::path(dir) / "train.lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  LLMKIT_CHECK(fd_ >= 0, "cannot create '", path, "': ", std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == ENOLCK || err == EOPNOTSUPP) return;  // a file system without locks: go on
+    ::close(fd_);
+    fd_ = -1;
+    LLMKIT_CHECK(err != EWOULDBLOCK, "'", dir, "' is in use by another llmkit train process (",
+                 path, " is locked)");
+    fail("cannot lock '", path, "': ", std::strerror(err));
+  }
+  remove_stale_temps(dir);
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
+
+std::string committed_checkpoint(const std::string& run_dir) {
+  const fs::path root(run_dir), latest = root / kCheckpoints / kLatest;
+  if (fs::exists(latest)) {
+    const json j = read_json(latest.string());
+    LLMKIT_CHECK(j.is_object() && j.contains("dir") && j.at("dir").is_string(), latest.string(),
+                 ": no \"dir\" naming the committed checkpoint");
+    const std::string name = j.at("dir").get<std::string>();
+    LLMKIT_CHECK(name.rfind("step-", 0) == 0 && name.find('/') == std::string::npos,
+                 latest.string(), ": \"", name, "\" is not a checkpoint directory name");
+    const fs::path dir = root / kCheckpoints / name;
+    LLMKIT_CHECK(fs::is_directory(dir), latest.string(), " names '", dir.string(),
+                 "', which does not exist");
+    return dir.string();
+  }
+  if (fs::exists(root / "trainer_state.json")) return run_dir;  // the older layout
+  return "";
+}
+
+int64_t committed_step(const std::string& run_dir) {
+  const fs::path latest = fs::path(run_dir) / kCheckpoints / kLatest;
+  if (fs::exists(latest)) {
+    const json j = read_json(latest.string());
+    LLMKIT_CHECK(j.contains("step") && j.at("step").is_number_integer(), latest.string(),
+                 ": no integer \"step\"");
+    return j.at("step").get<int64_t>();
+  }
+  const std::string dir = committed_checkpoint(run_dir);
+  if (dir.empty()) return -1;
+  return read_json((fs::path(dir) / "trainer_state.json").string()).value("step", int64_t{-1});
+}
+
 LrSchedule make_schedule(const TrainConfig& tc) {
   LrSchedule s;
   s.kind = tc.schedule == "cosine"   ? LrSchedule::Kind::Cosine
@@ -98,7 +246,7 @@ LrSchedule make_schedule(const TrainConfig& tc) {
                : (fail("config: schedule '", tc.schedule, "' is not cosine, linear or constant"),
                   LrSchedule::Kind::Constant);
   s.warmup = tc.warmup;
-  s.total = tc.steps;
+  s.total = tc.schedule_steps;
   s.max_lr = tc.lr;
   s.min_lr = tc.min_lr;
   return s;
@@ -108,18 +256,34 @@ Checkpoint prepare_run(const TrainRun& run) {
   Checkpoint ck;
   LLMKIT_CHECK(!run.out_dir.empty(), "train: --out DIR is required");
   const fs::path dir(run.out_dir);
-  const std::string state_path = (dir / "trainer_state.json").string();
+  const std::string committed = committed_checkpoint(run.out_dir);
+  if (run.resume && committed.empty()) {
+    LLMKIT_CHECK(!run.config_path.empty(), "nothing to resume in '", run.out_dir,
+                 "': no committed checkpoint (the run stopped before its first one, or never "
+                 "started); start it with --config and --data");
+    if (!run.quiet)
+      std::fprintf(stderr, "note: nothing to resume in %s (no committed checkpoint); starting\n",
+                   run.out_dir.c_str());
+  }
+  const bool resume = run.resume && !committed.empty();
+  const std::string state_path = (fs::path(committed) / "trainer_state.json").string();
   json train_json;
-  if (run.resume) {
-    LLMKIT_CHECK(fs::exists(state_path), "nothing to resume in '", run.out_dir,
-                 "': no trainer_state.json (start a run there without --resume)");
+  if (resume) {
+    ck.resume_dir = committed;
     const json state = read_json(state_path);
-    ck.model_config = read_json((dir / "config.json").string());
-    train_json = state.at("train");
-    ck.data = run.data.empty() ? state.at("data").get<std::vector<std::string>>() : run.data;
-    ck.pairs = run.pairs.empty() ? state.value("pairs", std::vector<std::string>{}) : run.pairs;
+    ck.model_config = read_json((fs::path(committed) / "config.json").string());
+    try {
+      train_json = state.at("train");
+      // Runs saved before schedule_steps existed had a schedule as long as their steps.
+      if (!train_json.contains("schedule_steps"))
+        train_json["schedule_steps"] = state.at("train").at("steps");
+      ck.data = run.data.empty() ? state.at("data").get<std::vector<std::string>>() : run.data;
+      ck.pairs = run.pairs.empty() ? state.value("pairs", std::vector<std::string>{}) : run.pairs;
+    } catch (const json::exception& e) {
+      fail(state_path, ": ", e.what());
+    }
   } else {
-    LLMKIT_CHECK(!fs::exists(state_path), "'", run.out_dir,
+    LLMKIT_CHECK(committed.empty(), "'", run.out_dir,
                  "' already holds a training run; continue it with --resume or pick another --out");
     LLMKIT_CHECK(!run.config_path.empty(), "train: --config FILE is required");
     const json cfg = read_json(run.config_path);
@@ -135,7 +299,7 @@ Checkpoint prepare_run(const TrainRun& run) {
   try {
     ck.train_config = TrainConfig::from_json(train_json);
   } catch (const Error& e) {
-    fail(run.resume ? state_path : run.config_path, ": ", e.what());
+    fail(resume ? state_path : run.config_path, ": ", e.what());
   }
   const bool translate = ck.train_config.objective == "translate";
   if (translate)
@@ -149,8 +313,12 @@ Checkpoint prepare_run(const TrainRun& run) {
     LLMKIT_CHECK(fs::exists(f), "train: pairs file '", f, "' not found");
 
   fs::create_directories(dir);
-  ck.tokenizer_path = (dir / "tokenizer.json").string();
-  if (!run.resume) {
+  if (resume) {
+    ck.tokenizer_path = (fs::path(committed) / "tokenizer.json").string();
+    ck.tokenizer_json = read_file(ck.tokenizer_path);
+    // A kill between a commit and the top-level update left the top one step behind.
+    if (committed != run.out_dir) publish_checkpoint(dir, committed);
+  } else {
     // The tokenizer learns from everything the model will read: the text and both sides of pairs.
     std::vector<std::string> corpus = ck.data;
     corpus.insert(corpus.end(), ck.pairs.begin(), ck.pairs.end());
@@ -170,7 +338,9 @@ Checkpoint prepare_run(const TrainRun& run) {
                      tok.vocab_size());
       ck.model_config["vocab_size"] = tok.vocab_size();
     }
-    tok.save(ck.tokenizer_path);
+    ck.tokenizer_path = (dir / "tokenizer.json").string();
+    ck.tokenizer_json = tok.to_json() + "\n";
+    io::write_file_atomic(ck.tokenizer_path, ck.tokenizer_json);
   }
   if (!ck.data.empty()) {
     const Tokenizer tok = Tokenizer::load(ck.tokenizer_path);
@@ -180,59 +350,88 @@ Checkpoint prepare_run(const TrainRun& run) {
   return ck;
 }
 
-void save_checkpoint(const std::string& dir, const Checkpoint& ck, Task& task, const AdamW& opt,
+void save_checkpoint(const std::string& run_dir, const Checkpoint& ck, Task& task, const AdamW& opt,
                      const std::vector<StepRecord>& history) {
-  const fs::path d(dir);
-  const std::string step = std::to_string(history.size());
-  write_json((d / "config.json").string(), task.model_config());
-  io::save_safetensors((d / "model.safetensors").string(), task.model().named_parameters(),
-                       {{"step", step}, {"format", "llmkit"}});
-  io::save_safetensors((d / "optimizer.safetensors").string(), opt.state(),
-                       {{"step", std::to_string(opt.step_count())}});
+  const fs::path root(run_dir), cks = root / kCheckpoints;
+  const auto step = static_cast<int64_t>(history.size());
+  const std::string name = step_dir_name(step);
+  const fs::path tmp = cks / (".tmp-" + name), final_dir = cks / name;
+  LLMKIT_CHECK(committed_step(run_dir) != step, "checkpoint: step ", step,
+               " is already committed in '", run_dir, "'");
+  // 1. The whole set in a directory nobody reads; every file fsynced (io::AtomicFile).
+  fs::create_directories(cks);
+  fs::remove_all(tmp);  // left by a kill while writing
+  fs::create_directory(tmp);
   json hist = json::array();
   for (const auto& r : history) {
     json metrics = json::object();
     for (const auto& [k, v] : r.val_metrics) metrics[k] = v;
     hist.push_back({r.step, r.lr, r.loss, r.val_loss, r.grad_norm, r.tokens_per_sec, metrics});
   }
-  json state = {{"step", history.size()}, {"train", ck.train_config.to_json()}, {"data", ck.data},
-                {"pairs", ck.pairs},      {"task_state", task.state()},         {"history", hist}};
-  io::write_file_atomic((d / "metrics.csv").string(), metrics_csv(history));
-  io::write_file_atomic((d / "loss.svg").string(), loss_svg(history));
-  write_json((d / "trainer_state.json").string(), state);
+  const json state = {{"step", step},      {"train", ck.train_config.to_json()}, {"data", ck.data},
+                      {"pairs", ck.pairs}, {"task_state", task.state()},         {"history", hist}};
+  write_replace(tmp / "config.json", task.model_config().dump(2) + "\n", true);
+  io::save_safetensors((tmp / "model.safetensors").string(), task.model().named_parameters(),
+                       {{"step", std::to_string(step)}, {"format", "llmkit"}});
+  io::save_safetensors((tmp / "optimizer.safetensors").string(), opt.state(),
+                       {{"step", std::to_string(opt.step_count())}});
+  write_replace(tmp / "tokenizer.json", ck.tokenizer_json, true);
+  write_replace(tmp / "trainer_state.json", state.dump(2) + "\n", true);
+  fsync_dir(tmp);
+  // 2. Renamed into place (a directory of that name was renamed but never committed).
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  fsync_dir(cks);
+  // 3. The commit: latest.json names the new step, atomically.
+  write_json((cks / kLatest).string(), json{{"step", step}, {"dir", name}});
+  // 4. The model directory at the top, the curves, and the older checkpoints go.
+  publish_checkpoint(root, final_dir);
+  // The curves are logs, derived from the history: atomic, not worth an fsync each.
+  write_replace(root / "metrics.csv", metrics_csv(history), false);
+  write_replace(root / "loss.svg", loss_svg(history), false);
+  for (const auto& e : fs::directory_iterator(cks))
+    if (e.is_directory() && e.path().filename() != name) fs::remove_all(e.path());
 }
 
-void restore_checkpoint(const std::string& dir, Task& task, AdamW& opt,
+void restore_checkpoint(const std::string& checkpoint_dir, Task& task, AdamW& opt,
                         std::vector<StepRecord>& history) {
-  const fs::path d(dir);
-  const json state = read_json((d / "trainer_state.json").string());
-  const int64_t step = state.at("step").get<int64_t>();
-  io::SafetensorsFile mf = io::load_safetensors((d / "model.safetensors").string());
-  io::SafetensorsFile of = io::load_safetensors((d / "optimizer.safetensors").string());
-  LLMKIT_CHECK(mf.metadata["step"] == std::to_string(step), "checkpoint in '", dir,
-               "' is inconsistent: trainer_state.json is at step ", step,
-               " but model.safetensors at step ", mf.metadata["step"]);
-  task.model().load_state_dict(std::map<std::string, Tensor>(mf.tensors.begin(), mf.tensors.end()));
-  std::map<std::string, Tensor> moments(of.tensors.begin(), of.tensors.end());
-  opt.load_state(moments, std::stoll(of.metadata["step"]));
-  LLMKIT_CHECK(state.contains("task_state"), "checkpoint in '", dir,
-               "' has no task_state (written by an older llmkit); start a new run");
-  task.load_state(state.at("task_state"));
-  history.clear();
-  for (const auto& h : state.at("history")) {
-    StepRecord r;
-    r.step = h[0];
-    r.lr = h[1];
-    r.loss = h[2];
-    r.val_loss = h[3];
-    r.grad_norm = h[4];
-    r.tokens_per_sec = h[5];
-    if (h.size() > 6)
-      for (const auto& [k, v] : h[6].items()) r.val_metrics[k] = v.get<double>();
-    history.push_back(r);
+  const fs::path d(checkpoint_dir);
+  const std::string state_path = (d / "trainer_state.json").string();
+  const json state = read_json(state_path);
+  try {
+    const int64_t step = state.at("step").get<int64_t>();
+    io::SafetensorsFile mf = io::load_safetensors((d / "model.safetensors").string());
+    io::SafetensorsFile of = io::load_safetensors((d / "optimizer.safetensors").string());
+    LLMKIT_CHECK(mf.metadata["step"] == std::to_string(step), "checkpoint in '", checkpoint_dir,
+                 "' is inconsistent: trainer_state.json is at step ", step,
+                 " but model.safetensors at step ", mf.metadata["step"]);
+    task.model().load_state_dict(
+        std::map<std::string, Tensor>(mf.tensors.begin(), mf.tensors.end()));
+    std::map<std::string, Tensor> moments(of.tensors.begin(), of.tensors.end());
+    opt.load_state(moments, std::stoll(of.metadata["step"]));
+    LLMKIT_CHECK(state.contains("task_state"), "checkpoint in '", checkpoint_dir,
+                 "' has no task_state (written by an older llmkit); start a new run");
+    task.load_state(state.at("task_state"));
+    history.clear();
+    for (const auto& h : state.at("history")) {
+      StepRecord r;
+      r.step = h.at(0);
+      r.lr = h.at(1);
+      r.loss = h.at(2);
+      r.val_loss = h.at(3);
+      r.grad_norm = h.at(4);
+      r.tokens_per_sec = h.at(5);
+      if (h.size() > 6)
+        for (const auto& [k, v] : h.at(6).items()) r.val_metrics[k] = v.get<double>();
+      history.push_back(r);
+    }
+    LLMKIT_CHECK(static_cast<int64_t>(history.size()) == step, "checkpoint in '", checkpoint_dir,
+                 "': history has ", history.size(), " steps, state says ", step);
+  } catch (const json::exception& e) {
+    fail(state_path, ": ", e.what());
+  } catch (const std::logic_error& e) {  // std::stoll of a bad optimizer step
+    fail("checkpoint in '", checkpoint_dir, "': ", e.what());
   }
-  LLMKIT_CHECK(static_cast<int64_t>(history.size()) == step, "checkpoint in '", dir,
-               "': history has ", history.size(), " steps, state says ", step);
 }
 
 namespace {

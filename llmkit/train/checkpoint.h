@@ -1,15 +1,22 @@
 // A run directory and its checkpoints. Layout (DESIGN.md's model directory plus training state):
-//   config.json            the model config (what `generate`, `eval` and `chat` read)
-//   tokenizer.json         Hugging Face format
-//   model.safetensors      weights by the family's (Hugging Face) names; metadata "step"
-//   optimizer.safetensors  AdamW moments by "<param>.exp_avg(_sq)"; metadata "step"
-//   trainer_state.json     step, the train config, data files, the task's state (data position,
-//                          RNG positions), and the per-step history (the commit point:
-//                          written last, so a crash mid-checkpoint leaves the previous one whole
-//                          or a step mismatch that --resume reports)
+//   config.json            the model config       \  what `generate`, `eval`, `chat` read: the
+//   model.safetensors      weights; metadata step  |  latest committed step (model.safetensors
+//   tokenizer.json         Hugging Face format     |  is a hard link into its step directory)
+//   trainer_state.json     the train config, ...  /   (eval reads the objective from it)
 //   metrics.csv, loss.svg  the loss curve
 //   data/                  token shards (reused across runs with the same inputs)
-// Every file is written to a temporary name and renamed.
+//   checkpoints/latest.json       {"step": N, "dir": "step-0000000N"}: the commit point
+//   checkpoints/step-0000000N/    the committed set: config.json, model.safetensors,
+//                                 optimizer.safetensors (AdamW moments, "<param>.exp_avg(_sq)"),
+//                                 trainer_state.json (step, train config, data files, the task's
+//                                 data position and RNG states, per-step history), tokenizer.json
+//   train.lock             held (flock) by the process training here
+// A checkpoint is atomic as a set: its files are written and fsynced in checkpoints/.tmp-<name>/,
+// that directory is renamed to step-<N>, then latest.json is replaced (temp + rename) -- the
+// commit; only then are the top-level files updated and older step directories removed. A kill
+// at any instant leaves latest.json naming a complete step directory (or no latest.json before
+// the first commit), and --resume reads only that directory. Run directories of the older
+// layout (the same files at the top, no checkpoints/) still resume.
 #pragma once
 
 #include <memory>
@@ -33,16 +40,40 @@ struct Checkpoint {
   std::vector<std::string> data;   // text files
   std::vector<std::string> pairs;  // parallel-corpus files (translation)
   data::ShardSet shards;           // empty paths when there are no text files
-  std::string tokenizer_path;      // the run's tokenizer.json
+  std::string tokenizer_path;      // the tokenizer.json the run uses
+  std::string tokenizer_json;      // its text, written into every checkpoint
+  std::string resume_dir;          // the committed checkpoint to restore; empty: a new run
 };
+
+// Holds an exclusive lock on DIR/train.lock (creating DIR) while it lives, so that two processes
+// never write checkpoints into one run directory; the kernel drops it when the process dies.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& dir);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// The directory holding the last committed checkpoint of a run directory: checkpoints/step-N,
+// the run directory itself for the older layout, or "" when nothing was committed.
+std::string committed_checkpoint(const std::string& run_dir);
+// The step of that checkpoint; -1 when there is none.
+int64_t committed_step(const std::string& run_dir);
 
 // Reads or creates everything a run needs before the model exists: configs (with overrides),
 // the tokenizer (loaded, or trained on the data with the family's special tokens and saved), and
-// the token shards.
+// the token shards. On resume everything comes from the committed checkpoint.
 Checkpoint prepare_run(const TrainRun& run);
-void save_checkpoint(const std::string& dir, const Checkpoint& ck, Task& task, const AdamW& opt,
+// Commits a checkpoint of the current step (history.size()) into run_dir as described above.
+void save_checkpoint(const std::string& run_dir, const Checkpoint& ck, Task& task, const AdamW& opt,
                      const std::vector<StepRecord>& history);
-void restore_checkpoint(const std::string& dir, Task& task, AdamW& opt,
+// Restores weights, optimizer, task state and history from a committed checkpoint directory
+// (committed_checkpoint); an Error names any file that is missing or disagrees on the step.
+void restore_checkpoint(const std::string& checkpoint_dir, Task& task, AdamW& opt,
                         std::vector<StepRecord>& history);
 LrSchedule make_schedule(const TrainConfig& tc);
 

@@ -73,7 +73,7 @@ double run_gpt_demo(const GptDemoOptions& opt) {
   std::printf("llmkit demo: a GPT learns to write like the King James Bible\n");
   std::printf("  %d threads, GEMM: %s\n  corpus: %s (%.1f MB)\n\n", num_threads(),
               kernels::blas_info().c_str(), opt.data.c_str(), fs::file_size(opt.data) / 1e6);
-  if (fs::exists(fs::path(opt.out) / "trainer_state.json")) {
+  if (!committed_checkpoint(opt.out).empty() || fs::exists(fs::path(opt.out) / "checkpoints")) {
     std::printf("  (removing the previous demo run in %s)\n", opt.out.c_str());
     fs::remove_all(opt.out);
   }

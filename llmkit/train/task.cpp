@@ -27,6 +27,15 @@ std::vector<std::string> task_special_tokens(const nlohmann::json& model_config,
   return tokenizer::kGptSpecialTokens;
 }
 
+DataNeeds task_data_needs(const nlohmann::json& model_config, const TrainConfig& tc) {
+  const std::string arch = arch_of(model_config);
+  if (arch == "gpt" || arch == "llama") return gpt_data_needs(model_config, tc);
+  if (arch == "bert") return bert_data_needs(model_config, tc);
+  if (arch == "t5" || arch == "bart") return t5_data_needs(model_config, tc);
+  if (arch == "rnn") return rnn_data_needs(model_config, tc);
+  fail("config: unknown arch '", arch, "' (gpt, llama, bert, t5, bart or rnn)");
+}
+
 std::unique_ptr<Task> make_task(const nlohmann::json& model_config, const TrainConfig& tc,
                                 const TaskData& data) {
   const std::string arch = arch_of(model_config);

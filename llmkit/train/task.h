@@ -62,7 +62,20 @@ class Task {
   // so that a resumed run continues bit for bit.
   virtual nlohmann::json state() const = 0;
   virtual void load_state(const nlohmann::json& state) = 0;
+
+  // The model's embedding tables (token, position, segment, shared, relative-position bias),
+  // which AdamW never decays (adamw.h); matched by identity, whatever their names.
+  virtual std::vector<Tensor> embedding_tables() const = 0;
 };
+
+// The least text an objective needs, in tokens of the run's tokenizer, so that a run too small
+// fails before step 1 saying how much is needed: train_tokens for one training batch,
+// val_tokens for one evaluation; *_why says what they are made of.
+struct DataNeeds {
+  int64_t train_tokens = 0, val_tokens = 0;
+  std::string train_why, val_why;
+};
+DataNeeds task_data_needs(const nlohmann::json& model_config, const TrainConfig& tc);
 
 // The special tokens a family needs in its tokenizer (added when `train` trains the BPE), e.g.
 // [PAD] [CLS] [SEP] [MASK] for bert, <pad> </s> <extra_id_0..99> for t5.
@@ -84,6 +97,10 @@ std::unique_ptr<Task> make_t5_task(const nlohmann::json& model_config, const Tra
                                    const TaskData& data);
 std::unique_ptr<Task> make_rnn_task(const nlohmann::json& model_config, const TrainConfig& tc,
                                     const TaskData& data);
+DataNeeds gpt_data_needs(const nlohmann::json& model_config, const TrainConfig& tc);
+DataNeeds bert_data_needs(const nlohmann::json& model_config, const TrainConfig& tc);
+DataNeeds t5_data_needs(const nlohmann::json& model_config, const TrainConfig& tc);
+DataNeeds rnn_data_needs(const nlohmann::json& model_config, const TrainConfig& tc);
 std::vector<std::string> bert_special_tokens(const nlohmann::json& model_config,
                                              const TrainConfig& tc);
 std::vector<std::string> t5_special_tokens(const nlohmann::json& model_config,

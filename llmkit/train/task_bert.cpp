@@ -92,6 +92,12 @@ class BertTask : public Task {
   Metrics evaluate(int64_t max_batches) override;
   std::string headline_metric() const override { return "accuracy"; }
 
+  std::vector<Tensor> embedding_tables() const override {
+    const auto& e = *model_.embeddings;
+    return {e.word_embeddings->weight, e.position_embeddings->weight,
+            e.token_type_embeddings->weight};
+  }
+
   nlohmann::json state() const override {
     const auto p = train_ ? train_->position() : data::MlmBatcher::Position{};
     return {{"window_rng_offset", p.windows},
@@ -175,6 +181,14 @@ Metrics BertTask::evaluate(int64_t max_batches) {
 }
 
 }  // namespace
+
+DataNeeds bert_data_needs(const nlohmann::json& model_config, const TrainConfig& tc) {
+  const int64_t T = models::BertConfig::from_json(model_config).block_size;
+  const int64_t content = T - (tc.nsp ? 3 : 2);
+  const std::string why = "one window of block_size - " + std::string(tc.nsp ? "3" : "2") + " = " +
+                          std::to_string(content) + " tokens between [CLS] and [SEP]";
+  return {content, content, why, why};
+}
 
 std::unique_ptr<Task> make_bert_task(const nlohmann::json& model_config, const TrainConfig& tc,
                                      const TaskData& data) {

@@ -56,6 +56,12 @@ class GptTask : public Task {
                                          s.at("dropout_rng").at("offset").get<uint64_t>());
   }
 
+  std::vector<Tensor> embedding_tables() const override {
+    std::vector<Tensor> t = {model_.wte->weight};
+    if (model_.wpe) t.push_back(model_.wpe->weight);
+    return t;
+  }
+
   models::GPT& gpt() { return model_; }
 
  private:
@@ -67,6 +73,12 @@ class GptTask : public Task {
 };
 
 }  // namespace
+
+DataNeeds gpt_data_needs(const nlohmann::json& model_config, const TrainConfig&) {
+  const int64_t T = models::GPTConfig::from_json(model_config).block_size;
+  const std::string why = "one window of block_size + 1 = " + std::to_string(T + 1) + " tokens";
+  return {T + 1, T + 1, why, why};
+}
 
 std::unique_ptr<Task> make_gpt_task(const nlohmann::json& model_config, const TrainConfig& tc,
                                     const TaskData& data) {

@@ -128,6 +128,8 @@ class RnnTask : public Task {
     return {{"loss", sum / count}};
   }
 
+  std::vector<Tensor> embedding_tables() const override { return {model_.embedding->weight}; }
+
   nlohmann::json state() const override {
     nlohmann::json h = nlohmann::json::array(), c = nlohmann::json::array();
     for (const Tensor& t : hidden_.h) h.push_back(to_hex(t));
@@ -177,6 +179,14 @@ class RnnTask : public Task {
 };
 
 }  // namespace
+
+DataNeeds rnn_data_needs(const nlohmann::json& model_config, const TrainConfig& tc) {
+  const int64_t T = models::RNNLMConfig::from_json(model_config).block_size;
+  return {tc.batch_size * T + 1, 2,
+          "batch_size " + std::to_string(tc.batch_size) + " streams of block_size " +
+              std::to_string(T) + " tokens, plus 1",
+          "2 tokens, one prediction"};
+}
 
 std::unique_ptr<Task> make_rnn_task(const nlohmann::json& model_config, const TrainConfig& tc,
                                     const TaskData& data) {

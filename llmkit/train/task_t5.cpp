@@ -72,8 +72,8 @@ class T5Task : public Task {
       }
       LLMKIT_CHECK(target_len_ <= c.block_size, "t5 task: targets of ", target_len_,
                    " tokens exceed block_size ", c.block_size);
-      LLMKIT_CHECK(!train_ || train_->size() > window_, "t5 task: the training text has ",
-                   train_ ? train_->size() : 0, " tokens, fewer than one window of ", window_ + 1);
+      LLMKIT_CHECK(!train_ || train_->size() >= window_, "t5 task: the training text has ",
+                   train_ ? train_->size() : 0, " tokens, fewer than one window of ", window_);
     }
   }
 
@@ -111,7 +111,7 @@ class T5Task : public Task {
       for (size_t i = 0; i < val_pairs_.size() && static_cast<int64_t>(i) < limit; ++i)
         all.push_back(val_pairs_[i]);
     } else {
-      LLMKIT_CHECK(val_.has_value() && val_->size() > window_,
+      LLMKIT_CHECK(val_.has_value() && val_->size() >= window_,
                    "t5 task: no validation text (or less than one window)");
       Generator g(tc_.seed + 1);  // the same corruption every evaluation
       for (int64_t s = 0; s + window_ <= val_->size() && static_cast<int64_t>(all.size()) < limit;
@@ -130,6 +130,18 @@ class T5Task : public Task {
     }
     model_.train(was_training);
     return {{"loss", sum / std::max(count, 1.0)}};
+  }
+
+  std::vector<Tensor> embedding_tables() const override {
+    std::vector<Tensor> t = {model_.shared->weight};
+    for (const auto* stack : {model_.encoder.get(), model_.decoder.get()}) {
+      if (stack->embed_positions) t.push_back(stack->embed_positions->weight);
+      for (const auto& b : stack->block)
+        for (const auto* a : {b->self_attn.get(), b->cross_attn.get()})
+          if (a != nullptr && a->relative_attention_bias)
+            t.push_back(a->relative_attention_bias->weight);
+    }
+    return t;
   }
 
   nlohmann::json state() const override {
@@ -164,7 +176,16 @@ class T5Task : public Task {
                    std::make_move_iterator(p.end()));
     }
     data::split_pairs(pairs, tc_.val_fraction, train, held);
-    LLMKIT_CHECK(!train.empty(), "t5 task: every pair is held out; lower val_fraction");
+    // Both checks run when the task is built, before step 1 (not at the first evaluation).
+    LLMKIT_CHECK(!train.empty(), "data: all ", pairs.size(),
+                 " pairs fall in the held-out split (val_fraction ", tc_.val_fraction,
+                 "); training needs at least 1: give more pairs or lower val_fraction");
+    LLMKIT_CHECK(!held.empty(), "data: none of the ", pairs.size(),
+                 " pairs falls in the held-out split (val_fraction ", tc_.val_fraction,
+                 ", chosen by a hash of each source), and evaluation needs at least 1: give more "
+                 "pairs (about ",
+                 static_cast<int64_t>(std::ceil(3.0 / tc_.val_fraction)),
+                 " or more) or raise val_fraction");
     const auto& c = model_.config();
     const auto eos = static_cast<int32_t>(c.eos_id);
     double total = 0;
@@ -232,6 +253,20 @@ class T5Task : public Task {
 };
 
 }  // namespace
+
+DataNeeds t5_data_needs(const nlohmann::json& model_config, const TrainConfig& tc) {
+  const int64_t T = models::T5Config::from_json(model_config).block_size;
+  if (tc.objective == "translate") return {};  // pairs, checked when the task reads them
+  if (tc.objective == "infill") {
+    const std::string why =
+        "one infilling window of block_size - 1 = " + std::to_string(T - 1) + " tokens";
+    return {T - 1, T - 1, why, why};
+  }
+  const int64_t w = data::span_corruption_lengths(T, tc.noise_density, tc.mean_span).tokens;
+  const std::string why = "one span-corruption window of " + std::to_string(w) +
+                          " tokens (block_size " + std::to_string(T) + ")";
+  return {w, w, why, why};
+}
 
 std::unique_ptr<Task> make_t5_task(const nlohmann::json& model_config, const TrainConfig& tc,
                                    const TaskData& data) {

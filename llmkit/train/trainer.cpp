@@ -46,6 +46,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
         v.get_to(c.grad_accum);
       else if (key == "steps")
         v.get_to(c.steps);
+      else if (key == "schedule_steps")
+        v.get_to(c.schedule_steps);
       else if (key == "lr")
         v.get_to(c.lr);
       else if (key == "min_lr")
@@ -66,6 +68,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
         v.get_to(c.eval_interval);
       else if (key == "eval_batches")
         v.get_to(c.eval_batches);
+      else if (key == "checkpoint_interval")
+        v.get_to(c.checkpoint_interval);
       else if (key == "log_interval")
         v.get_to(c.log_interval);
       else if (key == "val_fraction")
@@ -89,6 +93,11 @@ TrainConfig TrainConfig::from_json(const json& j) {
                    c.log_interval > 0 && c.eval_batches > 0,
                "config: batch_size, grad_accum, steps, eval_interval, eval_batches and "
                "log_interval must be positive");
+  LLMKIT_CHECK(c.schedule_steps >= 0 && c.checkpoint_interval >= 0 && c.warmup >= -1,
+               "config: schedule_steps, checkpoint_interval and warmup must not be negative");
+  if (c.schedule_steps == 0) c.schedule_steps = c.steps;
+  // A warm-up longer than a short run would spend the whole run below the configured lr.
+  if (c.warmup < 0) c.warmup = std::min<int64_t>(100, c.schedule_steps / 10);
   LLMKIT_CHECK(c.lr > 0 && c.min_lr >= 0 && c.min_lr <= c.lr, "config: need 0 <= min_lr <= lr");
   LLMKIT_CHECK(c.val_fraction > 0 && c.val_fraction < 0.5, "config: val_fraction ", c.val_fraction,
                " outside (0, 0.5)");
@@ -104,6 +113,7 @@ json TrainConfig::to_json() const {
               {"batch_size", batch_size},
               {"grad_accum", grad_accum},
               {"steps", steps},
+              {"schedule_steps", schedule_steps},
               {"lr", lr},
               {"min_lr", min_lr},
               {"warmup", warmup},
@@ -114,6 +124,7 @@ json TrainConfig::to_json() const {
               {"grad_clip", grad_clip},
               {"eval_interval", eval_interval},
               {"eval_batches", eval_batches},
+              {"checkpoint_interval", checkpoint_interval},
               {"log_interval", log_interval},
               {"val_fraction", val_fraction},
               {"seed", seed}};
@@ -126,12 +137,39 @@ extern "C" void on_sigint(int) {
   g_interrupted.store(true);
 }
 
+// Fails before step 1 when the text cannot fill one training batch or one evaluation, saying
+// how much text would: the validation split is the last val_fraction of the tokens, at least 1.
+void check_data_size(const data::ShardSet& shards, const TrainConfig& tc, const std::string& arch,
+                     const DataNeeds& need) {
+  const int64_t n_train = shards.train_tokens, n_val = shards.val_tokens;
+  if (n_train >= need.train_tokens && n_val >= need.val_tokens) return;
+  auto fits = [&](int64_t n) {
+    const int64_t v = std::max<int64_t>(1, static_cast<int64_t>(n * tc.val_fraction));
+    return v >= need.val_tokens && n - v >= need.train_tokens;
+  };
+  int64_t enough =
+      std::max<int64_t>(need.train_tokens + need.val_tokens,
+                        static_cast<int64_t>(std::ceil(need.val_tokens / tc.val_fraction)) - 2);
+  while (!fits(enough)) ++enough;
+  const int64_t total = n_train + n_val;
+  if (n_val < need.val_tokens)
+    fail("data: the validation split has ", n_val, " tokens (val_fraction ", tc.val_fraction,
+         " of ", total, "), but ", arch, " needs ", need.val_tokens, " to evaluate (", need.val_why,
+         "): give at least ", enough, " tokens of text, or raise val_fraction");
+  fail("data: the training split has ", n_train, " tokens, but ", arch, " needs ",
+       need.train_tokens, " for one batch (", need.train_why, "): give at least ", enough,
+       " tokens of text (now ", total, ")");
+}
+
 // Installs the Ctrl-C handler for the duration of training and restores the previous one.
 struct SigintScope {
   SigintScope() {
     g_interrupted.store(false);
     struct sigaction sa = {};
     sa.sa_handler = on_sigint;
+    // SA_RESTART: a Ctrl-C must not fail a write of the checkpoint it asks for (EINTR).
+    // SA_RESETHAND: a second Ctrl-C ends the process at once; the last checkpoint is intact.
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
   }
@@ -204,8 +242,13 @@ double evaluate_shard(models::GPT& model, const std::string& shard_path, int64_t
 }
 
 TrainResult train_model(const TrainRun& run) {
+  LLMKIT_CHECK(!run.out_dir.empty(), "train: --out DIR is required");
+  const RunLock lock(run.out_dir);
   Checkpoint ck = prepare_run(run);  // config, tokenizer, shards
   TrainConfig& tc = ck.train_config;
+  if (!ck.data.empty())
+    check_data_size(ck.shards, tc, ck.model_config.value("arch", "gpt"),
+                    task_data_needs(ck.model_config, tc));
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(ck.tokenizer_path);
   TaskData td;
   td.train_shard = ck.shards.train;
@@ -216,24 +259,35 @@ TrainResult train_model(const TrainRun& run) {
   td.quiet = run.quiet;
   std::unique_ptr<Task> task;
   try {
-    task = make_task(ck.model_config, tc, td);
+    task = run.task_factory ? run.task_factory(ck.model_config, tc, td)
+                            : make_task(ck.model_config, tc, td);
   } catch (const Error& e) {
-    fail(run.resume ? run.out_dir + "/config.json" : run.config_path, ": ", e.what());
+    fail(ck.resume_dir.empty() ? run.config_path : ck.resume_dir + "/config.json", ": ", e.what());
   }
   nn::Module& model = task->model();
-  AdamW opt(model.named_parameters(), {.lr = tc.lr,
-                                       .beta1 = tc.beta1,
-                                       .beta2 = tc.beta2,
-                                       .eps = 1e-8,
-                                       .weight_decay = tc.weight_decay});
+  AdamW opt(model.named_parameters(),
+            {.lr = tc.lr,
+             .beta1 = tc.beta1,
+             .beta2 = tc.beta2,
+             .eps = 1e-8,
+             .weight_decay = tc.weight_decay},
+            task->embedding_tables());
   TrainResult res;
-  if (run.resume) restore_checkpoint(run.out_dir, *task, opt, res.history);
+  if (!ck.resume_dir.empty()) restore_checkpoint(ck.resume_dir, *task, opt, res.history);
   res.step = static_cast<int64_t>(res.history.size());
+  if (!res.history.empty()) {
+    for (auto it = res.history.rbegin(); it != res.history.rend(); ++it)
+      if (it->val_loss >= 0) {
+        res.last_val_loss = it->val_loss;
+        res.last_val_metrics = it->val_metrics;
+        break;
+      }
+  }
   const LrSchedule schedule = make_schedule(tc);
   const bool tty = !run.quiet && isatty(STDERR_FILENO);
   if (!run.quiet) {
     std::fprintf(stderr, "model: %s, %.2fM parameters; objective %s; ",
-                 ck.model_config.value("arch", "?").c_str(), model.num_parameters() / 1e6,
+                 ck.model_config.value("arch", "gpt").c_str(), model.num_parameters() / 1e6,
                  tc.objective.c_str());
     if (ck.data.empty())
       std::fprintf(stderr, "data: %zu pairs file(s)\n", ck.pairs.size());
@@ -241,6 +295,13 @@ TrainResult train_model(const TrainRun& run) {
       std::fprintf(stderr, "data: %lld train / %lld val tokens\n",
                    static_cast<long long>(ck.shards.train_tokens),
                    static_cast<long long>(ck.shards.val_tokens));
+    if (!ck.resume_dir.empty())
+      std::fprintf(stderr, "resuming at step %lld of %lld (lr schedule of %lld steps)\n",
+                   static_cast<long long>(res.step), static_cast<long long>(tc.steps),
+                   static_cast<long long>(tc.schedule_steps));
+    if (res.step >= tc.steps)
+      std::fprintf(stderr, "the run is at step %lld, --steps %lld: nothing to train\n",
+                   static_cast<long long>(res.step), static_cast<long long>(tc.steps));
   }
 
   SigintScope sigint;
@@ -270,15 +331,26 @@ TrainResult train_model(const TrainRun& run) {
     res.step = r.step;
     ++done_here;
     const bool last = res.step == tc.steps;
-    const bool stop = g_interrupted.load() || (run.stop_after > 0 && done_here >= run.stop_after);
     if (res.step % tc.eval_interval == 0 || last) {
-      r.val_metrics = task->evaluate(tc.eval_batches);
+      try {
+        r.val_metrics = task->evaluate(tc.eval_batches);
+      } catch (...) {
+        // The step trained fine: keep it, then report the evaluation's error.
+        res.history.push_back(r);
+        save_checkpoint(run.out_dir, ck, *task, opt, res.history);
+        if (!run.quiet)
+          std::fprintf(stderr, "\nevaluation failed at step %lld; checkpoint saved in %s\n",
+                       static_cast<long long>(res.step), run.out_dir.c_str());
+        throw;
+      }
       model.train();
       r.val_loss = r.val_metrics.at("loss");
       res.last_val_loss = r.val_loss;
       res.last_val_metrics = r.val_metrics;
     }
     res.history.push_back(r);
+    // Read after the evaluation, so a Ctrl-C during it stops here, not a step later.
+    const bool stop = g_interrupted.load() || (run.stop_after > 0 && done_here >= run.stop_after);
     if (!run.quiet) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -295,7 +367,9 @@ TrainResult train_model(const TrainRun& run) {
                        static_cast<long long>(r.step), r.val_loss, headline.c_str(), it->second);
       }
     }
-    if (r.val_loss >= 0 || last || stop) save_checkpoint(run.out_dir, ck, *task, opt, res.history);
+    const bool interval = tc.checkpoint_interval > 0 && res.step % tc.checkpoint_interval == 0;
+    if (r.val_loss >= 0 || last || stop || interval)
+      save_checkpoint(run.out_dir, ck, *task, opt, res.history);
     if (stop && !last) {
       res.interrupted = true;
       if (!run.quiet)

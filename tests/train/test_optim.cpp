@@ -1,17 +1,28 @@
-// AdamW against a scalar reference of torch.optim.AdamW, its state round trip, the decay rule,
-// learning-rate schedules and gradient clipping.
+// AdamW against a scalar reference of torch.optim.AdamW, its state round trip, the decay rule
+// (by role; per family exactly the projection weights), learning-rate schedules (and the
+// default warm-up) and gradient clipping.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 
 #include "llmkit/core/autograd.h"
+#include "llmkit/data/shards.h"
 #include "llmkit/ops/ops.h"
 #include "llmkit/train/adamw.h"
+#include "llmkit/train/checkpoint.h"
 #include "llmkit/train/clip.h"
 #include "llmkit/train/schedule.h"
+#include "llmkit/train/task.h"
+#include "llmkit/train/trainer.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 using namespace llmkit::train;
+using llmkit::testing::TempDir;
 
 static Tensor param(std::vector<double> v, Shape s) {
   return Tensor::from_vector(v, s).requires_grad_();
@@ -50,15 +61,124 @@ TEST(AdamW, MatchesScalarReference) {
   }
 }
 
-TEST(AdamW, DecayRule) {
-  Tensor m = Tensor::zeros({2, 2}), v = Tensor::zeros({2});
-  EXPECT_TRUE(AdamW::decays("h.0.attn.c_attn.weight", m));
-  EXPECT_TRUE(AdamW::decays("lm_head.weight", m));
-  EXPECT_FALSE(AdamW::decays("wte.weight", m));
-  EXPECT_FALSE(AdamW::decays("wpe.weight", m));
-  EXPECT_FALSE(AdamW::decays("model.embed_tokens.weight", m));
-  EXPECT_FALSE(AdamW::decays("h.0.ln_1.weight", v));
-  EXPECT_FALSE(AdamW::decays("h.0.attn.c_attn.bias", v));
+// Decay is decided by role: identity with an embedding table, not the name.
+TEST(AdamW, DecayRuleIsByRoleNotName) {
+  Tensor table = param({1, 2, 3, 4}, {2, 2}), proj = param({1, 2, 3, 4}, {2, 2}),
+         gain = param({1, 1}, {2});
+  EXPECT_FALSE(AdamW::decays(table, {table}));
+  EXPECT_TRUE(AdamW::decays(proj, {table}));
+  EXPECT_FALSE(AdamW::decays(gain, {}));
+  EXPECT_TRUE(AdamW::decays(table, {}));  // no tables named: every matrix decays (torch's AdamW)
+  // Misleading names change nothing.
+  AdamW opt({{"h.0.mlp.c_fc.weight", table}, {"wte.weight", proj}, {"ln_f.weight", gain}}, {},
+            {table});
+  EXPECT_EQ(opt.decayed_names(), std::vector<std::string>{"wte.weight"});
+}
+
+namespace {
+
+// The Task of a repo config (configs/NAME.json), with just enough data to build it.
+struct FamilyTask {
+  TempDir dir;
+  std::optional<tokenizer::Tokenizer> tok;
+  std::unique_ptr<Task> task;
+
+  explicit FamilyTask(const std::string& config, const nlohmann::json& model_changes) {
+    const char* src = std::getenv("LLMKIT_SOURCE_DIR");
+    if (src == nullptr) throw std::runtime_error("LLMKIT_SOURCE_DIR not set (run through ctest)");
+    const nlohmann::json cfg = read_json_file(std::string(src) + "/configs/" + config + ".json");
+    nlohmann::json model = cfg.at("model");
+    if (model_changes.is_object()) model.update(model_changes);
+    const TrainConfig tc = TrainConfig::from_json(cfg.value("train", nlohmann::json::object()));
+    tokenizer::TrainOptions opt;
+    opt.vocab_size = 300;
+    opt.special_tokens = task_special_tokens(model, tc);
+    std::string text;
+    for (int i = 0; i < 200; ++i) text += "the cat sees the moon and the dog likes a river.\n";
+    tok.emplace(tokenizer::Tokenizer::train_from_text(text, opt));
+    TaskData data;
+    data.train_shard = dir.file("train.bin");
+    data.val_shard = dir.file("val.bin");
+    data::write_shard(data.train_shard, tok->encode(text), tok->vocab_size());
+    data::write_shard(data.val_shard, tok->encode(text), tok->vocab_size());
+    data.tokenizer = &*tok;
+    data.quiet = true;
+    task = make_task(model, tc, data);
+  }
+};
+
+// What the test expects to decay: the weight of every projection layer (Linear, by the
+// modules' checkpoint names) and the recurrent cells' input/hidden matrices; nothing else.
+bool is_projection_weight(const std::string& name) {
+  static const std::set<std::string> kLinear = {
+      "c_attn",  "c_proj",    "c_fc",    "q_proj",
+      "k_proj",  "v_proj",    "o_proj",  "gate_proj",
+      "up_proj", "down_proj", "lm_head", "query",
+      "key",     "value",     "dense",   "seq_relationship",
+      "q",       "k",         "v",       "o",
+      "wi",      "wi_0",      "wi_1",    "wo",
+      "head",    "fc1",       "fc2",     "out_proj"};
+  const size_t dot = name.rfind('.');
+  const std::string leaf = name.substr(dot + 1);
+  if (leaf.rfind("weight_ih_l", 0) == 0 || leaf.rfind("weight_hh_l", 0) == 0) return true;
+  if (leaf != "weight" || dot == std::string::npos) return false;
+  const size_t dot2 = name.rfind('.', dot - 1);
+  const std::string module = name.substr(dot2 == std::string::npos ? 0 : dot2 + 1, dot - dot2 - 1);
+  return kLinear.count(module) > 0;
+}
+
+}  // namespace
+
+TEST(AdamW, DecayedSetPerFamilyIsTheProjectionWeights) {
+  struct Case {
+    const char* config;
+    nlohmann::json changes;
+    std::vector<std::string> never;  // embedding tables that must not decay
+  };
+  const std::vector<Case> cases = {
+      {"gpt2-tiny", nlohmann::json::object(), {"wte.weight", "wpe.weight"}},
+      {"gpt2-tiny", {{"tie_embeddings", false}}, {"wte.weight", "wpe.weight"}},
+      {"llama-tiny", nlohmann::json::object(), {"wte.weight"}},
+      {"bert-tiny",
+       nlohmann::json::object(),
+       {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+        "bert.embeddings.token_type_embeddings.weight"}},
+      {"t5-tiny",
+       nlohmann::json::object(),
+       {"shared.weight", "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+        "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"}},
+      {"t5-tiny", {{"tie_embeddings", false}}, {"shared.weight"}},
+      {"bart-tiny", nlohmann::json::object(), {"shared.weight"}},
+      {"rnn-lstm-tiny", nlohmann::json::object(), {}},
+      {"rnn-gru-tiny", {{"tie_embeddings", false}}, {}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.config) + " " + c.changes.dump());
+    FamilyTask f(c.config, c.changes);
+    const auto params = f.task->model().named_parameters();
+    AdamW opt(params, {}, f.task->embedding_tables());
+    const std::vector<std::string> decayed = opt.decayed_names();
+    std::vector<std::string> want;
+    std::set<std::string> names;
+    for (const auto& [n, p] : params) {
+      names.insert(n);
+      if (is_projection_weight(n)) want.push_back(n);
+    }
+    EXPECT_EQ(decayed, want);
+    EXPECT_FALSE(want.empty());
+    for (const auto& n : c.never) {
+      EXPECT_TRUE(names.count(n)) << n << " is not a parameter name of this family";
+      EXPECT_EQ(std::count(decayed.begin(), decayed.end(), n), 0) << n;
+    }
+    // Every 2-D parameter that does not decay is one of the task's embedding tables.
+    const auto tables = f.task->embedding_tables();
+    for (const auto& [n, p] : params) {
+      if (p.dim() < 2 || std::count(decayed.begin(), decayed.end(), n) > 0) continue;
+      EXPECT_TRUE(std::any_of(tables.begin(), tables.end(), [&](const Tensor& t) {
+        return t.same(p);
+      })) << n;
+    }
+  }
 }
 
 TEST(AdamW, StateRoundTripContinuesIdentically) {
