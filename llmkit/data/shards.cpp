@@ -177,6 +177,9 @@ ShardSet prepare_shards(std::span<const std::string> files, const tokenizer::Tok
       return set;
     }
   }
+  // The old record goes first: a process killed between writing train.bin and val.bin must not
+  // leave a shards.json that vouches for a mix of old and new shards.
+  fs::remove(meta_path);
   std::vector<int32_t> ids;
   const auto eot = tok.find_token("<|endoftext|>");
   for (const auto& f : files) {

@@ -3,7 +3,6 @@
 // state, the weights and the optimizer continues bit for bit (with dropout and next-sentence
 // pairs on); evaluation is deterministic; bad configs are clear errors.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -17,6 +16,7 @@
 #include "llmkit/train/adamw.h"
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -28,7 +28,8 @@ std::string genesis() {
   const std::string path =
       std::string(src ? src : ".") + "/tests/fixtures/tokenizer/corpus_small.txt";
   std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path << " (run through ctest or set LLMKIT_SOURCE_DIR)";
+  if (!in.good())  // an exception fails the test; an empty text would fail it obscurely later
+    throw std::runtime_error(path + " not found (run through ctest or set LLMKIT_SOURCE_DIR)");
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -54,7 +55,8 @@ std::string facts() {
 // A BPE with BERT's special tokens trained on the text, and its token shards (validation: a
 // tenth from the middle; the Genesis fixture ends in Korean and code, unlike the rest).
 struct Corpus {
-  fs::path dir;
+  llmkit::testing::TempDir tmp;
+  fs::path dir = tmp.path;
   std::optional<tokenizer::Tokenizer> tok;
   train::TaskData data;
 
@@ -67,8 +69,6 @@ struct Corpus {
     const size_t n_val = ids.size() / 10, v0 = ids.size() / 2;
     std::vector<int32_t> train_ids(ids.begin(), ids.begin() + v0);
     train_ids.insert(train_ids.end(), ids.begin() + v0 + n_val, ids.end());
-    dir = fs::temp_directory_path() / ("llmkit_bert_task_" + std::to_string(getpid()));
-    fs::create_directories(dir);
     data.train_shard = (dir / "train.bin").string();
     data.val_shard = (dir / "val.bin").string();
     data::write_shard(data.train_shard, train_ids, tok->vocab_size());
@@ -77,7 +77,6 @@ struct Corpus {
     data.tokenizer = &*tok;
     data.quiet = true;
   }
-  ~Corpus() { fs::remove_all(dir); }
 };
 
 nlohmann::json model_config(int32_t vocab, double dropout = 0.0) {

@@ -36,9 +36,13 @@ TEST(EndToEnd, AttentionLearnsRecall) {
 TEST(EndToEnd, SameSeedSameLossesBitForBit) {
   DemoOptions o;
   o.steps = 20;
-  EXPECT_EQ(attention_recall(o).losses, attention_recall(o).losses);
+  const std::vector<double> a = attention_recall(o).losses;
+  ASSERT_EQ(a.size(), 20u);
+  EXPECT_EQ(attention_recall(o).losses, a);
+  // The seed reaches the run (so the equality above is not the same numbers by construction):
+  // another seed gives other losses.
   o.seed = 2;
-  EXPECT_NE(attention_recall(o).losses, mlp_xor(o).losses);
+  EXPECT_NE(attention_recall(o).losses, a);
 }
 
 TEST(EndToEnd, SteadyStateStepMapsNoNewMemory) {
