@@ -241,6 +241,29 @@ TEST(Schedule, CosineWarmupLinearConstant) {
   EXPECT_THROW(s.at(3), Error);
 }
 
+// A config without warmup gets min(100, schedule_steps / 10); the schedule's length defaults to
+// the steps and both are recorded resolved.
+TEST(Schedule, DefaultWarmupFitsShortRuns) {
+  auto warmup = [](nlohmann::json j) { return TrainConfig::from_json(j).warmup; };
+  EXPECT_EQ(warmup({{"steps", 30}}), 3);
+  EXPECT_EQ(warmup({{"steps", 999}}), 99);
+  EXPECT_EQ(warmup({{"steps", 5000}}), 100);
+  EXPECT_EQ(warmup({{"steps", 5}}), 0);
+  EXPECT_EQ(warmup({{"steps", 5000}, {"warmup", 7}}), 7);
+  EXPECT_EQ(warmup({{"steps", 10}, {"schedule_steps", 2000}}), 100);
+  const TrainConfig tc = TrainConfig::from_json({{"steps", 40}});
+  EXPECT_EQ(tc.schedule_steps, 40);
+  const nlohmann::json saved = tc.to_json();
+  EXPECT_EQ(saved.at("warmup"), 4);
+  EXPECT_EQ(saved.at("schedule_steps"), 40);
+  const LrSchedule s = make_schedule(tc);
+  EXPECT_EQ(s.warmup, 4);
+  EXPECT_EQ(s.total, 40);
+  EXPECT_DOUBLE_EQ(s.at(0), tc.lr / 4);
+  EXPECT_THROW(TrainConfig::from_json({{"steps", 10}, {"schedule_steps", -1}}), Error);
+  EXPECT_THROW(TrainConfig::from_json({{"steps", 10}, {"checkpoint_interval", -2}}), Error);
+}
+
 TEST(Clip, GlobalNorm) {
   Tensor a = param({3, 0}, {2}), b = param({0, 4}, {2}), c = param({1}, {1});
   set_grad(a, {3, 0});

@@ -331,10 +331,19 @@ TEST(Trainer, ResumesARunDirectoryOfTheOlderLayout) {
   fs::remove_all(root / "checkpoints");
   EXPECT_EQ(train::committed_checkpoint(root.string()), root.string());
   EXPECT_EQ(train::committed_step(root.string()), 6);
+  // Older states have no schedule_steps: their schedule was as long as their steps (12), also
+  // when --steps asks for more.
+  json state = json::parse(slurp((root / "trainer_state.json").string()));
+  state["train"].erase("schedule_steps");
+  std::ofstream((root / "trainer_state.json").string()) << state.dump();
   r.stop_after = 0;
   r.resume = true;
-  EXPECT_EQ(losses(train::train_model(r)), losses(full));
-  EXPECT_EQ(train::committed_step(root.string()), 12);
+  runs.over = {{"steps", 14}};
+  const auto res = train::train_model(r);
+  ASSERT_EQ(res.history.size(), 14u);
+  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(res.history[i].loss, full.history[i].loss) << i;
+  EXPECT_EQ(res.history[12].lr, train::TrainConfig{}.min_lr);
+  EXPECT_EQ(train::committed_step(root.string()), 14);
   EXPECT_FALSE(fs::exists(root / "optimizer.safetensors"));  // now in the step directory
 }
 
