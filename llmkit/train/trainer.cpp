@@ -204,6 +204,26 @@ void print_status(const StepRecord& r, int64_t total, double eta, bool tty, bool
     std::fprintf(stderr, "%s\n", line);
 }
 
+void print_run_header(const Checkpoint& ck, const nn::Module& model, int64_t step) {
+  const TrainConfig& tc = ck.train_config;
+  std::fprintf(stderr, "model: %s, %.2fM parameters; objective %s; ",
+               ck.model_config.value("arch", "gpt").c_str(), model.num_parameters() / 1e6,
+               tc.objective.c_str());
+  if (ck.data.empty())
+    std::fprintf(stderr, "data: %zu pairs file(s)\n", ck.pairs.size());
+  else
+    std::fprintf(stderr, "data: %lld train / %lld val tokens\n",
+                 static_cast<long long>(ck.shards.train_tokens),
+                 static_cast<long long>(ck.shards.val_tokens));
+  if (!ck.resume_dir.empty())
+    std::fprintf(stderr, "resuming at step %lld of %lld (lr schedule of %lld steps)\n",
+                 static_cast<long long>(step), static_cast<long long>(tc.steps),
+                 static_cast<long long>(tc.schedule_steps));
+  if (step >= tc.steps)
+    std::fprintf(stderr, "the run is at step %lld, --steps %lld: nothing to train\n",
+                 static_cast<long long>(step), static_cast<long long>(tc.steps));
+}
+
 }  // namespace
 
 double evaluate_tokens(models::GPT& model, std::span<const int32_t> tokens, int64_t batch,
@@ -246,9 +266,17 @@ TrainResult train_model(const TrainRun& run) {
   const RunLock lock(run.out_dir);
   Checkpoint ck = prepare_run(run);  // config, tokenizer, shards
   TrainConfig& tc = ck.train_config;
-  if (!ck.data.empty())
-    check_data_size(ck.shards, tc, ck.model_config.value("arch", "gpt"),
-                    task_data_needs(ck.model_config, tc));
+  const std::string config_name =
+      ck.resume_dir.empty() ? run.config_path : ck.resume_dir + "/config.json";
+  if (!ck.data.empty()) {
+    DataNeeds need;
+    try {
+      need = task_data_needs(ck.model_config, tc);  // also validates "arch" and the model fields
+    } catch (const Error& e) {
+      fail(config_name, ": ", e.what());
+    }
+    check_data_size(ck.shards, tc, ck.model_config.value("arch", "gpt"), need);
+  }
   const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(ck.tokenizer_path);
   TaskData td;
   td.train_shard = ck.shards.train;
@@ -262,7 +290,7 @@ TrainResult train_model(const TrainRun& run) {
     task = run.task_factory ? run.task_factory(ck.model_config, tc, td)
                             : make_task(ck.model_config, tc, td);
   } catch (const Error& e) {
-    fail(ck.resume_dir.empty() ? run.config_path : ck.resume_dir + "/config.json", ": ", e.what());
+    fail(config_name, ": ", e.what());
   }
   nn::Module& model = task->model();
   AdamW opt(model.named_parameters(),
@@ -275,34 +303,15 @@ TrainResult train_model(const TrainRun& run) {
   TrainResult res;
   if (!ck.resume_dir.empty()) restore_checkpoint(ck.resume_dir, *task, opt, res.history);
   res.step = static_cast<int64_t>(res.history.size());
-  if (!res.history.empty()) {
-    for (auto it = res.history.rbegin(); it != res.history.rend(); ++it)
-      if (it->val_loss >= 0) {
-        res.last_val_loss = it->val_loss;
-        res.last_val_metrics = it->val_metrics;
-        break;
-      }
-  }
+  for (auto it = res.history.rbegin(); it != res.history.rend(); ++it)
+    if (it->val_loss >= 0) {  // the last evaluation before the resume
+      res.last_val_loss = it->val_loss;
+      res.last_val_metrics = it->val_metrics;
+      break;
+    }
   const LrSchedule schedule = make_schedule(tc);
   const bool tty = !run.quiet && isatty(STDERR_FILENO);
-  if (!run.quiet) {
-    std::fprintf(stderr, "model: %s, %.2fM parameters; objective %s; ",
-                 ck.model_config.value("arch", "gpt").c_str(), model.num_parameters() / 1e6,
-                 tc.objective.c_str());
-    if (ck.data.empty())
-      std::fprintf(stderr, "data: %zu pairs file(s)\n", ck.pairs.size());
-    else
-      std::fprintf(stderr, "data: %lld train / %lld val tokens\n",
-                   static_cast<long long>(ck.shards.train_tokens),
-                   static_cast<long long>(ck.shards.val_tokens));
-    if (!ck.resume_dir.empty())
-      std::fprintf(stderr, "resuming at step %lld of %lld (lr schedule of %lld steps)\n",
-                   static_cast<long long>(res.step), static_cast<long long>(tc.steps),
-                   static_cast<long long>(tc.schedule_steps));
-    if (res.step >= tc.steps)
-      std::fprintf(stderr, "the run is at step %lld, --steps %lld: nothing to train\n",
-                   static_cast<long long>(res.step), static_cast<long long>(tc.steps));
-  }
+  if (!run.quiet) print_run_header(ck, model, res.step);
 
   SigintScope sigint;
   model.train();
