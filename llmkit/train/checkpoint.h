@@ -47,6 +47,8 @@ struct Checkpoint {
 
 // Holds an exclusive lock on DIR/train.lock (creating DIR) while it lives, so that two processes
 // never write checkpoints into one run directory; the kernel drops it when the process dies.
+// Once locked, it removes the "<file>.tmp.<pid>" files that killed writers left in DIR and
+// DIR/data. An Error when another process holds the lock.
 class RunLock {
  public:
   explicit RunLock(const std::string& dir);

@@ -125,8 +125,10 @@ double run_gpt_demo(const GptDemoOptions& opt) {
               opt.out.c_str());
   std::printf("  build/llmkit chat --model %s\n", opt.out.c_str());
   std::printf("  build/llmkit eval --model %s --data %s\n", opt.out.c_str(), opt.data.c_str());
-  std::printf("  build/llmkit train --out %s --resume --steps %lld   (train longer)\n",
-              opt.out.c_str(), static_cast<long long>(opt.steps * 2));
+  std::printf(
+      "  build/llmkit train --out %s --resume --steps %lld   (the same run, longer; lr "
+      "stays at min_lr)\n",
+      opt.out.c_str(), static_cast<long long>(opt.steps * 2));
   return res.last_val_loss;
 }
 
