@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <string>
 
 #include "llmkit/core/error.h"
 #include "tools/llmkit/command.h"
@@ -32,7 +33,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // CLI11 prints two lines by default; our contract is one line and exit status 2.
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::fprintf(stderr, "llmkit: error: %s (see --help)\n", msg.c_str());
+    return 2;
   }
   try {
     if (run) run();
