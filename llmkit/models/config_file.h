@@ -40,6 +40,7 @@ void read_field(const nlohmann::json& j, const char* key, T& field) {
              v >= static_cast<double>(std::numeric_limits<T>::min()) &&
              v < std::ldexp(1.0, std::numeric_limits<T>::digits);
     }
+    if (!it->is_number()) fail("config: field '", key, "' has the wrong type (", it->dump(), ")");
     if (!fits)
       fail("config: field '", key, "' must be an integer that fits ", sizeof(T) * 8, " bits, got ",
            it->dump());
