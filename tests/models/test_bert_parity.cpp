@@ -17,6 +17,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/bert.h"
 #include "tests/common/parity.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -48,9 +49,8 @@ TEST(BertParity, PretrainingLogitsLossAndGradients) {
   const char* src = std::getenv("LLMKIT_SOURCE_DIR");
   ASSERT_NE(src, nullptr) << "LLMKIT_SOURCE_DIR not set (run through ctest)";
   const models::BertConfig cfg = preset();
-  const fs::path dir =
-      fs::temp_directory_path() / ("llmkit_parity_bert_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const llmkit::testing::TempDir tmp;  // unique, removed even when an ASSERT returns early
+  const fs::path dir = tmp.path;
   models::Bert model(cfg, 42);
   {  // a larger init than BERT's so gradients everywhere are well above float noise
     NoGradGuard ng;
@@ -131,5 +131,4 @@ TEST(BertParity, PretrainingLogitsLossAndGradients) {
     std::printf("  %-58s rel err %.2e\n", ("grad " + n).c_str(), e);
     EXPECT_LT(e, 1e-4) << n;
   }
-  fs::remove_all(dir);
 }

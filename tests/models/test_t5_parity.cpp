@@ -16,6 +16,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/t5.h"
 #include "tests/common/parity.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -37,9 +38,8 @@ void check_parity(const models::T5Config& cfg, const std::string& name) {
   const std::string root = src_dir ? src_dir : ".";
   const fs::path script = fs::path(root) / "tests/models/t5_parity.py";
   ASSERT_TRUE(fs::exists(script)) << script << " not found (set LLMKIT_SOURCE_DIR)";
-  const fs::path dir =
-      fs::temp_directory_path() / ("llmkit_t5_parity_" + name + "_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const llmkit::testing::TempDir tmp;  // unique, removed even when an ASSERT returns early
+  const fs::path dir = tmp.path;
   models::T5 model(cfg, 42);
   {  // weights of order 0.1-0.3 so gradients everywhere are well above float noise
     NoGradGuard ng;
@@ -84,7 +84,6 @@ void check_parity(const models::T5Config& cfg, const std::string& name) {
     std::printf("  %-64s rel err %.2e\n", ("grad " + n).c_str(), e);
     EXPECT_LT(e, 1e-4) << n;
   }
-  fs::remove_all(dir);
 }
 
 models::T5Config preset(const std::string& file) {
