@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -27,14 +28,10 @@ std::vector<Command>& registry();
 inline CLI::Validator number_in(double lo, double hi, bool open_lo = false, bool open_hi = false) {
   return CLI::Validator(
       [=](std::string& s) -> std::string {
-        double v = 0;
-        size_t used = 0;
-        try {
-          v = std::stod(s, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != s.size()) return "'" + s + "' is not a number";
+        // strtod, not stod: stod throws on a denormal such as 4.9e-324, a valid tiny value.
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size()) return "'" + s + "' is not a number";
         const bool ok =
             std::isfinite(v) && (open_lo ? v > lo : v >= lo) && (open_hi ? v < hi : v <= hi);
         if (ok) return "";
