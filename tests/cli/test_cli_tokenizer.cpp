@@ -77,7 +77,7 @@ TEST_F(CliTokenizer, TrainBadInputs) {
   };
   expect_clean_error(train(d.file("missing.txt")), {"missing.txt", "does not exist"},
                      "missing input");
-  expect_clean_error(train(empty), {"empty"}, "empty input");
+  expect_clean_error(train(empty), {"empty.txt", "empty"}, "empty input");
   expect_clean_error(train(d.path.string()), {d.path.string(), "directory"}, "directory input");
   expect_clean_error(train(world().corpus, "0"), {"vocab size 0"}, "vocab 0");
   expect_clean_error(train(world().corpus, "-5"), {"vocab size -5"}, "vocab -5");
