@@ -174,11 +174,12 @@ TEST_F(CliGenerate, EvalBadData) {
 }
 
 TEST_F(CliGenerate, ChatAnswersAndQuitsOnEof) {
-  // Two turns, the second longer than the 16-token context: chat must keep going, not crash.
+  // Three turns, the second longer than the 16-token context, the third not UTF-8: chat must
+  // keep going, not crash.
   std::string long_turn;
   for (int i = 0; i < 30; ++i) long_turn += "the fox ";
   auto r = run_llmkit({"chat", "--model", world().gpt_run, "--max-new-tokens", "4"},
-                      "hello there\n" + long_turn + "\n", 60);
+                      "hello there\n" + long_turn + "\nab\xff\xfe\n", 60);
   EXPECT_TRUE(succeeded(r));
   EXPECT_EQ(r.err.find("error"), std::string::npos) << r.err;
 }

@@ -106,6 +106,10 @@ TEST_F(CliTokenizer, MalformedTokenizerJsonNamesTheFile) {
                      "top level is an array");
   expect_clean_error(encode(write_file(d, "nomodel.json", "{}")), {"nomodel.json", "model"},
                      "no model");
+  expect_clean_error(encode(write_file(d, "latin1.json",
+                                       "{\"model\": {\"type\": \"BPE\", "
+                                       "\"vocab\": {\"\xe9\": 0}}}")),
+                     {"latin1.json"}, "invalid UTF-8 inside the JSON");
 }
 
 TEST_F(CliTokenizer, IllTypedTokenizerJsonNamesTheFileAndField) {

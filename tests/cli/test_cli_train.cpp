@@ -89,6 +89,12 @@ TEST_F(CliTrain, MalformedOrIncompleteConfigs) {
   expect_clean_error(with_config("trunc.json", R"({"model": {"arch": )"), {"trunc.json", "JSON"},
                      "truncated JSON");
   expect_clean_error(with_config("empty.json", ""), {"empty.json"}, "empty config");
+  expect_clean_error(with_config("latin1.json", "{\"model\": {\"arch\": \"gpt\xe9\"}}"),
+                     {"latin1.json"}, "invalid UTF-8 inside the JSON");
+  expect_clean_error(run_llmkit({"train", "--config", d.path.string(), "--data", world().corpus,
+                                 "--out", d.file("run_cfgdir")},
+                                "", 60),
+                     {"--config", "directory"}, "config is a directory");
   expect_clean_error(with_config("nomodel.json", R"({"train": {}})"), {"nomodel.json", "model"},
                      "no model object");
   expect_clean_error(with_config("model5.json", R"({"model": 5})"), {"model5.json", "model"},
