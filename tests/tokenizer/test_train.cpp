@@ -160,7 +160,9 @@ TEST(HuggingFace, OurTrainedTokenizerEncodesTheSameInTheirs) {
   if (!std::filesystem::exists(fixture("ours_hf_cases.json")))
     GTEST_SKIP() << "tests/fixtures/tokenizer/ours_hf_cases.json absent (see make_fixtures.js)";
   const Tokenizer tok = Tokenizer::load(fixture("ours_small.json").string());
-  for (const auto& c : testing::read_json(fixture("ours_hf_cases.json")))
+  const auto hf_cases = testing::read_json(fixture("ours_hf_cases.json"));
+  ASSERT_FALSE(hf_cases.empty()) << "ours_hf_cases.json holds no cases";
+  for (const auto& c : hf_cases)
     EXPECT_EQ(tok.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<int32_t>>());
   // and it is still what our trainer makes from the same corpus with the CLI's defaults
   TrainOptions o;
