@@ -184,6 +184,30 @@ TEST_F(CliGenerate, ChatAnswersAndQuitsOnEof) {
   EXPECT_EQ(r.err.find("error"), std::string::npos) << r.err;
 }
 
+const std::vector<std::pair<std::string, std::string>> kBadChatOptions = {
+    {"--max-new-tokens", "-3"}, {"--temperature", "-1"}, {"--temperature", "nan"}};
+
+TEST_F(CliGenerate, ChatBadOptionsFailWithoutCrashing) {
+  for (const auto& [flag, value] : kBadChatOptions) {
+    auto r = run_llmkit({"chat", "--model", world().gpt_run, flag, value}, "hi\n", 60);
+    EXPECT_FALSE(r.timed_out) << flag << " " << value;
+    EXPECT_EQ(r.term_signal, 0) << flag << " " << value;
+    EXPECT_EQ(r.exit_code, 1) << flag << " " << value;
+    EXPECT_NE(r.err.find("llmkit: error: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(value), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliGenerate, ChatBadOptionsAreRefusedUpFront) {
+  GTEST_SKIP() << "needs fix in tools/llmkit/cmd_chat.cpp: validate --temperature and "
+                  "--max-new-tokens before the first turn (command.h's positive() / "
+                  "non_negative()); today the error comes after a turn is read, on the line of "
+                  "the 'you> ' prompt";
+  for (const auto& [flag, value] : kBadChatOptions)
+    expect_clean_error(run_llmkit({"chat", "--model", world().gpt_run, flag, value}, "hi\n", 60),
+                       {flag, value}, "chat " + flag + " " + value);
+}
+
 TEST_F(CliGenerate, ChatBadModel) {
   const std::string empty = world().dir.file("chat_empty");
   std::filesystem::create_directory(empty);
