@@ -47,6 +47,8 @@ std::vector<int32_t> generate_ids(Decoder& decoder, std::span<const int32_t> pro
                                   GenerateStats* stats) {
   const int64_t ctx = decoder.context();
   LLMKIT_CHECK(!prompt.empty(), "generate: empty prompt (give at least one token)");
+  LLMKIT_CHECK(opt.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got ",
+               opt.max_new_tokens);
   LLMKIT_CHECK(ctx == 0 || static_cast<int64_t>(prompt.size()) < ctx, "generate: the prompt has ",
                prompt.size(), " tokens but the model's context is ", ctx,
                " (block_size); shorten it to at most ", ctx - 1);

@@ -10,6 +10,7 @@ namespace llmkit::infer {
 
 int32_t argmax(std::span<const float> v) {
   LLMKIT_CHECK(!v.empty(), "argmax: empty logits");
+  for (float x : v) LLMKIT_CHECK(!std::isnan(x), "sampler: NaN in logits");
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
@@ -34,9 +35,18 @@ void Sampler::candidates(std::span<const float> logits, std::span<const int32_t>
         // Applied once per distinct id: mark by checking against the original logit.
         if (x == logits[id]) x = x > 0 ? x / opt_.repetition_penalty : x * opt_.repetition_penalty;
       }
-  const float inv_t = static_cast<float>(1.0 / opt_.temperature);
+  // Scaled as (x - max) / T in double: x / T alone overflows float for a tiny temperature
+  // (1e-39 turned logits into inf, then the softmax into NaN); this way the largest logit is
+  // exactly 0, the rest tend to -inf, so a tiny T tends to greedy as it should. The max itself
+  // maps to 0 directly, which also covers x = +inf and T so small that 1 / T is inf.
+  const float mx_logit = *std::max_element(work_.begin(), work_.end());
+  const double inv_t = 1.0 / opt_.temperature;
   cand_.clear();
-  for (int32_t i = 0; i < V; ++i) cand_.emplace_back(work_[i] * inv_t, i);
+  for (int32_t i = 0; i < V; ++i) {
+    const float x = work_[i];
+    cand_.emplace_back(x == mx_logit ? 0.0f : static_cast<float>((double(x) - mx_logit) * inv_t),
+                       i);
+  }
   auto by_logit = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };

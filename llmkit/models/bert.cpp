@@ -3,6 +3,7 @@
 #include "llmkit/models/bert.h"
 #include "llmkit/models/config_file.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace llmkit::models {
@@ -28,6 +29,21 @@ void BertConfig::validate() const {
   LLMKIT_CHECK(norm_eps > 0, "config: norm_eps must be positive, got ", norm_eps);
   LLMKIT_CHECK(pad_id >= -1 && pad_id < vocab_size, "config: pad_id ", pad_id,
                " outside [-1, vocab_size ", vocab_size, ")");
+  // Sizes before anything is allocated: C n_embd, H FFN hidden, V vocab, T block_size.
+  check_dims({{"n_layer", n_layer},
+              {"n_head", n_head},
+              {"n_embd", n_embd},
+              {"block_size", block_size},
+              {"type_vocab_size", type_vocab_size},
+              {"ffn_hidden", ffn_hidden}},
+             vocab_size);
+  const int64_t C = n_embd, H = hidden(), V = vocab_size, T = block_size;
+  const int64_t layer = size_add(size_mul(4 * C, C), size_mul(2 * C, H));
+  int64_t params = size_add(size_mul(n_layer, layer), size_mul(size_add(V, T), C));
+  params = size_add(params, size_mul(type_vocab_size, C));
+  check_model_size(params, "the parameter count");
+  check_model_size(size_mul(T, std::max({C, H, V})), "one sequence's widest activation");
+  check_model_size(size_mul(size_mul(T, T), n_head), "one sequence's attention scores");
 }
 
 BertConfig BertConfig::from_json(const json& j) {

@@ -1,6 +1,7 @@
 #include "llmkit/models/gpt.h"
 #include "llmkit/models/config_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,25 @@ void GPTConfig::validate() const {
   nn::parse_activation(activation);
   LLMKIT_CHECK(pos_encoding != "rope" || (n_embd / n_head) % 2 == 0,
                "config: rope needs an even head size, got ", n_embd / n_head);
+  LLMKIT_CHECK(ffn_hidden >= 0, "config: ffn_hidden must be >= 0 (0: the default), got ",
+               ffn_hidden);
+  // Sizes before anything is allocated: C n_embd, H FFN hidden, V vocab, T block_size.
+  check_dims({{"n_layer", n_layer},
+              {"n_head", n_head},
+              {"n_embd", n_embd},
+              {"block_size", block_size},
+              {"ffn_hidden", ffn_hidden}},
+             vocab_size);
+  const int64_t C = n_embd, H = hidden(), V = vocab_size, T = block_size;
+  const int64_t kv = kv_heads() * (C / n_head);
+  const int64_t attn = size_add(size_mul(C, C + 2 * kv), size_mul(C, C));  // c_attn, c_proj
+  const int64_t mlp = size_mul(size_mul(C, H), activation == "swiglu" ? 3 : 2);
+  int64_t params = size_add(size_mul(n_layer, size_add(attn, mlp)), size_mul(V, C));
+  if (!tie_embeddings) params = size_add(params, size_mul(V, C));
+  if (pos_encoding == "learned") params = size_add(params, size_mul(T, C));
+  check_model_size(params, "the parameter count");
+  check_model_size(size_mul(T, std::max({C, H, V})), "one sequence's widest activation");
+  check_model_size(size_mul(size_mul(T, T), n_head), "one sequence's attention scores");
 }
 
 GPTConfig GPTConfig::from_json(const json& j) {

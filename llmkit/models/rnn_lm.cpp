@@ -1,5 +1,6 @@
 #include "llmkit/models/rnn_lm.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,17 @@ void RNNLMConfig::validate() const {
   LLMKIT_CHECK(dropout >= 0 && dropout < 1, "config: dropout ", dropout, " outside [0, 1)");
   LLMKIT_CHECK(!tie_embeddings || n_embd == hidden, "config: tie_embeddings needs n_embd (", n_embd,
                ") == hidden (", hidden, ")");
+  // Sizes before anything is allocated: E n_embd, H hidden, V vocab; at most 4 gates (LSTM).
+  check_dims(
+      {{"n_layer", n_layer}, {"n_embd", n_embd}, {"hidden", hidden}, {"block_size", block_size}},
+      vocab_size);
+  const int64_t E = n_embd, H = hidden, V = vocab_size;
+  const int64_t layer = size_mul(4 * H, size_add(std::max(E, H), H + 2));
+  const int64_t params =
+      size_add(size_mul(n_layer, layer), size_add(size_mul(V, E), size_mul(H, V)));
+  check_model_size(params, "the parameter count");
+  check_model_size(size_mul(block_size, std::max({E, 4 * H, V})),
+                   "one sequence's widest activation");
 }
 
 RNNLMConfig RNNLMConfig::from_json(const json& j) {

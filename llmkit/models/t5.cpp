@@ -48,6 +48,26 @@ void T5Config::validate() const {
   token(pad_id, "pad_id");
   token(eos_id, "eos_id");
   token(decoder_start_id, "decoder_start_id");
+  // Sizes before anything is allocated: C n_embd, I attention width, H FFN hidden, V vocab.
+  check_dims({{"n_layer", n_layer},
+              {"n_decoder_layer", n_decoder_layer},
+              {"n_head", n_head},
+              {"n_embd", n_embd},
+              {"d_kv", d_kv},
+              {"ffn_hidden", ffn_hidden},
+              {"num_buckets", num_buckets},
+              {"block_size", block_size}},
+             vocab_size);
+  const int64_t C = n_embd, I = size_mul(head_size(), n_head), H = hidden(), V = vocab_size;
+  const int64_t T = block_size, layers = n_layer + decoder_layers();
+  // self- and cross-attention (4 C x I each), FFN (at most 3 C x H)
+  const int64_t layer = size_add(size_mul(8 * C, I), size_mul(3 * C, H));
+  int64_t params = size_add(size_mul(layers, layer), size_mul(tie_embeddings ? V : 2 * V, C));
+  params = size_add(params, size_mul(2 * num_buckets, n_head));
+  if (pos_encoding == "learned") params = size_add(params, size_mul(2 * T, C));
+  check_model_size(params, "the parameter count");
+  check_model_size(size_mul(T, std::max({C, I, H, V})), "one sequence's widest activation");
+  check_model_size(size_mul(size_mul(T, T), n_head), "one sequence's attention scores");
 }
 
 T5Config T5Config::from_json(const json& j) {

@@ -173,16 +173,24 @@ TokenizerParts train_bpe(const WordCounts& wc, const TrainOptions& options) {
   return parts;
 }
 
+// "a.txt, b.txt" for error messages (the first few names, then how many more).
+static std::string file_list(std::span<const std::string> files) {
+  std::string s;
+  for (size_t i = 0; i < files.size() && i < 3; ++i) s += (i ? ", " : "") + files[i];
+  if (files.size() > 3) s += " and " + std::to_string(files.size() - 3) + " more";
+  return s;
+}
+
 Tokenizer Tokenizer::train(std::span<const std::string> files, const TrainOptions& options) {
   if (files.empty()) fail("train: no input files");
   if (options.model == Model::kChar) {
     TokenizerParts parts = train_chars(files, {}, options);
     if (parts.tokens.size() == parts.special_ids.size())
-      fail("train: the input files hold no text");
+      fail("train: the input files hold no text (", file_list(files), ")");
     return Tokenizer(std::move(parts));
   }
   const WordCounts wc = count_words(files, options);
-  if (wc.n_bytes == 0) fail("train: the input files are empty");
+  if (wc.n_bytes == 0) fail("train: the input files are empty (", file_list(files), ")");
   return Tokenizer(train_bpe(wc, options));
 }
 

@@ -1,7 +1,7 @@
 // Finite-difference gradient checks for tests. gradcheck(f, inputs) runs f on f64 inputs,
 // backpropagates a fixed random projection L = sum(f(x) * R), and compares every input's analytic
 // gradient with central differences (L(x + h e_i) - L(x - h e_i)) / 2h. It reports the worst
-// element so a failure says where.
+// element so a failure says where; a NaN or Inf on either side is a failure.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
 #include "llmkit/core/autograd.h"
 #include "llmkit/core/random.h"
 #include "llmkit/core/tensor.h"
@@ -67,8 +68,12 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
         p[i] = orig;
       }
       const double numeric = (lp - lm) / (2 * h);
-      const double err = std::abs(numeric - analytic[i]) / (atol + rtol * std::abs(numeric));
-      if (err > worst) {
+      // A non-finite value on either side is an infinite error: `err > worst` is false for NaN,
+      // so a NaN gradient would otherwise pass.
+      const double err = std::isfinite(numeric) && std::isfinite(analytic[i])
+                             ? std::abs(numeric - analytic[i]) / (atol + rtol * std::abs(numeric))
+                             : INFINITY;
+      if (err > worst || worst_i < 0) {
         worst = err;
         worst_i = i;
         worst_a = analytic[i];
@@ -80,13 +85,10 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
   }
 }
 
-// Max |a - b| over all elements (shapes must match).
+// Max |a - b| over all elements (shapes must match); NaN when either holds a NaN or an Inf.
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
-  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
-  return m;
+  return max_abs_diff(a.to_vector<double>(), b.to_vector<double>());
 }
 
 }  // namespace llmkit::testing

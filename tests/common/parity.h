@@ -1,6 +1,6 @@
 // Shared pieces of the PyTorch parity tests (tests/models/test_*_parity.cpp): whether Debian's
 // python3-torch is importable (tests skip visibly when it is not), and the relative error the
-// tests compare against 1e-4.
+// tests compare against 1e-4. Every comparison here fails on NaN or Inf (common/compare.h).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
 #include "llmkit/core/tensor.h"
 #include "llmkit/io/safetensors.h"
 #include "llmkit/nn/module.h"
@@ -24,15 +25,10 @@ inline bool torch_available() {
   return ok;
 }
 
-// max |ours - ref| / max |ref|: the worst element against the reference's scale.
+// max |ours - ref| / max |ref|: the worst element against the reference's scale. NaN (which
+// fails every EXPECT_LT) when the sizes differ or either side holds a NaN or an Inf.
 inline double rel_err(const Tensor& ours, const Tensor& ref) {
-  const std::vector<double> a = ours.to_vector<double>(), b = ref.to_vector<double>();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff = std::max(diff, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return a.size() == b.size() ? diff / std::max(scale, 1e-30) : INFINITY;
+  return rel_err(ours.to_vector<double>(), ref.to_vector<double>());
 }
 
 // Runs the PyTorch reference tests/models/<script> on `dir` (which holds config.json,
@@ -59,7 +55,11 @@ inline void expect_matches_reference(const Tensor& logits, const Tensor& loss,
   const double el = rel_err(logits, r.at("logits"));
   std::printf("  %-32s rel err %.2e\n", "logits", el);
   EXPECT_LT(el, 1e-4);
-  EXPECT_NEAR(loss.item<double>(), r.at("loss").to_vector<double>()[0], 1e-4);
+  // Two infinite losses are no match: the loss must be finite on both sides.
+  const double ours_loss = loss.item<double>(), ref_loss = r.at("loss").to_vector<double>()[0];
+  EXPECT_TRUE(std::isfinite(ours_loss) && std::isfinite(ref_loss))
+      << "loss " << ours_loss << " reference " << ref_loss;
+  EXPECT_NEAR(ours_loss, ref_loss, 1e-4);
   for (auto& [n, p] : model.named_parameters()) {
     ASSERT_TRUE(r.count("grad." + n)) << n;
     ASSERT_TRUE(p.grad().defined()) << n;

@@ -3,10 +3,10 @@
 // token types, IsNext really is the next text, the 50/50 split), exact resume, the sequential
 // evaluation pass, and errors.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 
+#include "common/temp_dir.h"
 #include "llmkit/data/mlm.h"
 
 using namespace llmkit;
@@ -41,15 +41,14 @@ bool special(int32_t id) {
 
 // A shard whose token i is 5 + i % 991: consecutive text is easy to recognise.
 struct ShardFile {
+  llmkit::testing::TempDir dir;
   fs::path path;
   explicit ShardFile(int64_t n) {
-    path = fs::temp_directory_path() /
-           ("llmkit_mlm_" + std::to_string(getpid()) + "_" + std::to_string(n) + ".bin");
+    path = dir.path / "shard.bin";
     std::vector<int32_t> t(n);
     for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>(5 + i % 991);
     data::write_shard(path.string(), t, kV);
   }
-  ~ShardFile() { fs::remove(path); }
 };
 
 // The row's text with the masked positions restored from the labels.

@@ -5,20 +5,16 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/temp_dir.h"
 #include "llmkit/data/batches.h"
 #include "llmkit/data/shards.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
 
-static fs::path tmpdir() {
-  fs::path p = fs::temp_directory_path() / ("llmkit_data_" + std::to_string(getpid()));
-  fs::create_directories(p);
-  return p;
-}
-
 TEST(Shards, RoundTripBothWidths) {
-  const fs::path d = tmpdir();
+  const llmkit::testing::TempDir tmp;  // unique, removed when the test ends
+  const fs::path d = tmp.path;
   for (int32_t vocab : {300, 70000}) {
     std::vector<int32_t> ids;
     for (int i = 0; i < 1000; ++i) ids.push_back((i * 7919) % vocab);
@@ -34,11 +30,11 @@ TEST(Shards, RoundTripBothWidths) {
     EXPECT_THROW(s.read(990, 20, back.data()), Error);
   }
   EXPECT_THROW(data::write_shard((d / "bad.bin").string(), std::vector<int32_t>{5}, 5), Error);
-  fs::remove_all(d);
 }
 
 TEST(Shards, CorruptFilesAreClearErrors) {
-  const fs::path d = tmpdir();
+  const llmkit::testing::TempDir tmp;  // unique, removed when the test ends
+  const fs::path d = tmp.path;
   const std::string p = (d / "x.bin").string();
   data::write_shard(p, std::vector<int32_t>{1, 2, 3, 4}, 10);
   std::ifstream in(p, std::ios::binary);
@@ -58,11 +54,11 @@ TEST(Shards, CorruptFilesAreClearErrors) {
   std::string big = good;
   big[64] = 50;  // token 50 >= vocab 10
   check(big, "outside the vocabulary");
-  fs::remove_all(d);
 }
 
 TEST(Shards, PrepareReusesAndSplits) {
-  const fs::path d = tmpdir();
+  const llmkit::testing::TempDir tmp;  // unique, removed when the test ends
+  const fs::path d = tmp.path;
   const std::string txt = (d / "a.txt").string();
   std::string text;
   for (int i = 0; i < 400; ++i) text += "line " + std::to_string(i) + " of the text\n";
@@ -82,11 +78,11 @@ TEST(Shards, PrepareReusesAndSplits) {
   std::ofstream((d / "empty.txt").string());
   const std::vector<std::string> empty = {(d / "empty.txt").string()};
   EXPECT_THROW(data::prepare_shards(empty, tok, (d / "e").string()), Error);
-  fs::remove_all(d);
 }
 
 TEST(Batches, WindowsShiftedDeterministicAndResumable) {
-  const fs::path d = tmpdir();
+  const llmkit::testing::TempDir tmp;  // unique, removed when the test ends
+  const fs::path d = tmp.path;
   std::vector<int32_t> ids(500);
   for (int i = 0; i < 500; ++i) ids[i] = i % 97;
   const std::string p = (d / "b.bin").string();
@@ -106,5 +102,4 @@ TEST(Batches, WindowsShiftedDeterministicAndResumable) {
   c.next(x2.data(), y2.data());
   EXPECT_EQ(x, x2);
   EXPECT_THROW(data::BatchSampler(s, 1, 500, 0), Error);
-  fs::remove_all(d);
 }

@@ -60,6 +60,8 @@ TEST(Generate, StopsAtStopIdsAndContext) {
   EXPECT_LE(cut.size(), 5u);
   EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>(40, 1), o), Error);
   EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>{}, o), Error);
+  o.max_new_tokens = -1;
+  EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>{1, 2}, o), Error);
 }
 
 // An RNN carries its whole past in the state: generating step by step (one token fed per step)

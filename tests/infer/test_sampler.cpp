@@ -97,3 +97,30 @@ TEST(Sampler, ValidationAndLargeVocab) {
   const int32_t id = s.sample(big, {});
   EXPECT_TRUE(id >= 0 && id < 50257);
 }
+
+TEST(Sampler, TinyTemperaturesTendToGreedyWithoutNaN) {
+  // x / T once overflowed float for T below ~3e-39 (logit 4 / 1e-39 = inf; inf - inf = NaN in
+  // the softmax): the draws were garbage. (x - max) / T keeps the top logit at exactly 0.
+  const std::vector<float> l = {0.1f, 4.0f, -1.0f, 3.9f, -INFINITY};
+  std::vector<float> p(l.size());
+  for (double t : {1e-9, 1e-30, 1e-39, 1e-300, 4.9e-324}) {
+    Sampler s(opts(t, 0, 1.0, 1.0, 5));
+    s.probabilities(l, {}, p);
+    for (size_t i = 0; i < p.size(); ++i)
+      EXPECT_EQ(p[i], i == 1 ? 1.0f : 0.0f) << "temperature " << t << " id " << i;
+    for (int k = 0; k < 20; ++k) EXPECT_EQ(s.sample(l, {}), 1) << "temperature " << t;
+  }
+  // and a moderate one still spreads the mass: p(3) / p(1) = exp(-0.1 / 0.5)
+  Sampler half(opts(0.5));
+  half.probabilities(l, {}, p);
+  EXPECT_NEAR(p[3] / p[1], std::exp(-0.2), 1e-5);
+  EXPECT_EQ(p[4], 0.0f);
+}
+
+TEST(Sampler, NaNLogitsAreAnErrorEvenWhenGreedy) {
+  const std::vector<float> l = {0.1f, NAN, 1.0f};
+  Sampler greedy(opts(0));
+  EXPECT_THROW(greedy.sample(l, {}), Error);
+  Sampler sampled(opts(1.0));
+  EXPECT_THROW(sampled.sample(l, {}), Error);
+}

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/compare.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -169,9 +171,9 @@ double rel_err(const Vec& got, const Vec& want) {
       EXPECT_EQ(got[i], want[i]) << "at " << i;
       continue;
     }
-    EXPECT_FALSE(std::isnan(got[i])) << "at " << i;
-    err = std::max(err, std::abs(got[i] - want[i]));
-    norm = std::max(norm, std::abs(want[i]));
+    EXPECT_FALSE(std::isnan(got[i]) || std::isnan(want[i])) << "at " << i;
+    err = llmkit::testing::nan_max(err, std::abs(got[i] - want[i]));
+    norm = llmkit::testing::nan_max(norm, std::abs(want[i]));
   }
   return err / norm;
 }
@@ -272,7 +274,9 @@ TEST(Attention, FiniteDifferences) {
       (p.*field)[i] += eps;
       (m.*field)[i] -= eps;
       const double fd = (loss(p) - loss(m)) / (2 * eps);
-      worst = std::max(worst, std::abs(fd - (grad[i] - 0.25)));
+      worst = std::isfinite(fd) && std::isfinite(grad[i])
+                  ? llmkit::testing::nan_max(worst, std::abs(fd - (grad[i] - 0.25)))
+                  : llmkit::testing::kNaN;
     }
     EXPECT_LT(worst, 1e-8) << name;
   };

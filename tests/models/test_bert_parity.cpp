@@ -17,6 +17,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/bert.h"
 #include "tests/common/parity.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -48,9 +49,8 @@ TEST(BertParity, PretrainingLogitsLossAndGradients) {
   const char* src = std::getenv("LLMKIT_SOURCE_DIR");
   ASSERT_NE(src, nullptr) << "LLMKIT_SOURCE_DIR not set (run through ctest)";
   const models::BertConfig cfg = preset();
-  const fs::path dir =
-      fs::temp_directory_path() / ("llmkit_parity_bert_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const llmkit::testing::TempDir tmp;  // unique, removed even when an ASSERT returns early
+  const fs::path dir = tmp.path;
   models::Bert model(cfg, 42);
   {  // a larger init than BERT's so gradients everywhere are well above float noise
     NoGradGuard ng;
@@ -110,14 +110,15 @@ TEST(BertParity, PretrainingLogitsLossAndGradients) {
   EXPECT_NEAR(loss.item<float>(), want_loss, 1e-4 * std::abs(want_loss));
   double g_max = 0;  // the largest reference gradient element
   for (auto& [n, p] : model.named_parameters())
-    for (double v : r.at("grad." + n).to_vector<double>()) g_max = std::max(g_max, std::abs(v));
+    g_max = llmkit::testing::nan_max(
+        g_max, llmkit::testing::max_abs(r.at("grad." + n).to_vector<double>()));
   for (auto& [n, p] : model.named_parameters()) {
     ASSERT_TRUE(r.count("grad." + n)) << n;
     ASSERT_TRUE(p.grad().defined()) << n;
     const Tensor& want = r.at("grad." + n);
-    double w_max = 0, ours_max = 0;
-    for (double v : want.to_vector<double>()) w_max = std::max(w_max, std::abs(v));
-    for (double v : p.grad().to_vector<double>()) ours_max = std::max(ours_max, std::abs(v));
+    // NaN when either holds a NaN or Inf: then both branches below fail.
+    const double w_max = llmkit::testing::max_abs(want.to_vector<double>());
+    const double ours_max = llmkit::testing::max_abs(p.grad().to_vector<double>());
     if (w_max < 1e-12 * g_max) {
       // The key bias adds q.b to every score of a query: softmax ignores it, so its gradient is
       // zero in exact arithmetic and ours is float rounding. Compare to the largest gradient.
@@ -130,5 +131,4 @@ TEST(BertParity, PretrainingLogitsLossAndGradients) {
     std::printf("  %-58s rel err %.2e\n", ("grad " + n).c_str(), e);
     EXPECT_LT(e, 1e-4) << n;
   }
-  fs::remove_all(dir);
 }

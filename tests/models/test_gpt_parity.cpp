@@ -14,6 +14,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/gpt.h"
 #include "tests/common/parity.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -29,9 +30,8 @@ void check_parity(const models::GPTConfig& cfg, const std::string& name) {
                  << " parity test skipped; `make test` installs it";
   const char* src = std::getenv("LLMKIT_SOURCE_DIR");
   ASSERT_NE(src, nullptr) << "LLMKIT_SOURCE_DIR not set (run through ctest)";
-  const fs::path dir =
-      fs::temp_directory_path() / ("llmkit_parity_" + name + "_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const llmkit::testing::TempDir tmp;  // unique, removed even when an ASSERT returns early
+  const fs::path dir = tmp.path;
   models::GPT model(cfg, 42);
   {  // a larger init than GPT-2's so gradients everywhere are well above float noise
     NoGradGuard ng;
@@ -56,7 +56,6 @@ void check_parity(const models::GPTConfig& cfg, const std::string& name) {
   Tensor loss = ops::cross_entropy(logits, ttg);
   loss.backward();
   llmkit::testing::expect_matches_reference(logits, loss, model, r);
-  fs::remove_all(dir);
 }
 
 models::GPTConfig preset(const std::string& file) {

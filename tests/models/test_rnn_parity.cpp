@@ -16,6 +16,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/rnn_lm.h"
 #include "tests/common/parity.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -40,9 +41,8 @@ void check_parity(const std::string& cell, bool tie) {
   cfg.vocab_size = 53;
   cfg.block_size = 16;
   cfg.tie_embeddings = tie;
-  const fs::path dir =
-      fs::temp_directory_path() / ("llmkit_rnn_parity_" + name + "_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const llmkit::testing::TempDir tmp;  // unique, removed even when an ASSERT returns early
+  const fs::path dir = tmp.path;
   models::RNNLM model(cfg, 42);
   {  // a larger init so that gates saturate somewhat and gradients are well above float noise
     NoGradGuard ng;
@@ -67,7 +67,6 @@ void check_parity(const std::string& cell, bool tie) {
   Tensor loss = ops::cross_entropy(logits, ttg);
   loss.backward();
   llmkit::testing::expect_matches_reference(logits, loss, model, r);
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/t5.h"
 #include "tests/common/parity.h"
+#include "tests/common/temp_dir.h"
 
 using namespace llmkit;
 namespace fs = std::filesystem;
@@ -25,10 +26,8 @@ namespace {
 using llmkit::testing::rel_err;
 using llmkit::testing::torch_available;
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.to_vector<double>()) m = std::max(m, std::abs(x));
-  return m;
+double max_abs(const Tensor& t) {  // NaN when t holds a NaN or Inf
+  return llmkit::testing::max_abs(t.to_vector<double>());
 }
 
 void check_parity(const models::T5Config& cfg, const std::string& name) {
@@ -39,9 +38,8 @@ void check_parity(const models::T5Config& cfg, const std::string& name) {
   const std::string root = src_dir ? src_dir : ".";
   const fs::path script = fs::path(root) / "tests/models/t5_parity.py";
   ASSERT_TRUE(fs::exists(script)) << script << " not found (set LLMKIT_SOURCE_DIR)";
-  const fs::path dir =
-      fs::temp_directory_path() / ("llmkit_t5_parity_" + name + "_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const llmkit::testing::TempDir tmp;  // unique, removed even when an ASSERT returns early
+  const fs::path dir = tmp.path;
   models::T5 model(cfg, 42);
   {  // weights of order 0.1-0.3 so gradients everywhere are well above float noise
     NoGradGuard ng;
@@ -86,7 +84,6 @@ void check_parity(const models::T5Config& cfg, const std::string& name) {
     std::printf("  %-64s rel err %.2e\n", ("grad " + n).c_str(), e);
     EXPECT_LT(e, 1e-4) << n;
   }
-  fs::remove_all(dir);
 }
 
 models::T5Config preset(const std::string& file) {

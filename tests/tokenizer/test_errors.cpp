@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/temp_dir.h"
 #include "fixtures.h"
 #include "llmkit/core/error.h"
 
@@ -12,10 +13,9 @@ namespace llmkit::tokenizer {
 namespace {
 
 std::filesystem::path write(const std::string& name, const std::string& content) {
-  const auto dir = std::filesystem::temp_directory_path() / "llmkit_test_errors";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir / name, std::ios::binary) << content;
-  return dir / name;
+  static const llmkit::testing::TempDir dir;  // unique per process, removed at exit
+  std::ofstream(dir.path / name, std::ios::binary) << content;
+  return dir.path / name;
 }
 
 // The message of the llmkit::Error that loading `path` throws ("" if none).
@@ -53,8 +53,8 @@ TEST(Errors, TokenizerJson) {
 }
 
 TEST(Errors, Gpt2Files) {
-  const auto dir = std::filesystem::temp_directory_path() / "llmkit_test_gpt2_bad";
-  std::filesystem::create_directories(dir);
+  const llmkit::testing::TempDir tmp;
+  const auto dir = tmp.path;
   std::ofstream(dir / "encoder.json") << R"({"a": 0, "b": 1, "ab": 2})";
   std::ofstream(dir / "vocab.bpe") << "#version: 0.2\na b\n";
   EXPECT_EQ(load_error(dir / "encoder.json"), "");
@@ -68,7 +68,6 @@ TEST(Errors, Gpt2Files) {
   EXPECT_NE(load_error(dir).find("looks truncated"), std::string::npos) << load_error(dir);
   std::ofstream(dir / "encoder.json") << R"({"a": 0, "b": 1, "ab": )";
   EXPECT_NE(load_error(dir).find("not valid JSON"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Errors, UnknownTokensAndIds) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "common/temp_dir.h"
 #include "fixtures.h"
 #include "llmkit/core/parallel.h"
 #include "llmkit/tokenizer/pretokenizer.h"
@@ -47,10 +48,10 @@ TEST(Gpt2, MatchesTiktokenR50kBase) {
 
 TEST(Gpt2, TokenizerJsonRoundTripMatchesTiktoken) {
   LLMKIT_REQUIRE_GPT2();
-  const auto path = std::filesystem::temp_directory_path() / "llmkit_test_gpt2_tokenizer.json";
+  const llmkit::testing::TempDir tmp;
+  const auto path = tmp.path / "tokenizer.json";
   gpt2()->save(path.string());
   const Tokenizer again = Tokenizer::load(path.string());
-  std::filesystem::remove(path);
   EXPECT_EQ(again.vocab_size(), 50257);
   EXPECT_EQ(again.to_json(), gpt2()->to_json());
   expect_cases(again, "tokenizer.json");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/temp_dir.h"
 #include "fixtures.h"
 #include "llmkit/core/error.h"
 #include "llmkit/core/parallel.h"
@@ -22,7 +23,8 @@ std::string corpus() {
 }
 
 std::filesystem::path temp_file(const std::string& name, const std::string& content) {
-  const auto p = std::filesystem::temp_directory_path() / ("llmkit_test_" + name);
+  static const llmkit::testing::TempDir dir;  // unique per process, removed at exit
+  const auto p = dir.path / name;
   std::ofstream(p, std::ios::binary) << content;
   return p;
 }
@@ -139,8 +141,13 @@ TEST(HuggingFace, TheirTrainedTokenizerEncodesToTheirIds) {
     std::vector<int32_t> ids;
     try {
       ids = tok.encode(text);
-    } catch (const Error&) {
-      continue;  // a byte their trainer never saw: Hugging Face drops it, we refuse
+    } catch (const Error& e) {
+      // A byte their trainer never saw: Hugging Face drops it, we refuse. Only then may we
+      // refuse: their ids must then decode to something other than the text.
+      EXPECT_NE(tok.decode(c["ids"].get<std::vector<int32_t>>()), text)
+          << "we refused a text Hugging Face encodes losslessly: " << text << " (" << e.what()
+          << ")";
+      continue;
     }
     EXPECT_EQ(ids, c["ids"].get<std::vector<int32_t>>()) << text;
     ++compared;
@@ -153,7 +160,9 @@ TEST(HuggingFace, OurTrainedTokenizerEncodesTheSameInTheirs) {
   if (!std::filesystem::exists(fixture("ours_hf_cases.json")))
     GTEST_SKIP() << "tests/fixtures/tokenizer/ours_hf_cases.json absent (see make_fixtures.js)";
   const Tokenizer tok = Tokenizer::load(fixture("ours_small.json").string());
-  for (const auto& c : testing::read_json(fixture("ours_hf_cases.json")))
+  const auto hf_cases = testing::read_json(fixture("ours_hf_cases.json"));
+  ASSERT_FALSE(hf_cases.empty()) << "ours_hf_cases.json holds no cases";
+  for (const auto& c : hf_cases)
     EXPECT_EQ(tok.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<int32_t>>());
   // and it is still what our trainer makes from the same corpus with the CLI's defaults
   TrainOptions o;

@@ -64,7 +64,7 @@ LLMKIT_COMMAND(
        sub.add_option("--out", opt->out, "run directory (replaced)")->capture_default_str();
        sub.add_option("--steps", opt->steps, "training steps")
            ->capture_default_str()
-           ->check(CLI::PositiveNumber);
+           ->check(llmkit::cli::positive());
        sub.add_option("--seed", opt->seed, "random seed")->capture_default_str();
        sub.add_flag("--engine", *engine, "run the small engine showcase instead (synthetic data)");
        return [opt, engine] {

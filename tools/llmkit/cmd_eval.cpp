@@ -64,6 +64,6 @@ LLMKIT_COMMAND(
        sub.add_option("--data", a->file, "text file")->required()->check(CLI::ExistingFile);
        sub.add_option("--batch-size", a->batch, "sequences per forward pass")
            ->capture_default_str()
-           ->check(CLI::PositiveNumber);
+           ->check(llmkit::cli::positive());
        return [a] { run_eval(*a); };
      }});

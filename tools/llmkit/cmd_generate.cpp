@@ -26,19 +26,19 @@ LLMKIT_COMMAND(
        sub.add_option("--prompt", a->prompt, "text to continue")->required();
        sub.add_option("--max-new-tokens", a->gen.max_new_tokens, "tokens to generate")
            ->capture_default_str()
-           ->check(CLI::PositiveNumber);
+           ->check(llmkit::cli::positive());
        sub.add_option("--temperature", a->gen.sampler.temperature, "0 = greedy")
            ->capture_default_str()
-           ->check(CLI::NonNegativeNumber);
+           ->check(llmkit::cli::non_negative());
        sub.add_option("--top-k", a->gen.sampler.top_k, "keep the k most likely (0 = off)")
            ->capture_default_str()
-           ->check(CLI::NonNegativeNumber);
+           ->check(llmkit::cli::non_negative());
        sub.add_option("--top-p", a->gen.sampler.top_p, "nucleus sampling mass (1 = off)")
            ->capture_default_str()
-           ->check(CLI::Range(0.0, 1.0));
+           ->check(llmkit::cli::number_in(0.0, 1.0));
        sub.add_option("--repetition-penalty", a->gen.sampler.repetition_penalty, "1 = off")
            ->capture_default_str()
-           ->check(CLI::PositiveNumber);
+           ->check(llmkit::cli::positive());
        sub.add_option("--seed", a->gen.sampler.seed, "sampling seed")->capture_default_str();
        sub.add_option("--stop", a->gen.stop_strings, "stop when this text appears");
        sub.add_flag("--no-cache", a->no_cache, "recompute the whole sequence each step");
@@ -49,14 +49,22 @@ LLMKIT_COMMAND(
          if (auto eot = tok.find_token("<|endoftext|>")) a->gen.stop_ids.push_back(*eot);
          a->gen.use_cache = !a->no_cache;
          llmkit::infer::GenerateStats st;
-         std::fputs(a->prompt.c_str(), stdout);
+         // The prompt is echoed with the first token, not before: a prompt or an option that
+         // generate_text rejects then leaves stdout empty, not a prompt followed by an error.
+         bool echoed = false;
+         auto echo = [&] {
+           if (!echoed) std::fputs(a->prompt.c_str(), stdout);
+           echoed = true;
+         };
          llmkit::infer::generate_text(
              *loaded.decoder, tok, a->prompt, a->gen,
-             [](std::string_view s) {
+             [&](std::string_view s) {
+               echo();
                std::fwrite(s.data(), 1, s.size(), stdout);
                std::fflush(stdout);
              },
              &st);
+         echo();
          std::fputs("\n", stdout);
          if (a->stats)
            std::fprintf(stderr,

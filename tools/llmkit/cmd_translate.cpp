@@ -3,9 +3,11 @@
 // the last line). The held-out split is the one training used (data/pairs.h: a hash of the
 // source with the same --val-fraction).
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "llmkit/models/config_file.h"
 #include "llmkit/train/translate.h"
 #include "tools/llmkit/command.h"
 
@@ -20,6 +22,16 @@ struct Args {
 void run(const Args& a) {
   using namespace llmkit;
   LLMKIT_CHECK(a.text.empty() != a.pairs.empty(), "translate: give --text or --pairs (one)");
+  // load_t5 would report a decoder's fields as unknown T5 fields; name the real problem.
+  const std::string cfg = a.model_dir + "/config.json";
+  LLMKIT_CHECK(std::filesystem::exists(cfg), "'", a.model_dir,
+               "' is not a model directory (no config.json)");
+  const nlohmann::json mc = models::read_config_json(cfg);
+  const std::string arch = mc.is_object() && mc.contains("arch") && mc["arch"].is_string()
+                               ? mc["arch"].get<std::string>()
+                               : "?";
+  LLMKIT_CHECK(arch == "t5" || arch == "bart", "'", a.model_dir, "' holds a ", arch,
+               " model; translate needs an encoder-decoder (t5 or bart)");
   auto model = train::load_t5(a.model_dir);
   const auto tok = tokenizer::Tokenizer::load(a.model_dir + "/tokenizer.json");
   if (!a.text.empty()) {
@@ -55,30 +67,31 @@ LLMKIT_COMMAND({"translate", "Translate with a trained encoder-decoder (t5/bart)
                   sub.add_option("--model", a->model_dir, "model directory")
                       ->required()
                       ->check(CLI::ExistingDirectory);
-                  sub.add_option("--text", a->text, "text to translate");
+                  sub.add_option("--text", a->text,
+                                 "text to translate (cut to the model's block_size tokens)");
                   sub.add_option("--pairs", a->pairs,
                                  "parallel corpus (TSV): translate its held-out pairs, report BLEU")
                       ->check(CLI::ExistingFile);
                   sub.add_option("--limit", a->limit, "score at most N held-out pairs (0 = all)")
                       ->capture_default_str()
-                      ->check(CLI::NonNegativeNumber);
+                      ->check(llmkit::cli::non_negative());
                   sub.add_option("--val-fraction", a->val_fraction,
                                  "held-out fraction (as the training run's val_fraction)")
                       ->capture_default_str()
-                      ->check(CLI::Range(0.0, 0.5));
+                      ->check(llmkit::cli::number_in(0.0, 0.5));
                   sub.add_option("--examples", a->examples, "example translations to print")
                       ->capture_default_str()
-                      ->check(CLI::NonNegativeNumber);
+                      ->check(llmkit::cli::non_negative());
                   sub.add_option("--batch-size", a->opt.batch_size, "sentences decoded together")
                       ->capture_default_str()
-                      ->check(CLI::PositiveNumber);
+                      ->check(llmkit::cli::positive());
                   sub.add_option("--no-repeat-ngram", a->opt.no_repeat_ngram,
                                  "never repeat an n-gram of this many tokens (0 = off)")
                       ->capture_default_str()
-                      ->check(CLI::NonNegativeNumber);
+                      ->check(llmkit::cli::non_negative());
                   sub.add_option("--max-new-tokens", a->opt.max_new_tokens,
                                  "longest translation in tokens (0 = block_size)")
                       ->capture_default_str()
-                      ->check(CLI::NonNegativeNumber);
+                      ->check(llmkit::cli::non_negative());
                   return [a] { run(*a); };
                 }});

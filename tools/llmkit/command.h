@@ -5,7 +5,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,40 @@ struct Command {
 };
 
 std::vector<Command>& registry();
+
+// A finite number in [lo, hi] (an open end when `open_lo` / `open_hi`), with a short message
+// ("must be > 0, got -3"): CLI11's PositiveNumber writes its upper bound, 1.8e308, in full.
+inline CLI::Validator number_in(double lo, double hi, bool open_lo = false, bool open_hi = false) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        // strtod, not stod: stod throws on a denormal such as 4.9e-324, a valid tiny value.
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size()) return "'" + s + "' is not a number";
+        const bool ok =
+            std::isfinite(v) && (open_lo ? v > lo : v >= lo) && (open_hi ? v < hi : v <= hi);
+        if (ok) return "";
+        auto num = [](double x) {
+          std::ostringstream o;
+          o << x;
+          return o.str();
+        };
+        std::string range;
+        if (hi == HUGE_VAL)
+          range = (open_lo ? "> " : ">= ") + num(lo);
+        else
+          range = std::string("in ") + (open_lo ? "(" : "[") + num(lo) + ", " + num(hi) +
+                  (open_hi ? ")" : "]");
+        return "must be a finite number " + range + ", got " + s;
+      },
+      "", "number_in");
+}
+inline CLI::Validator positive() {
+  return number_in(0, HUGE_VAL, true);
+}
+inline CLI::Validator non_negative() {
+  return number_in(0, HUGE_VAL);
+}
 
 struct Registrar {
   explicit Registrar(Command c) { registry().push_back(std::move(c)); }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <string>
 
 #include "llmkit/core/error.h"
 #include "tools/llmkit/command.h"
@@ -29,10 +30,25 @@ int main(int argc, char** argv) {
     auto fn = c.setup(*sub);
     sub->callback([&run, fn] { run = fn; });
   }
+  // CLI11 reports an unknown subcommand as "A subcommand is required"; name it instead.
+  if (argc > 1 && argv[1][0] != '-' &&
+      std::none_of(commands.begin(), commands.end(),
+                   [&](const Command& c) { return c.name == argv[1]; })) {
+    std::string names;
+    for (const auto& c : commands) names += (names.empty() ? "" : ", ") + c.name;
+    std::fprintf(stderr, "llmkit: error: unknown subcommand '%s' (one of: %s)\n", argv[1],
+                 names.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // CLI11 prints two lines by default; our contract is one line and exit status 2.
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::fprintf(stderr, "llmkit: error: %s (see --help)\n", msg.c_str());
+    return 2;
   }
   try {
     if (run) run();
