@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "llmkit/io/atomic_file.h"
 #include "llmkit/io/safetensors.h"
 #include "llmkit/io/svg_plot.h"
+#include "llmkit/models/config_file.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
 namespace llmkit::train {
@@ -322,12 +324,20 @@ Checkpoint prepare_run(const TrainRun& run) {
     // The tokenizer learns from everything the model will read: the text and both sides of pairs.
     std::vector<std::string> corpus = ck.data;
     corpus.insert(corpus.end(), ck.pairs.begin(), ck.pairs.end());
-    int32_t vocab = 0;
+    // Checked here, not by the model config: with --tokenizer the tokenizer's size replaces it,
+    // and an absurd value (0, -5, 1e30) must not pass silently.
+    int64_t vocab64 = -1;
     try {
-      vocab = ck.model_config.at("vocab_size").get<int32_t>();
-    } catch (const json::exception&) {
-      fail(run.config_path, ": \"model\" needs an integer vocab_size");
+      models::read_field(ck.model_config, "vocab_size", vocab64);
+    } catch (const Error& e) {
+      fail(run.config_path, ": ", e.what());
     }
+    if (vocab64 == -1 && !ck.model_config.contains("vocab_size"))
+      fail(run.config_path, ": \"model\" needs an integer vocab_size");
+    if (vocab64 <= 0 || vocab64 > std::numeric_limits<int32_t>::max())
+      fail(run.config_path, ": \"model\" vocab_size must be a positive integer below 2^31, got ",
+           vocab64);
+    const auto vocab = static_cast<int32_t>(vocab64);
     Tokenizer tok = !run.tokenizer_path.empty()
                         ? Tokenizer::load(run.tokenizer_path)
                         : obtain_tokenizer(run, corpus, vocab,
@@ -456,7 +466,8 @@ std::unique_ptr<models::GPT> load_model(const std::string& dir) {
   const std::string arch = cfg.value("arch", "gpt");
   LLMKIT_CHECK(arch == "gpt" || arch == "llama", "'", dir, "' holds a ", arch,
                " model; this command needs a decoder (gpt, llama or rnn)");
-  auto model = std::make_unique<models::GPT>(models::GPTConfig::from_json(cfg));
+  auto model = std::make_unique<models::GPT>(
+      models::load_config_file<models::GPTConfig>((d / "config.json").string()));
   load_weights(d, *model);
   return model;
 }
@@ -468,7 +479,8 @@ LoadedDecoder load_decoder(const std::string& dir) {
   LoadedDecoder out;
   out.arch = cfg.value("arch", "gpt");
   if (out.arch == "rnn") {
-    auto m = std::make_unique<models::RNNLM>(models::RNNLMConfig::from_json(cfg));
+    auto m = std::make_unique<models::RNNLM>(
+        models::load_config_file<models::RNNLMConfig>((d / "config.json").string()));
     load_weights(d, *m);
     out.decoder = std::make_unique<infer::RnnDecoder>(*m);
     out.model = std::move(m);

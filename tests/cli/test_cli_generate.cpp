@@ -142,8 +142,6 @@ TEST_F(CliGenerate, AbsurdConfigJsonIsRefusedBeforeAllocation) {
 }
 
 TEST_F(CliGenerate, ConfigJsonErrorsNameTheFile) {
-  GTEST_SKIP() << "needs fix in llmkit/train/checkpoint.cpp: load_decoder calls "
-                  "Config::from_json without naming config.json (models::load_config_file does)";
   expect_clean_error(generate({}, "the", absurd_model_dir(world())),
                      {"config.json", "parameter count"}, "absurd config.json");
 }
