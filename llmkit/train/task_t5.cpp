@@ -168,7 +168,9 @@ class T5Task : public Task {
   }
 
   void load_pairs(const TaskData& data, const tokenizer::Tokenizer& tok) {
-    LLMKIT_CHECK(!data.pairs.empty(), "t5 task: objective translate needs --pairs FILE");
+    LLMKIT_CHECK(!data.pairs.empty(),
+                 "t5 task: objective translate needs a pairs file (train --pairs FILE; "
+                 "evaluate a translation model with `llmkit translate --model DIR --pairs FILE`)");
     std::vector<data::TextPair> pairs, train, held;
     for (const auto& f : data.pairs) {
       auto p = data::read_pairs(f);
