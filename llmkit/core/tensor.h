@@ -19,8 +19,13 @@ namespace llmkit {
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(std::span<const int64_t> shape);  // "[2, 3, 4]"
+// The product of the dims; raises llmkit::Error naming the shape if it overflows int64.
 int64_t shape_numel(std::span<const int64_t> shape);
 Shape contiguous_strides(std::span<const int64_t> shape);
+// Raises llmkit::Error, naming `op` and the shape, unless every dim is >= 0 and the product of
+// the non-zero dims (what numel, strides and byte counts multiply) fits in int64. Every shape a
+// tensor is made with passes here, so sizes computed from a tensor's shape cannot wrap.
+void check_shape(std::span<const int64_t> shape, const char* op);
 
 // A buffer of bytes: from the caching allocator, or borrowed memory with a deleter (e.g. a
 // memory-mapped file). Storage never changes size.
