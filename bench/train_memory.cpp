@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
     Tensor ids = Tensor::empty({B, T}, DType::I32), tgt = Tensor::empty({B, T}, DType::I32);
     auto& alloc = Allocator::instance();
     size_t fwd_peak = 0, fwd_end = 0, bwd_peak = 0, bwd_end = 0, step_peak = 0;
+    uint64_t fresh_last = 0, evictions_last = 0;  // in the last step: 0 once the cache is warm
     for (int64_t step = 0; step < steps; ++step) {
+      const AllocatorStats at_start = alloc.stats();
       int32_t *pi = ids.data<int32_t>(), *pt = tgt.data<int32_t>();
       for (int64_t i = 0; i < B * T; ++i) {
         pi[i] = static_cast<int32_t>(g.randint(V));
@@ -82,9 +84,11 @@ int main(int argc, char** argv) {
       train::clip_grad_norm(model.parameters(), 1.0);
       opt.step();
       step_peak = std::max({step_peak, fwd_peak, alloc.stats().peak_in_use_bytes});
+      fresh_last = alloc.stats().fresh_allocs - at_start.fresh_allocs;
+      evictions_last = alloc.stats().evictions - at_start.evictions;
       std::fprintf(stderr, "step %lld: loss %.4f, in use %.0f MB, held %.0f MB, rss %.0f MB\n",
                    static_cast<long long>(step), loss.item<double>(),
-                   mb(alloc.stats().in_use_bytes), mb(alloc.stats().fresh_bytes), rss_mb());
+                   mb(alloc.stats().in_use_bytes), mb(alloc.stats().held_bytes), rss_mb());
     }
     const AllocatorStats st = alloc.stats();
     nlohmann::json out = {{"config", config},
@@ -98,7 +102,10 @@ int main(int argc, char** argv) {
                           {"backward_peak_in_use_mb", mb(bwd_peak)},
                           {"backward_end_in_use_mb", mb(bwd_end)},
                           {"step_peak_in_use_mb", mb(step_peak)},
-                          {"held_mb", mb(st.fresh_bytes)},
+                          {"held_mb", mb(st.held_bytes)},
+                          {"cache_limit_mb", mb(alloc.cache_limit())},
+                          {"last_step_fresh_allocs", fresh_last},
+                          {"last_step_evictions", evictions_last},
                           {"peak_rss_mb", peak_rss_mb()}};
     std::printf("%s\n", out.dump().c_str());
   } catch (const std::exception& e) {
