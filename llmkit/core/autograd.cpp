@@ -33,6 +33,17 @@ void detail::add_into(const Tensor& dst, const Tensor& src) {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+
+// The autograd half of t, made on first use.
+const std::shared_ptr<AutogradMeta>& autograd_meta(TensorImpl* t) {
+  if (!t->autograd) {
+    t->autograd = std::make_shared<AutogradMeta>();
+    t->autograd->shape = t->shape;
+    t->autograd->dtype = t->dtype;
+  }
+  return t->autograd;
+}
+
 }  // namespace
 
 bool grad_enabled() {
@@ -54,14 +65,14 @@ bool needs_graph(std::initializer_list<const Tensor*> inputs) {
 
 Tensor Node::grad(size_t i) {
   LLMKIT_CHECK(needs_grad(i), name, " backward: input ", i, " needs no gradient");
-  TensorImpl* in = inputs[i].get();
+  AutogradMeta* in = inputs[i].get();
   if (!in->grad) in->grad = Tensor::zeros(in->shape, in->dtype).impl_ptr();
   return Tensor(in->grad);
 }
 
 Tensor Node::grad_buffer(size_t i, bool* fresh) {
   LLMKIT_CHECK(needs_grad(i), name, " backward: input ", i, " needs no gradient");
-  TensorImpl* in = inputs[i].get();
+  AutogradMeta* in = inputs[i].get();
   *fresh = !in->grad;
   if (!in->grad) in->grad = Tensor::empty(in->shape, in->dtype).impl_ptr();
   return Tensor(in->grad);
@@ -69,7 +80,7 @@ Tensor Node::grad_buffer(size_t i, bool* fresh) {
 
 void Node::accumulate(size_t i, const Tensor& g) {
   if (!needs_grad(i)) return;
-  TensorImpl* in = inputs[i].get();
+  AutogradMeta* in = inputs[i].get();
   LLMKIT_CHECK(g.shape() == in->shape, name, " backward: gradient ", g.str(),
                " for input of shape ", shape_str(in->shape));
   if (!in->grad) {  // first contribution: a copy, no zero fill
@@ -82,29 +93,30 @@ void Node::accumulate(size_t i, const Tensor& g) {
 }
 
 static void record_impl(const Tensor& out, const char* name,
-                        std::vector<std::shared_ptr<TensorImpl>> ins,
+                        std::vector<std::shared_ptr<AutogradMeta>> ins,
                         std::function<void(Node&, const Tensor&)> fn) {
   auto node = std::make_shared<Node>();
   node->name = name;
   node->inputs = std::move(ins);
   node->backward = std::move(fn);
-  out.impl()->grad_fn = std::move(node);
+  autograd_meta(out.impl())->grad_fn = std::move(node);
   out.impl()->requires_grad = true;
 }
 
 void record(const Tensor& out, const char* name, std::initializer_list<const Tensor*> inputs,
             std::function<void(Node&, const Tensor&)> fn) {
-  std::vector<std::shared_ptr<TensorImpl>> ins;
+  std::vector<std::shared_ptr<AutogradMeta>> ins;
   for (const Tensor* t : inputs)
-    ins.push_back(t != nullptr && t->defined() && t->requires_grad() ? t->impl_ptr() : nullptr);
+    ins.push_back(t != nullptr && t->defined() && t->requires_grad() ? autograd_meta(t->impl())
+                                                                     : nullptr);
   record_impl(out, name, std::move(ins), std::move(fn));
 }
 
 void record(const Tensor& out, const char* name, const std::vector<Tensor>& inputs,
             std::function<void(Node&, const Tensor&)> fn) {
-  std::vector<std::shared_ptr<TensorImpl>> ins;
+  std::vector<std::shared_ptr<AutogradMeta>> ins;
   for (const Tensor& t : inputs)
-    ins.push_back(t.defined() && t.requires_grad() ? t.impl_ptr() : nullptr);
+    ins.push_back(t.defined() && t.requires_grad() ? autograd_meta(t.impl()) : nullptr);
   record_impl(out, name, std::move(ins), std::move(fn));
 }
 
@@ -114,28 +126,30 @@ Tensor& Tensor::requires_grad_(bool on) {
   LLMKIT_CHECK(!on || dtype() == DType::F32 || dtype() == DType::F64,
                "requires_grad_: only f32 and f64 tensors can require grad, not ", str());
   LLMKIT_CHECK(is_leaf() || on, "requires_grad_(false) on a non-leaf tensor; use detach()");
+  if (on) autograd_meta(impl());
   impl()->requires_grad = on;
   return *this;
 }
 
 Tensor Tensor::grad() const {
-  return impl()->grad ? Tensor(impl()->grad) : Tensor();
+  const auto& m = impl()->autograd;
+  return m && m->grad ? Tensor(m->grad) : Tensor();
 }
 
 void Tensor::zero_grad() const {
-  impl()->grad.reset();
+  if (impl()->autograd) impl()->autograd->grad.reset();
 }
 
 Tensor Tensor::detach() const {
   auto d = std::make_shared<TensorImpl>(*impl());
   d->requires_grad = false;
-  d->grad.reset();
-  d->grad_fn.reset();
+  d->autograd.reset();
   return Tensor(std::move(d));
 }
 
 const char* Tensor::grad_fn_name() const {
-  return impl()->grad_fn ? impl()->grad_fn->name : "";
+  const auto& m = impl()->autograd;
+  return m && m->grad_fn ? m->grad_fn->name : "";
 }
 
 void Tensor::backward(const Tensor& grad) const {
@@ -149,18 +163,19 @@ void Tensor::backward(const Tensor& grad) const {
   }
   LLMKIT_CHECK(seed.shape() == shape(), "backward: gradient ", seed.str(), " for tensor ", str());
 
-  // Reverse topological order by iterative depth-first search over the graph.
-  // `order` owns its tensors: releasing a node below drops the last other reference to its
-  // inputs, which are still to be visited.
-  std::vector<std::shared_ptr<TensorImpl>> order;
-  std::unordered_set<TensorImpl*> seen;
-  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{impl_, 0}};
-  seen.insert(impl());
+  // Reverse topological order by iterative depth-first search over the graph. The graph holds
+  // autograd halves only, so `order` keeps no tensor data alive; its entries are dropped as
+  // their nodes run.
+  std::vector<std::shared_ptr<AutogradMeta>> order;
+  std::unordered_set<AutogradMeta*> seen;
+  const std::shared_ptr<AutogradMeta> self = autograd_meta(impl());
+  std::vector<std::pair<std::shared_ptr<AutogradMeta>, size_t>> stack{{self, 0}};
+  seen.insert(self.get());
   while (!stack.empty()) {
     auto& [t, next] = stack.back();
     Node* n = t->grad_fn.get();
     if (n != nullptr && next < n->inputs.size()) {
-      std::shared_ptr<TensorImpl> in = n->inputs[next++];
+      std::shared_ptr<AutogradMeta> in = n->inputs[next++];
       if (in != nullptr && seen.insert(in.get()).second) stack.push_back({std::move(in), 0});
       continue;
     }
@@ -170,21 +185,23 @@ void Tensor::backward(const Tensor& grad) const {
 
   Node root;
   root.name = "backward";
-  root.inputs = {impl_};
+  root.inputs = {self};
   root.accumulate(0, seed);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    TensorImpl* t = it->get();
+    AutogradMeta* t = it->get();
     Node* n = t->grad_fn.get();
-    if (n == nullptr) continue;  // a leaf: keeps its .grad
-    LLMKIT_CHECK(n->backward != nullptr, "backward: the graph through ", n->name,
-                 " was already freed by an earlier backward()");
-    if (t->grad) {
-      Tensor dout(t->grad);
-      n->backward(*n, dout);
-    }
-    n->backward = nullptr;  // frees the tensors the op saved
-    n->inputs.clear();
-    t->grad.reset();  // a non-leaf's gradient is consumed
+    if (n != nullptr) {
+      LLMKIT_CHECK(n->backward != nullptr, "backward: the graph through ", n->name,
+                   " was already freed by an earlier backward()");
+      if (t->grad) {
+        Tensor dout(t->grad);
+        n->backward(*n, dout);
+      }
+      n->backward = nullptr;  // frees the tensors the op saved
+      n->inputs.clear();
+      t->grad.reset();  // a non-leaf's gradient is consumed
+    }                   // else a leaf: keeps its .grad
+    it->reset();
   }
 }
 

@@ -1,10 +1,12 @@
 // The autograd graph. An op that sees an input requiring grad records a Node on its output: the
-// inputs, and a closure that, given the output's gradient, accumulates (+=) the inputs'
-// gradients. Tensor::backward() runs the nodes in reverse topological order; each node runs
-// once, then frees what it saved, so memory falls as backward proceeds. Gradients of non-leaf
-// tensors are freed once consumed; leaves that require grad keep theirs in .grad().
-// NoGradGuard turns recording off (inference, optimizer updates). Tensors that need no grad
-// record nothing.
+// inputs' autograd halves (AutogradMeta: shape, gradient, producer; never their data), and a
+// closure that, given the output's gradient, accumulates (+=) the inputs' gradients. The closure
+// holds exactly the tensors the op saved for its backward, so the graph keeps an activation
+// alive only while some backward still needs it. Tensor::backward() runs the nodes in reverse
+// topological order; each node runs once, then frees its closure (the saved tensors) and its
+// output's gradient, so memory falls as backward proceeds. Leaves that require grad keep theirs
+// in .grad(). NoGradGuard turns recording off (inference, optimizer updates). Tensors that need
+// no grad record nothing.
 #pragma once
 
 #include <functional>
@@ -18,7 +20,7 @@ namespace llmkit {
 
 struct Node {
   const char* name = "";
-  std::vector<std::shared_ptr<TensorImpl>> inputs;  // nullptr where no grad is needed
+  std::vector<std::shared_ptr<AutogradMeta>> inputs;  // nullptr where no grad is needed
   std::function<void(Node& self, const Tensor& dout)> backward;
 
   // Whether input i needs a gradient.

@@ -21,8 +21,19 @@ std::string shape_str(std::span<const int64_t> shape) {
 
 int64_t shape_numel(std::span<const int64_t> shape) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape)
+    LLMKIT_CHECK(!__builtin_mul_overflow(n, s, &n), "shape ", shape_str(shape),
+                 " has more elements than fit in 64 bits");
   return n;
+}
+
+void check_shape(std::span<const int64_t> shape, const char* op) {
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    LLMKIT_CHECK(s >= 0, op, ": negative dimension in shape ", shape_str(shape));
+    LLMKIT_CHECK(s == 0 || !__builtin_mul_overflow(n, s, &n), op, ": shape ", shape_str(shape),
+                 " is too large (its size overflows 64 bits)");
+  }
 }
 
 Shape contiguous_strides(std::span<const int64_t> shape) {
@@ -30,7 +41,8 @@ Shape contiguous_strides(std::span<const int64_t> shape) {
   int64_t s = 1;
   for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
     st[d] = s;
-    s *= shape[d];
+    LLMKIT_CHECK(!__builtin_mul_overflow(s, shape[d], &s), "shape ", shape_str(shape),
+                 " is too large (its strides overflow 64 bits)");
   }
   return st;
 }
@@ -54,10 +66,19 @@ Storage::~Storage() {
 // --- factories ---
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  for (int64_t s : shape)
-    LLMKIT_CHECK(s >= 0, "empty: negative dimension in shape ", shape_str(shape));
+  check_shape(shape, "empty");
+  size_t nbytes = 0;
+  LLMKIT_CHECK(
+      !__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &nbytes),
+      "empty: a ", dtype_name(dtype), " tensor of shape ", shape_str(shape),
+      " has more bytes than fit in 64 bits");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype));
+  try {
+    impl->storage = std::make_shared<Storage>(nbytes);
+  } catch (const std::exception&) {  // llmkit::Error from the allocator, or bad_alloc
+    fail("cannot allocate ", nbytes, " bytes for tensor of shape ", shape_str(shape), " (",
+         dtype_name(dtype), ")");
+  }
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -81,9 +102,10 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
 }
 
 Tensor Tensor::arange(int64_t n, DType dtype) {
-  std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>(i);
-  return from_vector(v, {n}).to(dtype);
+  Tensor t = empty({n}, DType::F64);
+  double* p = t.data<double>();
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<double>(i);
+  return t.to(dtype);
 }
 
 template <typename T>
@@ -103,8 +125,13 @@ template Tensor Tensor::from_vector(const std::vector<f16>&, const Shape&);
 
 Tensor Tensor::from_blob(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype,
                          int64_t offset) {
+  check_shape(shape, "from_blob");
+  int64_t end = 0;  // in elements
+  size_t end_bytes = 0;
   LLMKIT_CHECK(
-      static_cast<size_t>((offset + shape_numel(shape)) * dtype_size(dtype)) <= storage->nbytes(),
+      offset >= 0 && !__builtin_add_overflow(offset, shape_numel(shape), &end) &&
+          !__builtin_mul_overflow(static_cast<size_t>(end), dtype_size(dtype), &end_bytes) &&
+          end_bytes <= storage->nbytes(),
       "from_blob: shape ", shape_str(shape), " of ", dtype_name(dtype), " at offset ", offset,
       " does not fit in ", storage->nbytes(), " bytes");
   auto impl = std::make_shared<TensorImpl>();

@@ -19,8 +19,13 @@ namespace llmkit {
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(std::span<const int64_t> shape);  // "[2, 3, 4]"
+// The product of the dims; raises llmkit::Error naming the shape if it overflows int64.
 int64_t shape_numel(std::span<const int64_t> shape);
 Shape contiguous_strides(std::span<const int64_t> shape);
+// Raises llmkit::Error, naming `op` and the shape, unless every dim is >= 0 and the product of
+// the non-zero dims (what numel, strides and byte counts multiply) fits in int64. Every shape a
+// tensor is made with passes here, so sizes computed from a tensor's shape cannot wrap.
+void check_shape(std::span<const int64_t> shape, const char* op);
 
 // A buffer of bytes: from the caching allocator, or borrowed memory with a deleter (e.g. a
 // memory-mapped file). Storage never changes size.
@@ -44,7 +49,18 @@ class Storage {
 };
 
 struct Node;
+struct TensorImpl;
 class Tensor;
+
+// The autograd half of a tensor: what backward needs to find and fill its gradient, and nothing
+// of its data. Graph nodes point at their inputs through this, so the graph keeps an activation
+// alive only where an op saved it for its backward, never merely because it was an input.
+struct AutogradMeta {
+  Shape shape;  // of the tensor, for its gradient
+  DType dtype = DType::F32;
+  std::shared_ptr<TensorImpl> grad;  // same shape, contiguous; allocated by backward
+  std::shared_ptr<Node> grad_fn;     // the op that made this tensor (null for leaves)
+};
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -53,8 +69,7 @@ struct TensorImpl {
   Shape strides;
   DType dtype = DType::F32;
   bool requires_grad = false;
-  std::shared_ptr<TensorImpl> grad;  // same shape, contiguous; allocated by backward
-  std::shared_ptr<Node> grad_fn;     // the op that made this tensor (null for leaves)
+  std::shared_ptr<AutogradMeta> autograd;  // set once the tensor requires grad
 };
 
 class Tensor {
@@ -129,7 +144,7 @@ class Tensor {
   Tensor grad() const;  // undefined Tensor if none yet
   void zero_grad() const;
   Tensor detach() const;  // shares data, no graph
-  bool is_leaf() const { return impl()->grad_fn == nullptr; }
+  bool is_leaf() const { return !impl()->autograd || impl()->autograd->grad_fn == nullptr; }
   // Runs reverse-mode autodiff from this tensor: a scalar, or give `grad` of the same shape.
   void backward(const Tensor& grad = Tensor()) const;
   const char* grad_fn_name() const;

@@ -62,16 +62,16 @@ Shape view_strides(const Tensor& t, const Shape& shape) {
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
   Shape shape = new_shape;
-  int64_t infer = -1, known = 1;
+  int64_t infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == -1) {
-      LLMKIT_CHECK(infer < 0, "reshape: more than one -1 in ", shape_str(new_shape));
-      infer = static_cast<int64_t>(i);
-    } else {
-      LLMKIT_CHECK(shape[i] >= 0, "reshape: bad size in ", shape_str(new_shape));
-      known *= shape[i];
-    }
+    LLMKIT_CHECK(shape[i] >= -1, "reshape: bad size in ", shape_str(new_shape));
+    if (shape[i] != -1) continue;
+    LLMKIT_CHECK(infer < 0, "reshape: more than one -1 in ", shape_str(new_shape));
+    infer = static_cast<int64_t>(i);
+    shape[i] = 1;
   }
+  check_shape(shape, "reshape");  // overflow of the known dims
+  const int64_t known = shape_numel(shape);
   if (infer >= 0) {
     LLMKIT_CHECK(known != 0 && numel() % known == 0, "reshape: cannot reshape ", str(), " to ",
                  shape_str(new_shape));
@@ -188,6 +188,7 @@ Tensor Tensor::expand(const Shape& target) const {
     LLMKIT_CHECK(s == t || s == 1, "expand: cannot expand ", str(), " to ", shape_str(target));
     st[lead + i] = s == t ? strides()[i] : 0;
   }
+  check_shape(target, "expand");
   Tensor out = make_view(*this, target, st, offset());
   if (needs_graph({this})) {
     Shape in_shape = shape();

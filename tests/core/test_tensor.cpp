@@ -36,6 +36,34 @@ TEST(Tensor, FactoriesAndStructure) {
   EXPECT_EQ(t.size(-1), 3);
 }
 
+// Sizes that overflow 64 bits raise llmkit::Error naming the shape; they never wrap into a small
+// allocation or abort.
+TEST(Tensor, OverflowingShapesRaiseErrorNamingTheShape) {
+  const int64_t big = int64_t{1} << 40;
+  auto expect_error = [](auto&& make, const std::string& needle) {
+    try {
+      make();
+      ADD_FAILURE() << "no error; expected one naming " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  const std::string bb = "[1099511627776, 1099511627776]";
+  expect_error([&] { Tensor::zeros({big, big}); }, "shape " + bb);
+  expect_error([&] { Tensor::empty({big, big, 0}); }, "[1099511627776, 1099511627776, 0]");
+  expect_error([&] { Tensor::empty({0, big, big}); }, "[0, 1099511627776, 1099511627776]");
+  // The element count fits, the byte count does not.
+  expect_error([&] { Tensor::empty({int64_t{1} << 62}, DType::F64); }, "[4611686018427387904]");
+  expect_error([&] { (void)shape_numel(Shape{big, big}); }, bb);
+  Tensor t = Tensor::zeros({4});
+  expect_error([&] { t.reshape({-1, big, big}); }, "reshape");
+  expect_error([&] { Tensor::zeros({1, 1}).expand({big, big}); }, "expand: shape " + bb);
+  expect_error([&] { Tensor::from_blob(t.storage(), {4}, DType::F32, int64_t{1} << 62); },
+               "from_blob");
+  expect_error([&] { Tensor::from_blob(t.storage(), {big, big}, DType::F32); }, bb);
+  expect_error([&] { Tensor::arange(int64_t{1} << 58); }, "cannot allocate");
+}
+
 TEST(Tensor, TransposeSliceViewsShareStorage) {
   Tensor t = iota({2, 3});
   Tensor tt = t.transpose(0, 1);
