@@ -25,7 +25,7 @@ packages=(
 )
 case "$mode" in
   --test) packages+=(python3-torch python3-venv) ;;
-  --bench) packages+=(python3-torch python3-venv libtcmalloc-minimal4 hyperfine fortunes gettext) ;;
+  --bench) packages+=(python3-torch python3-venv libtcmalloc-minimal4 fortunes gettext) ;;
   "") ;;
   *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;
 esac

@@ -14,7 +14,7 @@ out=bench/out/tokenizer
 [[ -x $py ]] || { echo "tokenizer bench: $py missing (run scripts/install-deps.sh --bench)" >&2; exit 1; }
 bench/tokenizer/corpus.sh "$out"
 scripts/test-setup.d/gpt2-vocab.sh
-export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS THREADS
+export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS LLMKIT_THREADS=$THREADS THREADS
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 for lang in english korean; do
   corpus=$out/$lang.txt
