@@ -8,12 +8,14 @@
 #        its own MKL and oneDNN
 # and 1.13 out of the box (libblas.so.3 as Debian resolves it, glibc malloc) on the first config.
 # Usage: run.sh [BUILD_DIR]   (env: STEPS timed steps after 2 warm-up ones, default 3;
-#                              PLAIN=all|first|none for the out-of-the-box rows, default first)
+#   PLAIN=all|first|none for the out-of-the-box rows, default first;
+#   CONFIGS="CONFIG.json:BATCH ...", default "configs/bench-6x384.json:8 configs/gpt2-small.json:4")
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
 STEPS=${STEPS:-3}
 PLAIN=${PLAIN:-first}
+CONFIGS=${CONFIGS:-configs/bench-6x384.json:8 configs/gpt2-small.json:4}
 TORCH2=${LLMKIT_BENCH_VENV:-.venv-bench}/bin/python
 TCMALLOC=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 2>/dev/null || true)
 common=(OMP_NUM_THREADS=2 ${TCMALLOC:+LD_PRELOAD=$TCMALLOC})
@@ -21,9 +23,8 @@ torch1_env=("${common[@]}" LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-op
 table() { /usr/bin/python3 bench/train_vs_torch/table.py "$@"; }
 [[ -x $TORCH2 ]] || echo "note: $TORCH2 missing (scripts/install-deps.sh --bench): no PyTorch 2.x rows"
 first=1
-for spec in "configs/bench-6x384.json 8" "configs/gpt2-small.json 4"; do
-  set -- $spec
-  cfg=$1; batch=$2
+for spec in $CONFIGS; do
+  cfg=${spec%:*}; batch=${spec##*:}
   echo "### $(basename "$cfg" .json), batch $batch, $STEPS timed steps, load before $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "| implementation | tokens/s | ms/step | peak MB | prefill t/s | decode t/s |"
   echo "|---|---:|---:|---:|---:|---:|"
