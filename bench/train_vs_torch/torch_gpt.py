@@ -5,7 +5,8 @@ Attention: F.scaled_dot_product_attention (fused; PyTorch >= 2.0) when the runni
 else the explicit softmax(q k^T) v of nanoGPT's fallback path (Debian's PyTorch 1.13). The JSON
 says which ("attention").  Run it with the interpreter of the torch to measure:
 /usr/bin/python3 (Debian's 1.13) or .venv-bench/bin/python (PyPI's 2.x).
-Usage: torch_gpt.py CONFIG.json STEPS BATCH [THREADS]"""
+Usage: torch_gpt.py CONFIG.json STEPS BATCH [THREADS [DECODE]]   (DECODE: tokens decoded after a
+half-context prefill, default 64, at most half a context, as bench_train_gpt)"""
 import json
 import math
 import resource
@@ -101,7 +102,7 @@ def main():
             times.append(time.perf_counter() - t0)
     times.sort()
     ms = times[len(times) // 2] * 1000
-    # Inference: prefill a prompt of T/2 tokens, then decode T/2 - 1 tokens with a KV cache.
+    # Inference: prefill a prompt of T/2 tokens, then decode DECODE tokens with a KV cache.
     with torch.no_grad():
         model.eval()
         prompt = torch.randint(0, V, (1, T // 2))
@@ -109,7 +110,8 @@ def main():
         t0 = time.perf_counter()
         logits = model(prompt, caches)
         prefill = (T // 2) / (time.perf_counter() - t0)
-        n, t0 = T // 2 - 1, time.perf_counter()
+        n = min(int(sys.argv[5]) if len(sys.argv) > 5 else 64, T // 2 - 1)
+        t0 = time.perf_counter()
         for i in range(n):
             nxt = logits[:, -1].argmax(-1, keepdim=True)
             logits = model(nxt, caches, pos0=T // 2 + i)
