@@ -25,7 +25,9 @@ packages=(
 )
 case "$mode" in
   --test) packages+=(python3-torch python3-venv) ;;
-  --bench) packages+=(python3-torch python3-venv libtcmalloc-minimal4 fortunes gettext) ;;
+  # requests and yaml: the tokenizer wheels' dependencies that .venv takes from Debian
+  --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml libtcmalloc-minimal4
+                      fortunes gettext) ;;
   "") ;;
   *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;
 esac
