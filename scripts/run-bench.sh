@@ -25,13 +25,14 @@ run() {  # run NAME COMMAND...: output to the terminal and to $OUT/NAME.txt
 # below; an executable that is neither (no --benchmark_filter in its --help) is reported, not run.
 for b in "$BUILD"/bench/bench_*; do
   name=$(basename "$b")
-  case $name in bench_gemm | bench_tokenizer | bench_train_gpt | bench_rnn_vs_transformer) continue ;; esac
+  case $name in bench_gemm | bench_tokenizer | bench_train_gpt | bench_rnn_vs_transformer | bench_train_memory) continue ;; esac
   if ! timeout 10 "$b" --help 2>&1 | grep -q benchmark_filter; then
     echo "== $name: not a Google Benchmark executable and no script drives it; skipped"
     continue
   fi
   run "$name" env LLMKIT_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" "$b"
 done
+run train_memory env LLMKIT_THREADS="$THREADS" "$BUILD/bench/bench_train_memory" configs/gpt2-small.json 3 4
 run bench_gemm env BUILD="$BUILD" THREADS="$THREADS" scripts/bench-gemm.sh
 run tokenizer env THREADS="$THREADS" bench/tokenizer/run.sh "$BUILD"
 run train_vs_torch bench/train_vs_torch/run.sh "$BUILD"

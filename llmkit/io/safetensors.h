@@ -4,7 +4,7 @@
 // file and returns tensors that borrow the mapping (no copy); the mapping lives until the last
 // such tensor dies. Every header field is validated against the file, so a truncated or
 // corrupted file is one clear error naming the file and the problem, never a crash.
-// Not here: the Hugging Face name maps and GPT-2's Conv1D transposes (the importers do those).
+// Not here: Hugging Face name maps and GPT-2's Conv1D transposes (no importer exists yet).
 #pragma once
 
 #include <map>

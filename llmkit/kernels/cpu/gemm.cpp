@@ -189,8 +189,10 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
 
 // Below this many flops per product (2*M*N*K), the batch runs in parallel with one single-threaded
 // BLAS call per product; at or above it, products run one after another with BLAS threading each.
-// Measured with bench_gemm's BM_batched (2 threads, square products): parallel-over-batch wins by
-// TODO-MEASURED at 64^3 and still at 256^3; at 512^3 the two are within noise.
+// The crossover is not pinned down: bench_gemm's gemm_batched (2 threads) on a loaded machine
+// (load 5) had parallel-over-batch 3-18x faster at 256^3 and 4x at 512^3 (sequential won at
+// 64^3 in that run, which contradicts the design and is likely noise). Re-measure on an idle
+// machine before moving the threshold.
 constexpr double kBatchParallelFlops = 2.0 * 512 * 512 * 512;
 
 template <typename T>
