@@ -14,8 +14,9 @@ constexpr std::string_view kSpace = " \t\r\n\v\f";
 
 // Removes \r from every line end, then whitespace from both ends: after this no line ends in
 // \r and the text neither starts nor ends with whitespace, so rendering and parsing again gives
-// the same text back.
-std::string normalise(std::string_view text) {
+// the same text back. `keep_indent` (the preamble) removes only leading blank lines: trimming
+// the indent of "  User: x" would turn the preamble's first line into a turn when read back.
+std::string normalise(std::string_view text, bool keep_indent = false) {
   std::string out;
   out.reserve(text.size());
   size_t pos = 0;
@@ -28,8 +29,12 @@ std::string normalise(std::string_view text) {
     out += '\n';
     pos = nl + 1;
   }
-  const size_t begin = out.find_first_not_of(kSpace);
+  size_t begin = out.find_first_not_of(kSpace);
   if (begin == std::string::npos) return {};
+  if (keep_indent) {
+    const size_t nl = out.rfind('\n', begin);
+    begin = nl == std::string::npos ? 0 : nl + 1;
+  }
   return out.substr(begin, out.find_last_not_of(kSpace) + 1 - begin);
 }
 
@@ -98,7 +103,7 @@ Conversation parse_transcript(std::string_view text, const std::string& name) {
     if (in_turn) {
       c.add(role, block);
     } else {
-      c.preamble = normalise(block);
+      c.preamble = normalise(block, /*keep_indent=*/true);
     }
   };
   size_t pos = 0;

@@ -41,7 +41,7 @@ struct Turn {
 // such line, continue it. Lines before the first turn are the preamble. Line ends may be \n or
 // \r\n. parse_transcript(c.render()) == c for every conversation that parse_transcript returns.
 struct Conversation {
-  std::string preamble;
+  std::string preamble;  // must not start with a role label (it would read back as a turn)
   std::vector<Turn> turns;
   bool operator==(const Conversation&) const = default;
 

@@ -132,6 +132,15 @@ TEST(ChatTranscript, EmptyAndPreambleOnly) {
   EXPECT_EQ(infer::parse_transcript(c.render()), c);
 }
 
+// Found by the fuzzer: trimming the preamble's indent made "\rUser: x" read back as a turn.
+TEST(ChatTranscript, AnIndentedLabelInThePreambleStaysInThePreamble) {
+  const Conversation c =
+      infer::parse_transcript("\n \r\n\rUser: not a turn\n  Assistant: nor this\n");
+  EXPECT_EQ(c.preamble, "\rUser: not a turn\n  Assistant: nor this");
+  EXPECT_TRUE(c.turns.empty());
+  EXPECT_EQ(infer::parse_transcript(c.render()), c);
+}
+
 TEST(ChatTranscript, InvalidUtf8NamesFileAndLine) {
   try {
     infer::parse_transcript("User: ok\nAssistant: fine\nUser: bad \xC3(\n", "talk.txt");
