@@ -26,8 +26,8 @@ for t in "$@"; do
     -print_final_stats=1 \
     -artifact_prefix="$out/crashes/$t/" >"$out/logs/$t.log" 2>&1
   rc=$?
-  grep -E '^#[0-9]+.*DONE|^stat::number_of_executed_units|^stat::average_exec_per_sec' \
-    "$out/logs/$t.log" | sed "s/^/  $t: /"
+  # The last status line: "#<execs> DONE ..." (or "#<execs>: ... time: <s>" with FUZZ_FORK=1).
+  grep -E '^#[0-9]+(.*DONE|: cov)' "$out/logs/$t.log" | tail -n 1 | sed "s/^/  $t: /"
   ls "$out/crashes/$t" | grep -q . && rc=1
   if [[ $rc -ne 0 ]]; then
     status=1
