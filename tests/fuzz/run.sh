@@ -10,6 +10,9 @@ set -u
 build=$1 seconds=$2
 shift 2
 src=$(cd "$(dirname "$0")" && pwd)
+# The file-based targets write each input to a file in TMPDIR: on tmpfs that is 65x faster than
+# on /tmp's disk here (token_shard: 17878 vs 276 execs/s).
+if [[ -z ${TMPDIR:-} && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
 out=$build/fuzz
 status=0
 for t in "$@"; do
