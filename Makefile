@@ -3,10 +3,13 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= safetensors tokenizer_json token_shard config_json pairs_tsv chat_transcript
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-asan bench format clean
+.PHONY: all deps build demo test test-asan bench fuzz format clean
 
 all: build
 
@@ -42,6 +45,15 @@ bench:
 	@scripts/install-deps.sh --bench
 	$(MAKE) build
 	scripts/run-bench.sh $(BUILD)
+
+# libFuzzer (clang-14) on every parser of outside input, FUZZ_SECONDS each (docs/fuzzing.md).
+# New inputs go to $(FUZZ_BUILD)/fuzz/corpus/, crashers to $(FUZZ_BUILD)/fuzz/crashes/<target>/.
+fuzz:
+	@command -v clang++-14 >/dev/null || { echo "make fuzz needs clang-14 and libclang-rt-14-dev (apt-get install clang-14 libclang-rt-14-dev)"; exit 1; }
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DLLMKIT_FUZZ=ON -DLLMKIT_BUILD_TESTS=OFF -DLLMKIT_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) --target fuzz_all -j $(JOBS)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp')

@@ -134,13 +134,17 @@ TokenShard TokenShard::open(const std::string& path) {
   s.width_ = static_cast<int32_t>(get<uint32_t>(h + 12));
   LLMKIT_CHECK(s.width_ == 2 || s.width_ == 4, path, ": bad token width ", s.width_);
   s.count_ = static_cast<int64_t>(get<uint64_t>(h + 16));
-  s.vocab_ = static_cast<int32_t>(get<uint32_t>(h + 24));
+  const uint32_t vocab = get<uint32_t>(h + 24);
+  LLMKIT_CHECK(vocab > 0 && vocab <= static_cast<uint32_t>(INT32_MAX), path, ": bad vocab_size ",
+               vocab);
+  s.vocab_ = static_cast<int32_t>(vocab);
   const uint64_t held = (size - kHeader) / s.width_;
   LLMKIT_CHECK(static_cast<uint64_t>(s.count_) == held && (size - kHeader) % s.width_ == 0, path,
                ": truncated: header says ", s.count_, " tokens but the file holds ", held);
   s.data_ = h + kHeader;
+  // at() of a 4-byte id >= 2^31 is negative: check both ends (the fuzzer found such ids passing).
   for (int64_t i = 0; i < s.count_; ++i)
-    LLMKIT_CHECK(s.at(i) < s.vocab_, path, ": token ", s.at(i), " at position ", i,
+    LLMKIT_CHECK(s.at(i) >= 0 && s.at(i) < s.vocab_, path, ": token ", s.at(i), " at position ", i,
                  " is outside the vocabulary of ", s.vocab_);
   return s;
 }

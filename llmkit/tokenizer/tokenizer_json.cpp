@@ -129,14 +129,21 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     std::string what = e.what();
     const size_t p = what.find("parse error");
     fail(name, ": not valid JSON (", p == std::string::npos ? what : what.substr(p), ")");
   }
   if (!root.is_object()) fail(name, ": expected a JSON object");
   const json& model = field(root, "model", "", name);
-  const std::string type = model.is_object() ? model.value("type", std::string{"BPE"}) : "";
+  // A string field of `model`, `fallback` when absent or null; any other type is an Error.
+  auto model_string = [&](const char* key, const std::string& fallback) {
+    const auto it = model.find(key);
+    if (it == model.end() || it->is_null()) return fallback;
+    if (!it->is_string()) fail(name, ": model.", key, " must be a string");
+    return it->get<std::string>();
+  };
+  const std::string type = model.is_object() ? model_string("type", "BPE") : "";
   TokenizerParts parts;
   if (type == "BPE")
     parts.model = Model::kBpe;
@@ -153,7 +160,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
   if (parts.model == Model::kBpe) {
     read_merges(field(model, "merges", "model.", name), name, parts);
   } else {
-    const std::string unk = model.value("unk_token", std::string{});
+    const std::string unk = model_string("unk_token", "");
     for (size_t id = 0; id < parts.tokens.size(); ++id)
       if (!unk.empty() && parts.tokens[id] == unk) parts.unk_id = static_cast<int32_t>(id);
   }

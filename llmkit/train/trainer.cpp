@@ -29,6 +29,13 @@ TrainConfig TrainConfig::from_json(const json& j) {
   TrainConfig c;
   LLMKIT_CHECK(j.is_object(), "config: \"train\" must be a JSON object");
   for (auto& [key, v] : j.items()) {
+    // nlohmann converts a float to an integer field unchecked: undefined behaviour past the
+    // type's range (found by fuzz_config_json). No field needs more than 2^53 or a negative seed.
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      LLMKIT_CHECK(std::fabs(d) <= 0x1p53 && (key != "seed" || d >= 0), "config: train field '",
+                   key, "' is out of range (", v.dump(), ")");
+    }
     try {
       if (key == "objective")
         v.get_to(c.objective);

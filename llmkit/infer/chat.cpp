@@ -1,0 +1,283 @@
+// Chat transcripts, fitting them to the context, and streaming replies without stop strings
+// (see chat.h).
+#include "llmkit/infer/chat.h"
+
+#include <algorithm>
+
+#include "llmkit/core/error.h"
+#include "llmkit/tokenizer/unicode.h"
+
+namespace llmkit::infer {
+namespace {
+
+constexpr std::string_view kSpace = " \t\r\n\v\f";
+
+// Removes \r from every line end, then whitespace from both ends: after this no line ends in
+// \r and the text neither starts nor ends with whitespace, so rendering and parsing again gives
+// the same text back. `keep_indent` (the preamble) removes only leading blank lines: trimming
+// the indent of "  User: x" would turn the preamble's first line into a turn when read back.
+std::string normalise(std::string_view text, bool keep_indent = false) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (true) {
+    const size_t nl = std::min(text.find('\n', pos), text.size());
+    std::string_view line = text.substr(pos, nl - pos);
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    out.append(line);
+    if (nl == text.size()) break;
+    out += '\n';
+    pos = nl + 1;
+  }
+  size_t begin = out.find_first_not_of(kSpace);
+  if (begin == std::string::npos) return {};
+  if (keep_indent) {
+    const size_t nl = out.rfind('\n', begin);
+    begin = nl == std::string::npos ? 0 : nl + 1;
+  }
+  return out.substr(begin, out.find_last_not_of(kSpace) + 1 - begin);
+}
+
+// Whether `line` opens a turn ("User: ..." / "Assistant: ..."); `rest` is what follows the ':'.
+bool label_line(std::string_view line, Role& role, std::string_view& rest) {
+  for (const Role r : {Role::kUser, Role::kAssistant}) {
+    const std::string label = std::string(role_label(r)) + ":";
+    if (line.starts_with(label)) {
+      role = r;
+      rest = line.substr(label.size());
+      return true;
+    }
+  }
+  return false;
+}
+
+// Where to cut `s` so that the first part does not end inside a UTF-8 character: moves `cut`
+// back to the lead byte of a character that starts before it and would end after it.
+size_t char_boundary(std::string_view s, size_t cut) {
+  for (size_t i = cut; i > 0 && cut - i < 3;) {
+    const auto b = static_cast<uint8_t>(s[--i]);
+    if ((b & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    if (b < 0xC0) return cut;          // ASCII (or a stray byte): nothing is split
+    const size_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+    return i + len > cut ? i : cut;
+  }
+  return cut;
+}
+
+}  // namespace
+
+const char* role_label(Role role) {
+  return role == Role::kUser ? "User" : "Assistant";
+}
+
+void Conversation::add(Role role, std::string_view text) {
+  turns.push_back({role, normalise(text)});
+}
+
+std::string Conversation::render(size_t first) const {
+  std::string out;
+  if (!preamble.empty()) out += preamble + "\n\n";
+  for (size_t i = first; i < turns.size(); ++i) {
+    out += role_label(turns[i].role);
+    out += turns[i].text.empty() ? ":" : ": ";
+    out += turns[i].text + "\n";
+  }
+  return out;
+}
+
+std::string Conversation::prompt(size_t first) const {
+  return render(first) + role_label(Role::kAssistant) + ":";
+}
+
+Conversation parse_transcript(std::string_view text, const std::string& name) {
+  const int64_t bad = tokenizer::utf8_find_invalid(text);
+  if (bad >= 0) {
+    const auto line = 1 + std::count(text.begin(), text.begin() + bad, '\n');
+    fail(name, ": invalid UTF-8 at line ", line, " (byte offset ", bad, ")");
+  }
+  Conversation c;
+  std::string block;  // the preamble or the open turn's text, lines joined with \n
+  bool in_turn = false;
+  Role role = Role::kUser;
+  auto close = [&] {
+    if (in_turn) {
+      c.add(role, block);
+    } else {
+      c.preamble = normalise(block, /*keep_indent=*/true);
+    }
+  };
+  size_t pos = 0;
+  while (true) {
+    const size_t nl = std::min(text.find('\n', pos), text.size());
+    const std::string_view line = text.substr(pos, nl - pos);
+    Role r;
+    std::string_view rest;
+    if (label_line(line, r, rest)) {
+      close();
+      in_turn = true;
+      role = r;
+      block.assign(rest);
+    } else {
+      block.append("\n").append(line);  // a leading \n is trimmed by normalise
+    }
+    if (nl == text.size()) break;
+    pos = nl + 1;
+  }
+  close();
+  return c;
+}
+
+ChatPrompt fit_prompt(const Conversation& conversation, const tokenizer::Tokenizer& tok,
+                      int64_t budget) {
+  LLMKIT_CHECK(!conversation.turns.empty(), "chat: the conversation has no turn to answer");
+  auto fits = [&](size_t first, ChatPrompt& out) {
+    out = {tok.encode(conversation.prompt(first)), first};
+    return static_cast<int64_t>(out.ids.size()) <= budget;
+  };
+  ChatPrompt best, trial;
+  if (fits(0, best)) return best;  // the usual case: everything fits
+  const size_t last = conversation.turns.size() - 1;
+  if (!fits(last, best)) {
+    fail("chat: the new message needs ", best.ids.size(), " tokens",
+         conversation.preamble.empty() ? "" : " with the preamble", " but only ", budget,
+         " fit (the model's context less the room kept for the reply); shorten it");
+  }
+  // The fewest dropped turns that fit: prompt length shrinks as `first` grows (up to BPE merges
+  // at a turn boundary, which can only make the answer one turn more conservative).
+  size_t lo = 1, hi = last;  // fits(hi) holds
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (fits(mid, trial)) {
+      hi = mid;
+      best = std::move(trial);
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return best;
+}
+
+StopMatcher::StopMatcher(std::vector<std::string> stops) {
+  for (std::string& s : stops) {
+    if (!s.empty()) stops_.push_back(std::move(s));
+  }
+}
+
+std::string StopMatcher::push(std::string_view text) {
+  if (stopped_) return {};
+  held_.append(text);
+  size_t at = std::string::npos;
+  size_t longest = 0;
+  for (const std::string& s : stops_) {
+    at = std::min(at, held_.find(s));
+    longest = std::max(longest, s.size());
+  }
+  if (at != std::string::npos) {
+    std::string out = held_.substr(0, at);
+    held_.clear();
+    stopped_ = true;
+    return out;
+  }
+  // Hold back the longest tail that is the start of a stop string (no whole one is present, so
+  // such a tail is shorter than the stop string).
+  const std::string_view view = held_;
+  size_t cut = held_.size();
+  for (size_t start = held_.size() - std::min(held_.size(), longest); start < held_.size();
+       ++start) {
+    const std::string_view tail = view.substr(start);
+    const bool starts_stop = std::any_of(stops_.begin(), stops_.end(),
+                                         [&](const std::string& s) { return s.starts_with(tail); });
+    if (starts_stop) {
+      cut = start;
+      break;
+    }
+  }
+  cut = char_boundary(view, cut);
+  std::string out = held_.substr(0, cut);
+  held_.erase(0, cut);
+  return out;
+}
+
+std::string StopMatcher::finish() {
+  if (stopped_) return {};
+  std::string out = std::move(held_);
+  held_.clear();
+  return out;
+}
+
+std::string TokenTextStream::push(int32_t id) {
+  ids_.push_back(id);
+  const std::string text = tok_.decode(ids_);
+  // decode() turns a character cut off at the end into U+FFFD: hold those back until the next
+  // token completes them (a real U+FFFD waits one token, or until finish()).
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  size_t end = text.size();
+  while (end >= sent_ + kReplacement.size() &&
+         std::string_view(text).substr(end - kReplacement.size(), kReplacement.size()) ==
+             kReplacement) {
+    end -= kReplacement.size();
+  }
+  if (end <= sent_) return {};
+  std::string out = text.substr(sent_, end - sent_);
+  sent_ = end;
+  return out;
+}
+
+std::string TokenTextStream::finish() {
+  const std::string text = tok_.decode(ids_);
+  if (text.size() <= sent_) return {};
+  std::string out = text.substr(sent_);
+  sent_ = text.size();
+  return out;
+}
+
+std::vector<std::string> chat_stop_strings() {
+  return {std::string("\n") + role_label(Role::kUser) + ":",
+          std::string("\n") + role_label(Role::kAssistant) + ":", "\n\n"};
+}
+
+std::string chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                       Conversation& conversation, std::string_view question,
+                       const GenerateOptions& opt,
+                       const std::function<void(std::string_view)>& on_text, ChatReplyInfo* info,
+                       int64_t unbounded_context) {
+  const int64_t ctx = decoder.context() > 0 ? decoder.context() : unbounded_context;
+  // Room for the reply, but never more than half the context: a small model with the default
+  // --max-new-tokens would otherwise have no room for the question.
+  const int64_t room = std::max<int64_t>(1, std::min(opt.max_new_tokens, ctx / 2));
+  conversation.add(Role::kUser, question);
+  std::string reply;
+  ChatReplyInfo out;
+  try {
+    const ChatPrompt prompt = fit_prompt(conversation, tok, ctx - room);
+    out.dropped_turns = prompt.first_turn;
+    std::vector<std::string> stops = chat_stop_strings();
+    stops.insert(stops.end(), opt.stop_strings.begin(), opt.stop_strings.end());
+    StopMatcher matcher(std::move(stops));
+    TokenTextStream stream(tok);
+    auto show = [&](const std::string& s) {
+      if (s.empty()) return;
+      reply += s;
+      if (on_text) on_text(s);
+    };
+    GenerateOptions gen = opt;
+    gen.stop_strings.clear();  // the matcher handles them, holding back partial ones
+    generate_ids(
+        decoder, prompt.ids, gen,
+        [&](int32_t id) {
+          show(matcher.push(stream.push(id)));
+          return !matcher.stopped();
+        },
+        &out.stats);
+    show(matcher.push(stream.finish()));
+    show(matcher.finish());
+  } catch (...) {
+    conversation.turns.pop_back();  // leave the conversation as it was
+    throw;
+  }
+  conversation.add(Role::kAssistant, reply);
+  if (info) *info = out;
+  return reply;
+}
+
+}  // namespace llmkit::infer

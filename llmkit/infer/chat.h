@@ -1,0 +1,130 @@
+// Chat with a pretrained (not instruction-tuned) model. Such a model only continues text, so the
+// conversation is kept as a transcript and the model writes the assistant's next turn:
+//
+//   <preamble, optional: a "system prompt" kept at the top>
+//
+//   User: first question
+//   Assistant: first answer
+//   User: new question
+//   Assistant:                      <- the prompt ends here; the model continues it
+//
+// The same text is the saved-transcript format (`llmkit chat --transcript/--save`). The prompt
+// is trimmed to the model's context by dropping the oldest turns, never the new question; the
+// reply is streamed through a StopMatcher, so a stop string ("\nUser:", ...) is never shown even
+// in part. Not here: chat templates of instruction-tuned models (none are trained by llmkit).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llmkit/infer/generate.h"
+#include "llmkit/tokenizer/tokenizer.h"
+
+namespace llmkit::infer {
+
+enum class Role { kUser, kAssistant };
+
+// "User" or "Assistant": the label a turn starts with in the transcript (followed by ':').
+const char* role_label(Role role);
+
+struct Turn {
+  Role role = Role::kUser;
+  std::string text;  // normalised (see Conversation::add); may span lines
+  bool operator==(const Turn&) const = default;
+};
+
+// Transcript text format: a line that starts with "User:" or "Assistant:" opens a turn (the
+// label and the spaces after it are not part of the text); the following lines, up to the next
+// such line, continue it. Lines before the first turn are the preamble. Line ends may be \n or
+// \r\n. parse_transcript(c.render()) == c for every conversation that parse_transcript returns.
+struct Conversation {
+  std::string preamble;  // must not start with a role label (it would read back as a turn)
+  std::vector<Turn> turns;
+  bool operator==(const Conversation&) const = default;
+
+  // Appends a turn. The text is normalised as parsing would leave it: \r at line ends removed,
+  // leading and trailing whitespace trimmed. A later line of `text` that starts with a role label
+  // would read back as a turn of its own; chat's stop strings keep replies from holding one.
+  void add(Role role, std::string_view text);
+  // The transcript from turn `first` on: the preamble and a blank line (if any), then one
+  // "Label: text\n" per turn.
+  std::string render(size_t first = 0) const;
+  // render(first) + "Assistant:": what the model continues to write the next reply.
+  std::string prompt(size_t first = 0) const;
+};
+
+// Parses a transcript (see Conversation). `name` (a file name) is used in errors. Invalid
+// UTF-8 is an Error naming the line.
+Conversation parse_transcript(std::string_view text, const std::string& name = "transcript");
+
+struct ChatPrompt {
+  std::vector<int32_t> ids;  // the tokens of conversation.prompt(first_turn)
+  size_t first_turn = 0;     // turns before this one were dropped to fit
+};
+
+// The prompt for the reply to the last turn, within `budget` tokens: drops the fewest oldest
+// turns that make it fit; the preamble and the last turn (the new question) are always kept. If
+// they alone exceed the budget, an Error says how long the question is and how much fits.
+// Cost: O(log turns) encodings of the transcript.
+ChatPrompt fit_prompt(const Conversation& conversation, const tokenizer::Tokenizer& tok,
+                      int64_t budget);
+
+// Streams text while hiding stop strings. push() returns the part of the text that can be shown
+// now: everything up to the first occurrence of a stop string (after which push returns nothing),
+// less a held-back tail that could still become a stop string or that ends inside a UTF-8
+// character. finish() releases the held-back tail at the end of the stream. So the
+// concatenation of all returned pieces is the whole text cut at the first stop string, and no
+// piece ever holds the start of a stop string that later completes. Empty stop strings are
+// ignored. Holds back at most (longest stop string - 1) + 3 bytes.
+class StopMatcher {
+ public:
+  explicit StopMatcher(std::vector<std::string> stops);
+  std::string push(std::string_view text);
+  std::string finish();
+  bool stopped() const { return stopped_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+  bool stopped_ = false;
+};
+
+// Turns generated token ids into text as it becomes whole characters: a token that ends inside a
+// UTF-8 character (byte-level BPE splits them) is held until the rest arrives. Decodes all ids
+// so far on each push (O(n) per token; replies are short).
+class TokenTextStream {
+ public:
+  explicit TokenTextStream(const tokenizer::Tokenizer& tok) : tok_(tok) {}
+  std::string push(int32_t id);
+  std::string finish();  // the held tail, e.g. U+FFFD for a truly invalid byte sequence
+
+ private:
+  const tokenizer::Tokenizer& tok_;
+  std::vector<int32_t> ids_;
+  size_t sent_ = 0;  // bytes of decode(ids_) already returned
+};
+
+// What ends a reply: the next turn's label on a new line, or a blank line.
+std::vector<std::string> chat_stop_strings();
+
+struct ChatReplyInfo {
+  size_t dropped_turns = 0;  // turns left out of this prompt to fit the context
+  GenerateStats stats;
+};
+
+// One round: adds `question` as a user turn, fits the prompt to the decoder's context (a
+// decoder without a limit, an RNN, uses `unbounded_context`) keeping room for the reply
+// (opt.max_new_tokens, but at most half the context), generates the reply streaming it to
+// on_text (stopping at opt.stop_ids, opt.stop_strings and chat_stop_strings(), none of which is
+// shown), and adds it as an assistant turn. Returns the reply. When the question does not fit,
+// the Error leaves the conversation as it was.
+std::string chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                       Conversation& conversation, std::string_view question,
+                       const GenerateOptions& opt,
+                       const std::function<void(std::string_view)>& on_text = {},
+                       ChatReplyInfo* info = nullptr, int64_t unbounded_context = 4096);
+
+}  // namespace llmkit::infer

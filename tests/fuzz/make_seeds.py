@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of the fuzz corpora (tests/fuzz/corpus/<target>/seed-*): small valid
+files of each format, plus near-misses. Deterministic; no dependencies but the standard library.
+The tokenizer.json seeds come from `llmkit tokenizer train` (pass --llmkit BUILD/llmkit), the
+config seeds from configs/*.json. After fuzzing, the corpora are minimised with libFuzzer's
+-merge=1 (see docs/fuzzing.md); the seeds are kept alongside."""
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def safetensors(tensors, metadata=None, pad=True):
+    """tensors: list of (name, dtype, shape, raw bytes) in data order."""
+    header, offset = {}, 0
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    if pad:
+        h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(t[3] for t in tensors)
+
+
+def seeds_safetensors():
+    f32 = struct.pack("<6f", 1, 2, 3, 4, 5, 6)
+    put("safetensors", "f32", safetensors([("w", "F32", [2, 3], f32)]))
+    put("safetensors", "many", safetensors([
+        ("a.weight", "F32", [2, 2], struct.pack("<4f", 1, -1, 0.5, 2)),
+        ("b.bias", "F16", [3], struct.pack("<3H", 0x3C00, 0xC000, 0x7C00)),
+        ("c", "BF16", [1, 2], struct.pack("<2H", 0x3F80, 0x7FC0)),
+        ("d", "I64", [2], struct.pack("<2q", -5, 1 << 40)),
+        ("e", "I32", [1], struct.pack("<i", 7)),
+        ("f", "U8", [3], b"\x00\x7f\xff"),
+        ("g", "F64", [], struct.pack("<d", 3.25)),
+    ], metadata={"format": "pt", "step": "10"}))
+    put("safetensors", "empty-tensor", safetensors([("z", "F32", [0, 4], b"")]))
+    put("safetensors", "no-tensors", safetensors([], metadata={}))
+    put("safetensors", "unpadded", safetensors(
+        [("u8", "U8", [1], b"\x01"), ("f", "F32", [1], struct.pack("<f", 1))], pad=False))
+    put("safetensors", "truncated", safetensors([("w", "F32", [2, 3], f32)])[:-4])
+
+
+def shard(ids, vocab, width=None, version=1, magic=b"LLMKTOKS", count=None):
+    width = width or (2 if vocab <= 65536 else 4)
+    head = magic + struct.pack("<IIQI", version, width, len(ids) if count is None else count, vocab)
+    head += b"\0" * (64 - len(head))
+    fmt = "<%d%s" % (len(ids), "H" if width == 2 else "I")
+    return head + struct.pack(fmt, *ids)
+
+
+def seeds_shards():
+    put("token_shard", "u16", shard([0, 1, 2, 3, 255, 1000], 1024))
+    put("token_shard", "u32", shard([0, 70000, 5], 100000))
+    put("token_shard", "empty", shard([], 50))
+    put("token_shard", "id-too-big", shard([0, 60], 50))
+    put("token_shard", "count-too-big", shard([1, 2], 50, count=3))
+    put("token_shard", "bad-version", shard([1], 50, version=2))
+
+
+def seeds_configs():
+    os.makedirs(os.path.join(HERE, "corpus", "config_json"), exist_ok=True)
+    for name in sorted(os.listdir(os.path.join(ROOT, "configs"))):
+        if name.endswith(".json"):
+            shutil.copy(os.path.join(ROOT, "configs", name),
+                        os.path.join(HERE, "corpus", "config_json", "seed-" + name))
+    put("config_json", "model-dir-config.json", json.dumps(
+        {"arch": "gpt", "n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 8, "vocab_size": 10}))
+    put("config_json", "trainer-state.json", json.dumps(
+        {"step": 3, "train": {"objective": "clm", "steps": 10, "batch_size": 2}}))
+    put("config_json", "wrong-types.json", '{"model": {"arch": 5, "n_layer": "two"}, '
+        '"train": {"steps": -1, "lr": "fast"}}')
+
+
+def seeds_pairs():
+    put("pairs_tsv", "simple.tsv", "Hello.\t안녕하세요.\nThank you.\t감사합니다.\n")
+    put("pairs_tsv", "escapes.tsv", "a\\tb\\nc\\\\d\tx\\ry\n\nsecond\tline\r\n")
+    put("pairs_tsv", "bad-escape.tsv", "bad \\q escape\ttarget\n")
+    put("pairs_tsv", "no-tab.tsv", "just one side\n")
+    put("pairs_tsv", "two-tabs.tsv", "a\tb\tc\n")
+
+
+def seeds_chat():
+    put("chat_transcript", "plain.txt", "User: hello\nAssistant: hi there\nUser: how are you?\n")
+    put("chat_transcript", "preamble.txt",
+        "You are a helpful model.\r\nBe brief.\n\nUser: 안녕\r\nAssistant:네\nmore\n\n  x\n")
+    put("chat_transcript", "stops.txt",
+        "Assistant: a\nUser:\nUser: b\n\nAssistant: c\nUsers: d\n User: e\n끝.")
+    put("chat_transcript", "bad-utf8.txt", b"User: \xc3(\nAssistant: \xf0\x9f\x98\n")
+
+
+def seeds_tokenizers(llmkit):
+    text = ("The quick brown fox jumps over the lazy dog. 안녕하세요, 세계! 12345 "
+            "naïve café \U0001F600\n") * 20
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "text.txt")
+        with open(src, "w") as f:
+            f.write(text)
+        for name, args in [("bpe", ["--vocab-size", "300"]),
+                           ("bpe-specials", ["--vocab-size", "290", "--special-tokens",
+                                             "<|endoftext|>,<pad>,<mask>"]),
+                           ("char", ["--model", "char", "--vocab-size", "100"]),
+                           ("jamo", ["--vocab-size", "280", "--jamo"])]:
+            out = os.path.join(tmp, name + ".json")
+            subprocess.run([llmkit, "tokenizer", "train", "--input", src, "--out", out,
+                            "--threads", "1"] + args, check=True, capture_output=True)
+            with open(out, "rb") as f:
+                put("tokenizer_json", name + ".json", f.read())
+    put("tokenizer_json", "not-json.json", "{\"model\": {\"type\": \"BPE\", ")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--llmkit", help="the llmkit binary (for the tokenizer.json seeds)")
+    a = ap.parse_args()
+    seeds_safetensors()
+    seeds_shards()
+    seeds_configs()
+    seeds_pairs()
+    seeds_chat()
+    if a.llmkit:
+        seeds_tokenizers(a.llmkit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+// libFuzzer target: token_shard (see tests/fuzz/entries.h; run with `make fuzz`).
+#include "tests/fuzz/entries.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  llmkit::fuzz::token_shard(data, size);
+  return 0;
+}
