@@ -49,7 +49,7 @@ bench:
 # libFuzzer (clang-14) on every parser of outside input, FUZZ_SECONDS each (docs/fuzzing.md).
 # New inputs go to $(FUZZ_BUILD)/fuzz/corpus/, crashers to $(FUZZ_BUILD)/fuzz/crashes/<target>/.
 fuzz:
-	@command -v clang++-14 >/dev/null || { echo "make fuzz needs clang-14 and libclang-rt-14-dev (apt-get install clang-14 libclang-rt-14-dev)"; exit 1; }
+	@scripts/install-deps.sh --fuzz
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
 	  -DLLMKIT_FUZZ=ON -DLLMKIT_BUILD_TESTS=OFF -DLLMKIT_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(FUZZ_BUILD) --target fuzz_all -j $(JOBS)

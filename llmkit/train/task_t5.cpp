@@ -14,6 +14,7 @@
 #include "llmkit/data/pairs.h"
 #include "llmkit/data/shards.h"
 #include "llmkit/data/span_corruption.h"
+#include "llmkit/models/config_file.h"
 #include "llmkit/models/t5.h"
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
@@ -287,7 +288,10 @@ std::vector<std::string> t5_special_tokens(const nlohmann::json& model_config,
                                            const TrainConfig& tc) {
   std::vector<std::string> s = {"<pad>", "</s>", "<unk>", "<mask>"};
   if (tc.objective == "span") {
-    const int64_t block = model_config.value("block_size", int64_t{128});
+    int64_t block = 128;  // T5Config's default; read_field refuses 1e30 and the like
+    models::read_field(model_config, "block_size", block);
+    LLMKIT_CHECK(block > 0 && block <= models::kMaxModelElements,
+                 "config: block_size must be positive and at most 2^40, got ", block);
     const int64_t n = sentinels_needed(block, tc);
     for (int64_t k = 0; k < n; ++k) s.push_back("<extra_id_" + std::to_string(k) + ">");
   }

@@ -75,10 +75,12 @@ LLMKIT_COMMAND(
            ->required()
            ->check(CLI::ExistingDirectory);
        sub.add_option("--temperature", a->gen.sampler.temperature, "0 = greedy")
-           ->capture_default_str();
+           ->capture_default_str()
+           ->check(llmkit::cli::non_negative());
        sub.add_option("--max-new-tokens", a->gen.max_new_tokens,
                       "per reply (at most half the context)")
-           ->capture_default_str();
+           ->capture_default_str()
+           ->check(llmkit::cli::positive());
        sub.add_option("--seed", a->gen.sampler.seed, "sampling seed")->capture_default_str();
        sub.add_option("--transcript", a->transcript,
                       "start from a saved conversation: lines 'User: ...' and "
