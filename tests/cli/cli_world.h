@@ -167,4 +167,17 @@ class CliSuite : public ::testing::Test {
   static inline std::unique_ptr<TinyWorld> world_;
 };
 
+// A suite whose tests all need one thing of the world made first (`Make`: the tokenizer, the
+// GPT or the T5); each test fails at once, naming it, when that could not be made.
+template <bool (TinyWorld::*Make)()>
+class CliSuiteWith : public CliSuite {
+ protected:
+  static void SetUpTestSuite() {
+    make_world();
+    ok_ = (world().*Make)();
+  }
+  void SetUp() override { ASSERT_TRUE(ok_) << "the suite's fixture could not be made"; }
+  static inline bool ok_ = false;
+};
+
 }  // namespace llmkit::testing

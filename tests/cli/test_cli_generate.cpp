@@ -13,15 +13,8 @@
 namespace llmkit::testing {
 namespace {
 
-class CliGenerate : public CliSuite {
+class CliGenerate : public CliSuiteWith<&TinyWorld::train_gpt> {
  protected:
-  static void SetUpTestSuite() {
-    make_world();
-    ok_ = world().train_gpt();
-  }
-  void SetUp() override { ASSERT_TRUE(ok_) << "the suite's GPT was not trained"; }
-  static inline bool ok_ = false;
-
   static ProcessResult generate(std::vector<std::string> extra, const std::string& prompt = "the",
                                 const std::string& model = "") {
     std::vector<std::string> args = {"generate", "--model", model.empty() ? world().gpt_run : model,

@@ -10,15 +10,8 @@
 namespace llmkit::testing {
 namespace {
 
-class CliTokenizer : public CliSuite {
+class CliTokenizer : public CliSuiteWith<&TinyWorld::train_tokenizer> {
  protected:
-  static void SetUpTestSuite() {
-    make_world();
-    ok_ = world().train_tokenizer();
-  }
-  void SetUp() override { ASSERT_TRUE(ok_) << "the suite's tokenizer was not trained"; }
-  static inline bool ok_ = false;
-
   // tokenizer.json with `edit` applied to its JSON, written as `name`.
   static std::string edited(const std::string& name,
                             const std::function<void(nlohmann::json&)>& edit) {

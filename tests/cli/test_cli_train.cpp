@@ -15,15 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class CliTrain : public CliSuite {
+class CliTrain : public CliSuiteWith<&TinyWorld::train_gpt> {
  protected:
-  static void SetUpTestSuite() {
-    make_world();
-    ok_ = world().train_gpt();
-  }
-  void SetUp() override { ASSERT_TRUE(ok_) << "the suite's GPT was not trained"; }
-  static inline bool ok_ = false;
-
   // `llmkit train` on the corpus with the suite's tokenizer, a config made from `model` (the
   // "model" object's JSON) and a fresh --out.
   static ProcessResult train_model(const std::string& name, const std::string& model,

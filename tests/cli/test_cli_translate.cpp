@@ -14,15 +14,8 @@
 namespace llmkit::testing {
 namespace {
 
-class CliTranslate : public CliSuite {
+class CliTranslate : public CliSuiteWith<&TinyWorld::train_t5> {
  protected:
-  static void SetUpTestSuite() {
-    make_world();
-    ok_ = world().train_t5();
-  }
-  void SetUp() override { ASSERT_TRUE(ok_) << "the suite's T5 was not trained"; }
-  static inline bool ok_ = false;
-
   static ProcessResult translate(std::vector<std::string> extra, const std::string& model = "") {
     std::vector<std::string> args = {"translate", "--model",
                                      model.empty() ? world().t5_run : model};
