@@ -31,10 +31,11 @@ void AtomicFile::write(const void* data, size_t n) {
     fail("cannot write '", path_, "': ", std::strerror(errno));
 }
 
-void AtomicFile::commit() {
+void AtomicFile::commit(Durability durability) {
   LLMKIT_CHECK(f_ != nullptr, "cannot commit '", path_, "': already committed");
   int err = 0;
-  if (std::fflush(f_) != 0 || fsync(fileno(f_)) != 0) err = errno;
+  if (std::fflush(f_) != 0) err = errno;
+  if (err == 0 && durability != Durability::kNone && fsync(fileno(f_)) != 0) err = errno;
   if (std::fclose(f_) != 0 && err == 0) err = errno;
   f_ = nullptr;
   if (err == 0 && std::rename(tmp_.c_str(), path_.c_str()) != 0) err = errno;
@@ -42,20 +43,24 @@ void AtomicFile::commit() {
     std::remove(tmp_.c_str());
     fail("cannot write '", path_, "': ", std::strerror(err));
   }
-  // Make the rename itself durable. Some file systems cannot fsync a directory; the data are
-  // already safe then, so that is not an error.
-  const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
-  const int fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (durability == Durability::kFileAndDirectory) {
+    const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
+    fsync_directory(dir.empty() ? "." : dir.string());
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes, Durability durability) {
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit(durability);
+}
+
+void fsync_directory(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     fsync(fd);
     close(fd);
   }
-}
-
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  AtomicFile f(path);
-  f.write(bytes.data(), bytes.size());
-  f.commit();
 }
 
 }  // namespace llmkit::io

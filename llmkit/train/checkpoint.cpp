@@ -15,12 +15,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-#include <string_view>
 
 #include "llmkit/io/atomic_file.h"
 #include "llmkit/io/safetensors.h"
 #include "llmkit/io/svg_plot.h"
 #include "llmkit/models/config_file.h"
+#include "llmkit/tokenizer/read_file.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
 namespace llmkit::train {
@@ -46,14 +46,6 @@ void write_json(const std::string& path, const json& j) {
   io::write_file_atomic(path, j.dump(2) + "\n");
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  LLMKIT_CHECK(in.good(), "cannot open '", path, "'");
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
 constexpr const char* kCheckpoints = "checkpoints";
 constexpr const char* kLatest = "latest.json";  // the commit point
 
@@ -61,37 +53,6 @@ std::string step_dir_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
   return buf;
-}
-
-void fsync_dir(const fs::path& d) {
-  const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
-// Writes `bytes` to `path` through "<path>.tmp.<pid>" and a rename, so a reader sees the old
-// file or the new one, never part of one; with `durable` the bytes are fsynced before the
-// rename. Unlike io::write_file_atomic it leaves the directory's fsync to the caller: a
-// checkpoint fsyncs its directory once, not once per file (each fsync costs ~10 ms on disk).
-void write_replace(const fs::path& path, std::string_view bytes, bool durable) {
-  const std::string tmp = path.string() + ".tmp." + std::to_string(getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LLMKIT_CHECK(fd >= 0, "cannot write '", path.string(), "': ", std::strerror(errno));
-  int err = 0;
-  for (size_t done = 0; done < bytes.size() && err == 0;) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno != EINTR) err = errno;
-    if (n > 0) done += static_cast<size_t>(n);
-  }
-  if (err == 0 && durable && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    fail("cannot write '", path.string(), "': ", std::strerror(err));
-  }
 }
 
 // The model directory at the top of the run directory (what generate / eval / chat read)
@@ -111,12 +72,15 @@ void publish_checkpoint(const fs::path& root, const fs::path& dir) {
       fail("cannot replace '", model.string(), "': ", std::strerror(err));
     }
   } else {
-    write_replace(model, read_file((dir / "model.safetensors").string()), true);
+    io::write_file_atomic(model.string(),
+                          tokenizer::read_file((dir / "model.safetensors").string()),
+                          io::Durability::kFile);
   }
   for (const char* f : {"config.json", "tokenizer.json", "trainer_state.json"})
-    write_replace(root / f, read_file((dir / f).string()), true);
+    io::write_file_atomic((root / f).string(), tokenizer::read_file((dir / f).string()),
+                          io::Durability::kFile);
   fs::remove(root / "optimizer.safetensors");  // of the older layout; now in the step dir
-  fsync_dir(root);
+  io::fsync_directory(root.string());
 }
 
 // Files that io::AtomicFile ("<name>.tmp.<pid>") or this file left behind when a process was
@@ -317,7 +281,7 @@ Checkpoint prepare_run(const TrainRun& run) {
   fs::create_directories(dir);
   if (resume) {
     ck.tokenizer_path = (fs::path(committed) / "tokenizer.json").string();
-    ck.tokenizer_json = read_file(ck.tokenizer_path);
+    ck.tokenizer_json = tokenizer::read_file(ck.tokenizer_path);
     // A kill between a commit and the top-level update left the top one step behind.
     if (committed != run.out_dir) publish_checkpoint(dir, committed);
   } else {
@@ -380,25 +344,29 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& ck, Task& tas
   }
   const json state = {{"step", step},      {"train", ck.train_config.to_json()}, {"data", ck.data},
                       {"pairs", ck.pairs}, {"task_state", task.state()},         {"history", hist}};
-  write_replace(tmp / "config.json", task.model_config().dump(2) + "\n", true);
+  io::write_file_atomic((tmp / "config.json").string(), task.model_config().dump(2) + "\n",
+                        io::Durability::kFile);
   io::save_safetensors((tmp / "model.safetensors").string(), task.model().named_parameters(),
                        {{"step", std::to_string(step)}, {"format", "llmkit"}});
   io::save_safetensors((tmp / "optimizer.safetensors").string(), opt.state(),
                        {{"step", std::to_string(opt.step_count())}});
-  write_replace(tmp / "tokenizer.json", ck.tokenizer_json, true);
-  write_replace(tmp / "trainer_state.json", state.dump(2) + "\n", true);
-  fsync_dir(tmp);
+  io::write_file_atomic((tmp / "tokenizer.json").string(), ck.tokenizer_json,
+                        io::Durability::kFile);
+  io::write_file_atomic((tmp / "trainer_state.json").string(), state.dump(2) + "\n",
+                        io::Durability::kFile);
+  io::fsync_directory(tmp.string());
   // 2. Renamed into place (a directory of that name was renamed but never committed).
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
-  fsync_dir(cks);
+  io::fsync_directory(cks.string());
   // 3. The commit: latest.json names the new step, atomically.
   write_json((cks / kLatest).string(), json{{"step", step}, {"dir", name}});
   // 4. The model directory at the top, the curves, and the older checkpoints go.
   publish_checkpoint(root, final_dir);
   // The curves are logs, derived from the history: atomic, not worth an fsync each.
-  write_replace(root / "metrics.csv", metrics_csv(history), false);
-  write_replace(root / "loss.svg", loss_svg(history), false);
+  io::write_file_atomic((root / "metrics.csv").string(), metrics_csv(history),
+                        io::Durability::kNone);
+  io::write_file_atomic((root / "loss.svg").string(), loss_svg(history), io::Durability::kNone);
   for (const auto& e : fs::directory_iterator(cks))
     if (e.is_directory() && e.path().filename() != name) fs::remove_all(e.path());
 }
