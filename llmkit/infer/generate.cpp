@@ -1,9 +1,12 @@
 #include "llmkit/infer/generate.h"
 
+#include "llmkit/infer/text_stream.h"
+
 #include <algorithm>
 #include <chrono>
 
 #include "llmkit/core/autograd.h"
+#include "llmkit/infer/text_stream.h"
 
 namespace llmkit::infer {
 namespace {
@@ -101,37 +104,26 @@ std::string generate_text(Decoder& decoder, const tokenizer::Tokenizer& tok,
                           const std::function<void(std::string_view)>& on_text,
                           GenerateStats* stats) {
   const std::vector<int32_t> ids = tok.encode(prompt);
-  std::vector<int32_t> gen;
+  // Whole characters only, and never any part of a stop string (text_stream.h).
+  TokenTextStream text(tok);
+  StopMatcher stop(opt.stop_strings);
   std::string emitted;  // text already sent to on_text
-  bool stopped = false;
-  // Decode everything generated so far and send the new part, holding back an incomplete UTF-8
-  // character (decoded as U+FFFD at the end) until its next byte arrives.
-  auto flush = [&](bool final) {
-    std::string text = tok.decode(gen);
-    for (const std::string& s : opt.stop_strings) {
-      const size_t at = text.find(s);
-      if (!s.empty() && at != std::string::npos) {
-        text.resize(at);
-        stopped = true;
-      }
-    }
-    size_t end = text.size();
-    static const std::string kReplacement = "\xEF\xBF\xBD";
-    if (!final && !stopped && end >= 3 && text.compare(end - 3, 3, kReplacement) == 0) end -= 3;
-    if (end > emitted.size() && text.compare(0, emitted.size(), emitted) == 0) {
-      if (on_text) on_text(std::string_view(text).substr(emitted.size(), end - emitted.size()));
-      emitted = text.substr(0, end);
-    }
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    emitted += piece;
+    if (on_text) on_text(piece);
   };
   generate_ids(
       decoder, ids, opt,
       [&](int32_t id) {
-        gen.push_back(id);
-        flush(false);
-        return !stopped;
+        emit(stop.push(text.push(id)));
+        return !stop.stopped();
       },
       stats);
-  if (!stopped) flush(true);
+  if (!stop.stopped()) {
+    emit(stop.push(text.finish()));
+    emit(stop.finish());
+  }
   return emitted;
 }
 

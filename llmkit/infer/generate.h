@@ -92,7 +92,8 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
                                   GenerateStats* stats = nullptr);
 
 // Text in, text out, streaming the decoded text to on_text as soon as it forms whole UTF-8
-// characters. Stop strings are honoured in the streamed text too (text after one is never sent).
+// characters. Stop strings are honoured in the streamed text too: neither a stop string, nor any
+// part of one, nor text after it is ever sent (text_stream.h).
 std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok,
                           std::string_view prompt, const GenerateOptions& opt,
                           const std::function<void(std::string_view)>& on_text = {},

@@ -349,3 +349,24 @@ TEST(ChatReply, KeepsTheConversationWithinTheContext) {
   Conversation s;
   EXPECT_EQ(infer::chat_reply(small, tok, s, "short?", greedy(1000)), " yes");
 }
+
+// generate_text streams through the same TokenTextStream + StopMatcher as chat: every piece it
+// sends is whole characters, and no piece holds the start of a stop string that completes later
+// (the stop string here is split over single-byte tokens and begins with a Korean character).
+TEST(GenerateText, StreamsNoPartOfAStopStringAndNoSplitCharacter) {
+  const std::string script = "안녕 하세요 END 뒤";
+  const std::vector<std::string> stops = {"세요 END"};
+  ScriptedDecoder decoder(script, 0);
+  infer::GenerateOptions opt = greedy(64);
+  opt.stop_strings = stops;
+  std::string streamed;
+  const std::string out =
+      infer::generate_text(decoder, byte_tokenizer(), "x", opt, [&](std::string_view piece) {
+        EXPECT_EQ(tokenizer::utf8_find_invalid(piece), -1) << "a piece splits a character";
+        streamed.append(piece);
+        EXPECT_EQ(reference_cut(script, stops).rfind(streamed, 0), 0u)
+            << "streamed text that is not a prefix of the cut text: " << streamed;
+      });
+  EXPECT_EQ(out, reference_cut(script, stops));
+  EXPECT_EQ(streamed, out);
+}
