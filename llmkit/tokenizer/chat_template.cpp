@@ -1,0 +1,46 @@
+// Chat templates (see chat_template.h): parse once with the Jinja subset, render per call with
+// the variables apply_chat_template passes (messages, add_generation_prompt, bos_token,
+// eos_token, then the caller's extras).
+#include "llmkit/tokenizer/chat_template.h"
+
+#include "llmkit/core/error.h"
+#include "llmkit/tokenizer/jinja_eval.h"
+#include "llmkit/tokenizer/jinja_parser.h"
+
+namespace llmkit::tokenizer {
+
+ChatTemplate::ChatTemplate(std::string source, std::string bos_token, std::string eos_token)
+    : source_(std::move(source)),
+      bos_token_(std::move(bos_token)),
+      eos_token_(std::move(eos_token)),
+      tpl_(std::make_shared<const jinja::Template>(jinja::parse(source_))) {}
+
+std::string ChatTemplate::apply(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                const nlohmann::json& extra) const {
+  using jinja::Value;
+  LLMKIT_CHECK(extra.is_object(), "chat template: extra variables must be a JSON object, not ",
+               extra.type_name());
+  jinja::List list;
+  for (const ChatMessage& m : messages) {
+    jinja::Dict d;
+    d.set("role", Value::string(m.role));
+    d.set("content", Value::string(m.content));
+    list.push_back(Value::dict(std::move(d)));
+  }
+  jinja::Dict vars;
+  vars.set("messages", Value::list(std::move(list)));
+  vars.set("add_generation_prompt", Value::boolean(add_generation_prompt));
+  vars.set("bos_token", Value::string(bos_token_));
+  vars.set("eos_token", Value::string(eos_token_));
+  for (const auto& [k, v] : extra.items()) vars.set(k, jinja::from_json(v));
+  return jinja::render(*tpl_, vars);
+}
+
+ChatTemplate ChatTemplate::chatml() {
+  return ChatTemplate(
+      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+      "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+      "{{ '<|im_start|>assistant\\n' }}{% endif %}");
+}
+
+}  // namespace llmkit::tokenizer
