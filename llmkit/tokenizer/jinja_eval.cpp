@@ -156,42 +156,52 @@ class Renderer {
     return v;
   }
 
+  // Each iteration gets a fresh scope (as in jinja2, a `set` in one iteration is gone in the
+  // next); the loop filter sees the target but not `loop`.
   Flow exec_for(const Node& n, std::string& out) {
     List items = python_iterate(eval(*n.expr));
-    frames_.push_back(std::make_shared<Frame>());
     if (n.condition) {
       List kept;
       for (const Value& item : items) {
+        frames_.push_back(std::make_shared<Frame>());
         assign(n.target, item);
         if (eval(*n.condition).truthy()) kept.push_back(item);
+        frames_.pop_back();
       }
       items = std::move(kept);
     }
     const int64_t len = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < len; ++i) {
+      frames_.push_back(std::make_shared<Frame>());
       assign(n.target, items[i]);
-      Dict loop;
-      loop.set("index", Value::integer(i + 1));
-      loop.set("index0", Value::integer(i));
-      loop.set("revindex", Value::integer(len - i));
-      loop.set("revindex0", Value::integer(len - i - 1));
-      loop.set("first", Value::boolean(i == 0));
-      loop.set("last", Value::boolean(i == len - 1));
-      loop.set("length", Value::integer(len));
-      loop.set("depth", Value::integer(1));
-      loop.set("depth0", Value::integer(0));
-      loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
-      loop.set("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
-      loop.set("cycle", Value::function("cycle", [i](CallArgs& a) {
-        if (a.args.empty()) fail("no items for cycling given");
-        return a.args[i % a.args.size()];
-      }));
-      (*frames_.back())["loop"] = Value::dict(std::move(loop));
-      if (exec(n.body, out) == Flow::kBreak) break;
+      (*frames_.back())["loop"] = loop_object(items, i);
+      const Flow f = exec(n.body, out);
+      frames_.pop_back();
+      if (f == Flow::kBreak) break;
     }
-    frames_.pop_back();
     if (len == 0) exec(n.else_body, out);
     return Flow::kNormal;
+  }
+
+  static Value loop_object(const List& items, int64_t i) {
+    const int64_t len = static_cast<int64_t>(items.size());
+    Dict loop;
+    loop.set("index", Value::integer(i + 1));
+    loop.set("index0", Value::integer(i));
+    loop.set("revindex", Value::integer(len - i));
+    loop.set("revindex0", Value::integer(len - i - 1));
+    loop.set("first", Value::boolean(i == 0));
+    loop.set("last", Value::boolean(i == len - 1));
+    loop.set("length", Value::integer(len));
+    loop.set("depth", Value::integer(1));
+    loop.set("depth0", Value::integer(0));
+    loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
+    loop.set("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
+    loop.set("cycle", Value::function("cycle", [i](CallArgs& a) {
+      if (a.args.empty()) fail("no items for cycling given");
+      return a.args[i % a.args.size()];
+    }));
+    return Value::dict(std::move(loop));
   }
 
   void assign(const Target& t, const Value& v) {

@@ -85,7 +85,8 @@ class Parser {
     while (true) {
       const Token& tok = cur();
       if (tok.kind == TokenKind::kEnd) {
-        if (!ends.empty()) error("unexpected end of template, expected '" + *ends.begin() + "'");
+        for (const std::string& e : ends)
+          if (e.starts_with("end")) error("unexpected end of template, expected '" + e + "'");
         return body;
       }
       if (tok.kind == TokenKind::kText) {
