@@ -1,6 +1,6 @@
 // Chat templates (see chat_template.h): parse once with the Jinja subset, render per call with
 // the variables apply_chat_template passes (messages, add_generation_prompt, bos_token,
-// eos_token, then the caller's extras).
+// eos_token, tools and documents as None, then the caller's extras).
 #include "llmkit/tokenizer/chat_template.h"
 
 #include "llmkit/core/error.h"
@@ -32,6 +32,9 @@ std::string ChatTemplate::apply(std::span<const ChatMessage> messages, bool add_
   vars.set("add_generation_prompt", Value::boolean(add_generation_prompt));
   vars.set("bos_token", Value::string(bos_token_));
   vars.set("eos_token", Value::string(eos_token_));
+  // apply_chat_template always passes these two (None when absent): `tools is defined` is true.
+  vars.set("tools", Value::none());
+  vars.set("documents", Value::none());
   for (const auto& [k, v] : extra.items()) vars.set(k, jinja::from_json(v));
   return jinja::render(*tpl_, vars);
 }

@@ -29,7 +29,8 @@ class ChatTemplate {
   explicit ChatTemplate(std::string source, std::string bos_token = "", std::string eos_token = "");
 
   // Renders messages (+ add_generation_prompt, + extra variables such as tools or date_string;
-  // an extra key overrides the one of the same name). raise_exception('msg') in the template ->
+  // an extra key overrides the one of the same name). As in apply_chat_template, `tools` and
+  // `documents` are None unless extra gives them. raise_exception('msg') in the template ->
   // llmkit::Error("chat template: msg"); other render errors -> "chat template line N: ...".
   // Thread-safe: the parsed template is only read.
   std::string apply(std::span<const ChatMessage> messages, bool add_generation_prompt,

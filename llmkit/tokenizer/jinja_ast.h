@@ -60,18 +60,18 @@ struct Target {
 
 struct Node {
   enum class Kind {
-    kText,      // text
-    kOutput,    // {{ expr }}
-    kIf,        // conditions[i] -> bodies[i]; else_body
-    kFor,       // for target in expr [if condition]: body; else_body
-    kSet,       // set target = expr
-    kSetBlock,  // set target [| filters] ... endset: body
-    kMacro,     // macro name(params = defaults): body
-    kCallBlock, // call[(caller params)] expr: body (the caller)
+    kText,         // text
+    kOutput,       // {{ expr }}
+    kIf,           // conditions[i] -> bodies[i]; else_body
+    kFor,          // for target in expr [if condition]: body; else_body
+    kSet,          // set target = expr
+    kSetBlock,     // set target [| filters] ... endset: body
+    kMacro,        // macro name(params = defaults): body
+    kCallBlock,    // call[(caller params)] expr: body (the caller)
     kFilterBlock,  // filter <expr on kName "__body__">: body
     kBreak,
     kContinue,
-    kScope,     // a plain body (the `generation` block transformers adds)
+    kScope,  // a plain body (the `generation` block transformers adds)
   };
   Kind kind = Kind::kText;
   int line = 0;

@@ -22,9 +22,11 @@ enum class Flow { kNormal, kBreak, kContinue };
 }
 
 Value range_global(CallArgs& a) {
-  if (!a.kwargs.empty() || a.args.empty() || a.args.size() > 3) fail("range expects 1 to 3 integer arguments");
+  if (!a.kwargs.empty() || a.args.empty() || a.args.size() > 3)
+    fail("range expects 1 to 3 integer arguments");
   for (const Value& v : a.args)
-    if (!v.is_int() && !v.is_bool()) fail("'", v.type_name(), "' object cannot be interpreted as an integer");
+    if (!v.is_int() && !v.is_bool())
+      fail("'", v.type_name(), "' object cannot be interpreted as an integer");
   int64_t start = 0, stop = 0, step = 1;
   if (a.args.size() == 1) stop = a.args[0].as_int();
   if (a.args.size() >= 2) start = a.args[0].as_int(), stop = a.args[1].as_int();
@@ -32,7 +34,8 @@ Value range_global(CallArgs& a) {
   if (step == 0) fail("range() arg 3 must not be zero");
   List out;
   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-    if (out.size() >= 100000) fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+    if (out.size() >= 100000)
+      fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
     out.push_back(Value::integer(i));
   }
   return Value::list(std::move(out));
@@ -50,8 +53,11 @@ Dict kwargs_dict(CallArgs& a, const char* fn) {
 
 void add_globals(Frame& f) {
   f["range"] = Value::function("range", range_global);
-  f["namespace"] = Value::function("namespace", [](CallArgs& a) { return Value::namespace_object(kwargs_dict(a, "namespace")); });
-  f["dict"] = Value::function("dict", [](CallArgs& a) { return Value::dict(kwargs_dict(a, "dict")); });
+  f["namespace"] = Value::function("namespace", [](CallArgs& a) {
+    return Value::namespace_object(kwargs_dict(a, "namespace"));
+  });
+  f["dict"] =
+      Value::function("dict", [](CallArgs& a) { return Value::dict(kwargs_dict(a, "dict")); });
   f["raise_exception"] = Value::function("raise_exception", [](CallArgs& a) -> Value {
     throw TemplateError("chat template: " + arg(a, 0, "message").str());
   });
@@ -97,14 +103,21 @@ class Renderer {
   Flow exec_node(const Node& n, std::string& out) {
     using NK = Node::Kind;
     switch (n.kind) {
-      case NK::kText: out += n.text; return Flow::kNormal;
-      case NK::kOutput: out += eval(*n.expr).str(); return Flow::kNormal;
+      case NK::kText:
+        out += n.text;
+        return Flow::kNormal;
+      case NK::kOutput:
+        out += eval(*n.expr).str();
+        return Flow::kNormal;
       case NK::kIf:
         for (size_t i = 0; i < n.conditions.size(); ++i)
           if (eval(*n.conditions[i]).truthy()) return exec(n.bodies[i], out);
         return exec(n.else_body, out);
-      case NK::kFor: return exec_for(n, out);
-      case NK::kSet: assign(n.target, eval(*n.expr)); return Flow::kNormal;
+      case NK::kFor:
+        return exec_for(n, out);
+      case NK::kSet:
+        assign(n.target, eval(*n.expr));
+        return Flow::kNormal;
       case NK::kSetBlock: {
         std::string body;
         exec(n.body, body);
@@ -141,9 +154,12 @@ class Renderer {
         out += call_value(eval(*call.args[0]), a).str();
         return Flow::kNormal;
       }
-      case NK::kBreak: return Flow::kBreak;
-      case NK::kContinue: return Flow::kContinue;
-      case NK::kScope: return exec(n.body, out);
+      case NK::kBreak:
+        return Flow::kBreak;
+      case NK::kContinue:
+        return Flow::kContinue;
+      case NK::kScope:
+        return exec(n.body, out);
     }
     return Flow::kNormal;
   }
@@ -198,9 +214,9 @@ class Renderer {
     loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
     loop.set("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
     loop.set("cycle", Value::function("cycle", [i](CallArgs& a) {
-      if (a.args.empty()) fail("no items for cycling given");
-      return a.args[i % a.args.size()];
-    }));
+               if (a.args.empty()) fail("no items for cycling given");
+               return a.args[i % a.args.size()];
+             }));
     return Value::dict(std::move(loop));
   }
 
@@ -213,8 +229,8 @@ class Renderer {
     } else if (t.tuple) {
       const List items = python_iterate(v);
       if (items.size() != t.names.size())
-        fail(items.size() > t.names.size() ? "too many" : "not enough", " values to unpack (expected ",
-             t.names.size(), ", got ", items.size(), ")");
+        fail(items.size() > t.names.size() ? "too many" : "not enough",
+             " values to unpack (expected ", t.names.size(), ", got ", items.size(), ")");
       for (size_t i = 0; i < items.size(); ++i) frame[t.names[i]] = items[i];
     } else {
       frame[t.names[0]] = v;
@@ -235,7 +251,9 @@ class Renderer {
       fail(what, " takes not more than ", m.params.size(), " argument(s)");
     frames_.push_back(frame);  // defaults see the parameters bound before them
     for (size_t i = 0; i < m.params.size(); ++i) {
-      Value v = i < a.args.size() ? a.args[i] : Value::undefined("parameter '" + m.params[i] + "' was not provided");
+      Value v = i < a.args.size()
+                    ? a.args[i]
+                    : Value::undefined("parameter '" + m.params[i] + "' was not provided");
       if (i >= a.args.size()) {
         bool found = false;
         for (const auto& [k, x] : a.kwargs)
@@ -297,8 +315,10 @@ class Renderer {
 
   Value eval_expr(const Expr& e) {
     switch (e.kind) {
-      case K::kConst: return e.value;
-      case K::kName: return lookup(e.name);
+      case K::kConst:
+        return e.value;
+      case K::kName:
+        return lookup(e.name);
       case K::kList:
       case K::kTuple: {
         List l;
@@ -314,8 +334,10 @@ class Renderer {
         }
         return Value::dict(std::move(d));
       }
-      case K::kAttr: return get_attr(eval(*e.args[0]), e.name);
-      case K::kItem: return get_item(eval(*e.args[0]), eval(*e.args[1]));
+      case K::kAttr:
+        return get_attr(eval(*e.args[0]), e.name);
+      case K::kItem:
+        return get_item(eval(*e.args[0]), eval(*e.args[1]));
       case K::kSlice: {
         auto part = [&](const ExprPtr& p) { return p ? eval(*p) : Value::none(); };
         return get_slice(eval(*e.args[0]), part(e.args[1]), part(e.args[2]), part(e.args[3]));

@@ -35,7 +35,8 @@ Value lookup_path(const Value& v, const Value& path) {
   size_t start = 0;
   while (true) {
     const size_t dot = p.find('.', start);
-    const std::string part = p.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const std::string part =
+        p.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
     cur = get_item(cur, digits ? Value::integer(std::stoll(part)) : Value::string(part));
     if (dot == std::string::npos) return cur;
@@ -70,12 +71,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -93,13 +105,17 @@ std::optional<double> parse_float(const std::string& s) {
 
 Value to_int(const Value& v, const Value& fallback) {
   if (v.is_int() || v.is_bool()) return Value::integer(v.as_int());
-  if (v.is_float()) return std::isfinite(v.as_float()) ? Value::integer(static_cast<int64_t>(v.as_float())) : fallback;
+  if (v.is_float())
+    return std::isfinite(v.as_float()) ? Value::integer(static_cast<int64_t>(v.as_float()))
+                                       : fallback;
   if (v.is_string()) {
     CallArgs none;
     const std::string t = call_method(v, "strip", none).as_string();
     size_t k = (t.size() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
-    if (k < t.size() && std::all_of(t.begin() + k, t.end(), ::isdigit)) return Value::integer(std::stoll(t));
-    if (auto d = parse_float(t); d && std::isfinite(*d)) return Value::integer(static_cast<int64_t>(*d));
+    if (k < t.size() && std::all_of(t.begin() + k, t.end(), ::isdigit))
+      return Value::integer(std::stoll(t));
+    if (auto d = parse_float(t); d && std::isfinite(*d))
+      return Value::integer(static_cast<int64_t>(*d));
   }
   return fallback;
 }
@@ -123,7 +139,9 @@ Value tojson(const Value& v, CallArgs& a) {
 
 Value indent(const Value& v, CallArgs& a) {
   const Value width = arg(a, 0, "width", Value::integer(4));
-  const std::string ind = width.is_string() ? width.as_string() : std::string(std::max<int64_t>(width.as_int(), 0), ' ');
+  const std::string ind = width.is_string()
+                              ? width.as_string()
+                              : std::string(std::max<int64_t>(width.as_int(), 0), ' ');
   const bool first = arg(a, 1, "first", Value::boolean(false)).truthy();
   const bool blank = arg(a, 2, "blank", Value::boolean(false)).truthy();
   CallArgs none;
@@ -160,7 +178,8 @@ Value python_round(const Value& v, CallArgs& a) {
   if (method == "common") {
     if (!v.is_float()) return Value::integer(v.as_int());
     char buf[512];
-    std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::clamp<int64_t>(precision, 0, 300)), v.as_float());
+    std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::clamp<int64_t>(precision, 0, 300)),
+                  v.as_float());
     return Value::number(std::strtod(buf, nullptr));
   }
   if (method != "floor" && method != "ceil") fail("method must be common, ceil or floor");
@@ -185,7 +204,8 @@ const std::map<std::string, Filter, std::less<>>& filters() {
       List out, cur;
       for (const Value& x : python_iterate(v)) {
         cur.push_back(x);
-        if (static_cast<int64_t>(cur.size()) == n) out.push_back(Value::list(std::move(cur))), cur.clear();
+        if (static_cast<int64_t>(cur.size()) == n)
+          out.push_back(Value::list(std::move(cur))), cur.clear();
       }
       if (!cur.empty()) {
         if (!fill.is_none())
@@ -195,10 +215,12 @@ const std::map<std::string, Filter, std::less<>>& filters() {
       return Value::list(std::move(out));
     };
     f["capitalize"] = [](const Value& v, CallArgs&) { return call_str_method(v, "capitalize"); };
-    f["count"] = f["length"] = [](const Value& v, CallArgs&) { return Value::integer(python_len(v)); };
+    f["count"] =
+        f["length"] = [](const Value& v, CallArgs&) { return Value::integer(python_len(v)); };
     f["d"] = f["default"] = [](const Value& v, CallArgs& a) {
       const bool boolean = arg(a, 1, "boolean", Value::boolean(false)).truthy();
-      if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value", Value::string(""));
+      if (v.is_undefined() || (boolean && !v.truthy()))
+        return arg(a, 0, "default_value", Value::string(""));
       return v;
     };
     f["dictsort"] = [](const Value& v, CallArgs& a) {
@@ -215,7 +237,8 @@ const std::map<std::string, Filter, std::less<>>& filters() {
       });
       return Value::list(std::move(items));
     };
-    f["e"] = f["escape"] = [](const Value& v, CallArgs&) { return Value::string(html_escape(v.str())); };
+    f["e"] =
+        f["escape"] = [](const Value& v, CallArgs&) { return Value::string(html_escape(v.str())); };
     f["first"] = [](const Value& v, CallArgs&) {
       const List l = python_iterate(v);
       return l.empty() ? Value::undefined("No first item, sequence was empty.") : l.front();
@@ -231,7 +254,9 @@ const std::map<std::string, Filter, std::less<>>& filters() {
         if (auto d = parse_float(v.as_string())) return Value::number(*d);
       return fallback;
     };
-    f["int"] = [](const Value& v, CallArgs& a) { return to_int(v, arg(a, 0, "default", Value::integer(0))); };
+    f["int"] = [](const Value& v, CallArgs& a) {
+      return to_int(v, arg(a, 0, "default", Value::integer(0)));
+    };
     f["items"] = [](const Value& v, CallArgs&) {
       if (v.is_undefined()) return Value::list({});
       if (!v.is_dict()) fail("Can only get item pairs from a mapping.");
@@ -289,7 +314,8 @@ const std::map<std::string, Filter, std::less<>>& filters() {
       }
       std::string out;
       size_t start = 0;
-      for (size_t p = s.find(old); p != std::string::npos && count != 0; p = s.find(old, start), --count) {
+      for (size_t p = s.find(old); p != std::string::npos && count != 0;
+           p = s.find(old, start), --count) {
         out += s.substr(start, p - start) + repl;
         start = p + old.size();
       }
@@ -360,7 +386,9 @@ const std::map<std::string, Filter, std::less<>>& filters() {
       int64_t n = 0;
       bool in_word = false;
       for (char32_t c : utf8_decode(v.str())) {
-        const bool w = c == U'_' || (c < 0x80 ? std::isalnum(static_cast<int>(c)) != 0 : !(c == 0xa0 || c == 0x3000 || (c >= 0x2000 && c <= 0x206f)));
+        const bool w =
+            c == U'_' || (c < 0x80 ? std::isalnum(static_cast<int>(c)) != 0
+                                   : !(c == 0xa0 || c == 0x3000 || (c >= 0x2000 && c <= 0x206f)));
         if (w && !in_word) ++n;
         in_word = w;
       }
@@ -372,10 +400,13 @@ const std::map<std::string, Filter, std::less<>>& filters() {
         const bool cs = arg(a, 0, "case_sensitive", Value::boolean(false)).truthy();
         const Value attribute = arg(a, 1, "attribute", Value::none());
         const List l = python_iterate(v);
-        if (l.empty()) return Value::undefined(std::string("No aggregated item, sequence was empty."));
+        if (l.empty())
+          return Value::undefined(std::string("No aggregated item, sequence was empty."));
         size_t best = 0;
         for (size_t i = 1; i < l.size(); ++i) {
-          auto key = [&](const Value& x) { return sort_key(attribute.is_none() ? x : lookup_path(x, attribute), cs); };
+          auto key = [&](const Value& x) {
+            return sort_key(attribute.is_none() ? x : lookup_path(x, attribute), cs);
+          };
           const int c = compare(key(l[i]), key(l[best]));
           if (is_max ? c > 0 : c < 0) best = i;
         }
@@ -412,20 +443,29 @@ const std::map<std::string, Test, std::less<>>& tests() {
     t["divisibleby"] = [](const Value& v, CallArgs& a) { return divisible(v, arg(a, 0, "num")); };
     t["odd"] = [](const Value& v, CallArgs&) { return !divisible(v, Value::integer(2)); };
     t["even"] = [](const Value& v, CallArgs&) { return divisible(v, Value::integer(2)); };
-    t["eq"] = t["equalto"] = t["=="] = [](const Value& v, CallArgs& a) { return equals(v, arg(a, 0, "other")); };
+    t["eq"] = t["equalto"] =
+        t["=="] = [](const Value& v, CallArgs& a) { return equals(v, arg(a, 0, "other")); };
     t["ne"] = t["!="] = [](const Value& v, CallArgs& a) { return !equals(v, arg(a, 0, "other")); };
-    t["lt"] = t["lessthan"] = t["<"] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) < 0; };
-    t["le"] = t["<="] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) <= 0; };
-    t["gt"] = t["greaterthan"] = t[">"] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) > 0; };
-    t["ge"] = t[">="] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) >= 0; };
+    t["lt"] = t["lessthan"] =
+        t["<"] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) < 0; };
+    t["le"] =
+        t["<="] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) <= 0; };
+    t["gt"] = t["greaterthan"] =
+        t[">"] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) > 0; };
+    t["ge"] =
+        t[">="] = [](const Value& v, CallArgs& a) { return compare(v, arg(a, 0, "other")) >= 0; };
     t["false"] = [](const Value& v, CallArgs&) { return v.is_bool() && !v.as_bool(); };
     t["true"] = [](const Value& v, CallArgs&) { return v.is_bool() && v.as_bool(); };
     t["float"] = [](const Value& v, CallArgs&) { return v.is_float(); };
     t["integer"] = [](const Value& v, CallArgs&) { return v.is_int(); };
     t["number"] = [](const Value& v, CallArgs&) { return v.is_number(); };
     t["in"] = [](const Value& v, CallArgs& a) { return python_contains(arg(a, 0, "seq"), v); };
-    t["iterable"] = [](const Value& v, CallArgs&) { return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined(); };
-    t["sequence"] = [](const Value& v, CallArgs&) { return v.is_string() || v.is_list() || v.is_dict(); };
+    t["iterable"] = [](const Value& v, CallArgs&) {
+      return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
+    };
+    t["sequence"] = [](const Value& v, CallArgs&) {
+      return v.is_string() || v.is_list() || v.is_dict();
+    };
     t["mapping"] = [](const Value& v, CallArgs&) { return v.is_dict(); };
     t["none"] = [](const Value& v, CallArgs&) { return v.is_none(); };
     t["string"] = [](const Value& v, CallArgs&) { return v.is_string(); };
@@ -433,7 +473,9 @@ const std::map<std::string, Test, std::less<>>& tests() {
     t["upper"] = [](const Value& v, CallArgs&) { return call_str_method(v, "isupper").as_bool(); };
     t["sameas"] = [](const Value& v, CallArgs& a) { return sameas(v, arg(a, 0, "other")); };
     t["escaped"] = [](const Value&, CallArgs&) { return false; };
-    t["filter"] = [](const Value& v, CallArgs&) { return v.is_string() && has_filter(v.as_string()); };
+    t["filter"] = [](const Value& v, CallArgs&) {
+      return v.is_string() && has_filter(v.as_string());
+    };
     t["test"] = [](const Value& v, CallArgs&) { return v.is_string() && has_test(v.as_string()); };
     return t;
   }();
@@ -442,8 +484,12 @@ const std::map<std::string, Test, std::less<>>& tests() {
 
 }  // namespace
 
-bool has_filter(std::string_view name) { return filters().find(name) != filters().end(); }
-bool has_test(std::string_view name) { return tests().find(name) != tests().end(); }
+bool has_filter(std::string_view name) {
+  return filters().find(name) != filters().end();
+}
+bool has_test(std::string_view name) {
+  return tests().find(name) != tests().end();
+}
 
 Value apply_filter(const std::string& name, const Value& value, CallArgs& args) {
   auto it = filters().find(name);

@@ -13,7 +13,9 @@
 namespace llmkit::tokenizer::jinja {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 int count_newlines(std::string_view s) {
   int n = 0;
@@ -47,7 +49,8 @@ std::string unescape(std::string_view body, int line) {
     auto hex = [&](int n) {
       char32_t v = 0;
       for (int k = 0; k < n; ++k) {
-        if (i + 1 >= in.size() || !std::isxdigit(static_cast<int>(in[i + 1] & 0x7f)) || in[i + 1] > 0x7f)
+        if (i + 1 >= in.size() || !std::isxdigit(static_cast<int>(in[i + 1] & 0x7f)) ||
+            in[i + 1] > 0x7f)
           fail("chat template line ", line, ": truncated \\x/\\u escape in a string");
         const char d = static_cast<char>(in[++i]);
         v = v * 16 + (std::isdigit(d) ? d - '0' : std::tolower(d) - 'a' + 10);
@@ -55,21 +58,49 @@ std::string unescape(std::string_view body, int line) {
       return v;
     };
     switch (c) {
-      case U'\n': break;  // line continuation
-      case U'\\': out += U'\\'; break;
-      case U'\'': out += U'\''; break;
-      case U'"': out += U'"'; break;
-      case U'a': out += U'\a'; break;
-      case U'b': out += U'\b'; break;
-      case U'f': out += U'\f'; break;
-      case U'n': out += U'\n'; break;
-      case U'r': out += U'\r'; break;
-      case U't': out += U'\t'; break;
-      case U'v': out += U'\v'; break;
-      case U'x': out += hex(2); break;
-      case U'u': out += hex(4); break;
-      case U'U': out += hex(8); break;
-      case U'N': fail("chat template line ", line, ": \\N{...} escapes are not supported");
+      case U'\n':
+        break;  // line continuation
+      case U'\\':
+        out += U'\\';
+        break;
+      case U'\'':
+        out += U'\'';
+        break;
+      case U'"':
+        out += U'"';
+        break;
+      case U'a':
+        out += U'\a';
+        break;
+      case U'b':
+        out += U'\b';
+        break;
+      case U'f':
+        out += U'\f';
+        break;
+      case U'n':
+        out += U'\n';
+        break;
+      case U'r':
+        out += U'\r';
+        break;
+      case U't':
+        out += U'\t';
+        break;
+      case U'v':
+        out += U'\v';
+        break;
+      case U'x':
+        out += hex(2);
+        break;
+      case U'u':
+        out += hex(4);
+        break;
+      case U'U':
+        out += hex(8);
+        break;
+      case U'N':
+        fail("chat template line ", line, ": \\N{...} escapes are not supported");
       default:
         if (c >= U'0' && c <= U'7') {
           char32_t v = c - U'0';
@@ -162,8 +193,9 @@ class Lexer {
   void root() {
     const size_t first = src_.find('{', pos_);
     size_t t = first;
-    while (t != std::string_view::npos &&
-           (t + 1 >= src_.size() || (src_[t + 1] != '{' && src_[t + 1] != '%' && src_[t + 1] != '#')))
+    while (
+        t != std::string_view::npos &&
+        (t + 1 >= src_.size() || (src_[t + 1] != '{' && src_[t + 1] != '%' && src_[t + 1] != '#')))
       t = src_.find('{', t + 1);
     if (t == std::string_view::npos) {
       emit_text(src_.substr(pos_), 0, false);
@@ -202,7 +234,8 @@ class Lexer {
       while (p < src_.size() && is_space(src_[p])) ++p;
     finish_match(p);
     // The body runs to the first {% endraw %}; the text before it is stripped like any text.
-    for (size_t e = src_.find("{%", pos_); e != std::string_view::npos; e = src_.find("{%", e + 1)) {
+    for (size_t e = src_.find("{%", pos_); e != std::string_view::npos;
+         e = src_.find("{%", e + 1)) {
       size_t q = e + 2;
       char esign = q < src_.size() && (src_[q] == '-' || src_[q] == '+') ? src_[q++] : 0;
       while (q < src_.size() && is_space(src_[q])) ++q;
@@ -231,7 +264,8 @@ class Lexer {
     const int start_line = line_;
     while (true) {
       if (pos_ >= src_.size())
-        fail("chat template line ", start_line, ": unexpected end of template, expected '", end, "'");
+        fail("chat template line ", start_line, ": unexpected end of template, expected '", end,
+             "'");
       if (balance.empty() && block_end(end, is_block)) {
         push(is_block ? TokenKind::kBlockEnd : TokenKind::kVarEnd, "");
         return;
@@ -245,7 +279,9 @@ class Lexer {
         number();
       } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
         size_t p = pos_;
-        while (p < src_.size() && (std::isalnum(static_cast<unsigned char>(src_[p])) || src_[p] == '_')) ++p;
+        while (p < src_.size() &&
+               (std::isalnum(static_cast<unsigned char>(src_[p])) || src_[p] == '_'))
+          ++p;
         push(TokenKind::kName, std::string(src_.substr(pos_, p - pos_)));
         finish_match(p);
       } else if (c == '\'' || c == '"') {
@@ -260,13 +296,16 @@ class Lexer {
     size_t p = pos_;
     auto digits = [&] {
       const size_t s = p;
-      while (p < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[p])) || src_[p] == '_')) ++p;
+      while (p < src_.size() &&
+             (std::isdigit(static_cast<unsigned char>(src_[p])) || src_[p] == '_'))
+        ++p;
       return p > s;
     };
     digits();
     bool is_float = false;
     const bool after_dot = pos_ > 0 && src_[pos_ - 1] == '.';
-    if (!after_dot && p + 1 < src_.size() && src_[p] == '.' && std::isdigit(static_cast<unsigned char>(src_[p + 1]))) {
+    if (!after_dot && p + 1 < src_.size() && src_[p] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[p + 1]))) {
       ++p;
       digits();
       is_float = true;
@@ -304,12 +343,14 @@ class Lexer {
     std::string o(1, src_[pos_]);
     for (const char* two : kTwo)
       if (src_.substr(pos_, 2) == two) o = two;
-    if (o.size() == 1 && std::string_view("+-/*%~[](){}><=.:|,;").find(o[0]) == std::string_view::npos)
+    if (o.size() == 1 &&
+        std::string_view("+-/*%~[](){}><=.:|,;").find(o[0]) == std::string_view::npos)
       error("unexpected character '" + o + "'");
     if (o == "(" || o == "[" || o == "{") balance.push_back(o == "(" ? ')' : o == "[" ? ']' : '}');
     if (o == ")" || o == "]" || o == "}") {
       if (balance.empty()) error("unexpected '" + o + "'");
-      if (balance.back() != o[0]) error("unexpected '" + o + "', expected '" + balance.back() + "'");
+      if (balance.back() != o[0])
+        error("unexpected '" + o + "', expected '" + balance.back() + "'");
       balance.pop_back();
     }
     push(TokenKind::kOperator, o);
@@ -325,6 +366,8 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> tokenize(std::string_view source) { return Lexer(source).run(); }
+std::vector<Token> tokenize(std::string_view source) {
+  return Lexer(source).run();
+}
 
 }  // namespace llmkit::tokenizer::jinja

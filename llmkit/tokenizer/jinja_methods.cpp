@@ -19,15 +19,15 @@ std::string type_repr(const Value& v) {
 
 const std::set<std::string>& mutators() {
   static const std::set<std::string> kNames = {
-      "append", "extend", "insert", "pop",    "remove",     "clear", "sort",
+      "append",  "extend", "insert",     "pop",     "remove",      "clear",      "sort",
       "reverse", "update", "setdefault", "popitem", "__setitem__", "__delitem__"};
   return kNames;
 }
 
 bool is_python_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202f || c == 0x205f || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+         c == 0x205f || c == 0x3000;
 }
 
 std::string strip(const std::string& s, const Value& chars, bool left, bool right) {
@@ -55,7 +55,9 @@ std::string ascii_map(std::string s, int (*f)(int)) {
   return s;
 }
 
-bool ascii_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool ascii_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 // Python's str.title() for ASCII letters.
 std::string py_title(std::string s) {
@@ -108,7 +110,8 @@ List py_split(const std::string& s, const Value& sep, int64_t maxsplit) {
 
 bool affix_match(const std::string& s, const Value& affix, bool prefix) {
   auto one = [&](const Value& a) {
-    if (!a.is_string()) fail(prefix ? "startswith" : "endswith", " first arg must be str or a tuple of str");
+    if (!a.is_string())
+      fail(prefix ? "startswith" : "endswith", " first arg must be str or a tuple of str");
     const std::string& x = a.as_string();
     return prefix ? s.starts_with(x) : s.ends_with(x);
   };
@@ -159,7 +162,8 @@ std::string py_format(const std::string& f, const CallArgs& args) {
 
 Value string_method(const std::string& s, const std::string& name, CallArgs& a) {
   if (name == "strip" || name == "lstrip" || name == "rstrip")
-    return Value::string(strip(s, arg(a, 0, "chars", Value::none()), name != "rstrip", name != "lstrip"));
+    return Value::string(
+        strip(s, arg(a, 0, "chars", Value::none()), name != "rstrip", name != "lstrip"));
   if (name == "upper") return Value::string(ascii_map(s, ::toupper));
   if (name == "lower") return Value::string(ascii_map(s, ::tolower));
   if (name == "title") return Value::string(py_title(s));
@@ -241,13 +245,16 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& a) 
 
 const std::set<std::string>& string_methods() {
   static const std::set<std::string> kNames = {
-      "strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize", "split", "splitlines",
-      "startswith", "endswith", "replace", "find", "rfind", "count", "index", "join", "format",
-      "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper"};
+      "strip",      "lstrip",  "rstrip",     "upper",      "lower",    "title",
+      "capitalize", "split",   "splitlines", "startswith", "endswith", "replace",
+      "find",       "rfind",   "count",      "index",      "join",     "format",
+      "isdigit",    "isalpha", "isalnum",    "isspace",    "islower",  "isupper"};
   return kNames;
 }
 
-int64_t normalise_index(int64_t i, int64_t n) { return i < 0 ? i + n : i; }
+int64_t normalise_index(int64_t i, int64_t n) {
+  return i < 0 ? i + n : i;
+}
 
 }  // namespace
 
@@ -257,7 +264,9 @@ void fail_undefined(const Value& v) {
 
 bool is_method(const Value& obj, const std::string& name) {
   if (obj.is_string()) return string_methods().count(name) > 0;
-  if (obj.is_dict()) return name == "items" || name == "keys" || name == "values" || name == "get" || mutators().count(name);
+  if (obj.is_dict())
+    return name == "items" || name == "keys" || name == "values" || name == "get" ||
+           mutators().count(name);
   if (obj.is_list()) return name == "index" || name == "count" || mutators().count(name);
   return false;
 }
@@ -323,7 +332,8 @@ Value get_item(const Value& obj, const Value& key) {
     } else {
       const std::u32string u = utf8_decode(obj.as_string());
       const int64_t i = normalise_index(key.as_int(), static_cast<int64_t>(u.size()));
-      if (i >= 0 && i < static_cast<int64_t>(u.size())) return Value::string(utf8_encode(u.substr(i, 1)));
+      if (i >= 0 && i < static_cast<int64_t>(u.size()))
+        return Value::string(utf8_encode(u.substr(i, 1)));
     }
   }
   if (key.is_string()) {
@@ -344,7 +354,8 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
   const bool is_str = obj.is_string();
   if (!is_str && !obj.is_list()) fail("'", obj.type_name(), "' object is not subscriptable");
   const std::u32string u = is_str ? utf8_decode(obj.as_string()) : std::u32string();
-  const int64_t n = is_str ? static_cast<int64_t>(u.size()) : static_cast<int64_t>(obj.as_list().size());
+  const int64_t n =
+      is_str ? static_cast<int64_t>(u.size()) : static_cast<int64_t>(obj.as_list().size());
   auto clamp = [&](const Value& v, int64_t dflt) {
     if (!given(v)) return dflt;
     int64_t i = v.as_int();
@@ -393,21 +404,29 @@ Value python_arith(const std::string& op, const Value& a, const Value& b) {
       return Value::string(out);
     }
     List out;
-    for (int64_t i = 0; i < b.as_int(); ++i) out.insert(out.end(), a.as_list().begin(), a.as_list().end());
+    for (int64_t i = 0; i < b.as_int(); ++i)
+      out.insert(out.end(), a.as_list().begin(), a.as_list().end());
     return Value::list(std::move(out), a.is_tuple());
   }
-  if (op == "*" && (b.is_string() || b.is_list()) && (a.is_int() || a.is_bool())) return python_arith(op, b, a);
+  if (op == "*" && (b.is_string() || b.is_list()) && (a.is_int() || a.is_bool()))
+    return python_arith(op, b, a);
   if (!a.is_number() || !b.is_number())
-    fail("unsupported operand type(s) for ", op, ": '", a.type_name(), "' and '", b.type_name(), "'");
+    fail("unsupported operand type(s) for ", op, ": '", a.type_name(), "' and '", b.type_name(),
+         "'");
   const bool fl = a.is_float() || b.is_float();
-  if (op == "-") return fl ? Value::number(a.as_float() - b.as_float()) : Value::integer(a.as_int() - b.as_int());
-  if (op == "*") return fl ? Value::number(a.as_float() * b.as_float()) : Value::integer(a.as_int() * b.as_int());
+  if (op == "-")
+    return fl ? Value::number(a.as_float() - b.as_float())
+              : Value::integer(a.as_int() - b.as_int());
+  if (op == "*")
+    return fl ? Value::number(a.as_float() * b.as_float())
+              : Value::integer(a.as_int() * b.as_int());
   if (op == "/") {
     if (b.as_float() == 0) fail("division by zero");
     return Value::number(a.as_float() / b.as_float());
   }
   if (op == "//" || op == "%") {
-    if (b.as_float() == 0) fail(op == "//" ? "integer division or modulo by zero" : "modulo by zero");
+    if (b.as_float() == 0)
+      fail(op == "//" ? "integer division or modulo by zero" : "modulo by zero");
     if (fl) {
       const double x = a.as_float(), y = b.as_float();
       const double m = std::fmod(x, y);
@@ -432,7 +451,8 @@ Value python_arith(const std::string& op, const Value& a, const Value& b) {
 
 bool python_contains(const Value& c, const Value& item) {
   if (c.is_string()) {
-    if (!item.is_string()) fail("'in <string>' requires string as left operand, not ", item.type_name());
+    if (!item.is_string())
+      fail("'in <string>' requires string as left operand, not ", item.type_name());
     return c.as_string().find(item.as_string()) != std::string::npos;
   }
   if (c.is_dict()) return item.is_string() && c.as_dict().find(item.as_string()) != nullptr;
@@ -450,7 +470,8 @@ List python_iterate(const Value& v) {
   if (v.is_undefined()) return {};
   List out;
   if (v.is_string()) {
-    for (char32_t c : utf8_decode(v.as_string())) out.push_back(Value::string(utf8_encode(std::u32string(1, c))));
+    for (char32_t c : utf8_decode(v.as_string()))
+      out.push_back(Value::string(utf8_encode(std::u32string(1, c))));
     return out;
   }
   if (v.is_dict()) {

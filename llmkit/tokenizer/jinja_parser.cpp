@@ -36,17 +36,27 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     switch (t.kind) {
-      case TokenKind::kEnd: return "end of template";
-      case TokenKind::kVarEnd: return "'}}'";
-      case TokenKind::kBlockEnd: return "'%}'";
-      case TokenKind::kString: return "string";
+      case TokenKind::kEnd:
+        return "end of template";
+      case TokenKind::kVarEnd:
+        return "'}}'";
+      case TokenKind::kBlockEnd:
+        return "'%}'";
+      case TokenKind::kString:
+        return "string";
       case TokenKind::kInteger:
-      case TokenKind::kFloat: return "number";
-      default: return "'" + t.text + "'";
+      case TokenKind::kFloat:
+        return "number";
+      default:
+        return "'" + t.text + "'";
     }
   }
-  bool is_op(const char* op) const { return cur().kind == TokenKind::kOperator && cur().text == op; }
-  bool is_name(const char* name) const { return cur().kind == TokenKind::kName && cur().text == name; }
+  bool is_op(const char* op) const {
+    return cur().kind == TokenKind::kOperator && cur().text == op;
+  }
+  bool is_name(const char* name) const {
+    return cur().kind == TokenKind::kName && cur().text == name;
+  }
   bool skip_op(const char* op) {
     if (!is_op(op)) return false;
     next();
@@ -107,7 +117,8 @@ class Parser {
         body.push_back(std::move(n));
       } else if (tok.kind == TokenKind::kBlockBegin) {
         next();
-        if (cur().kind != TokenKind::kName) error("expected a statement name, got " + describe(cur()));
+        if (cur().kind != TokenKind::kName)
+          error("expected a statement name, got " + describe(cur()));
         if (ends.count(cur().text)) {
           *end = cur().text;
           next();
@@ -270,9 +281,7 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_expression(bool with_cond) {
-    return with_cond ? parse_condexpr() : parse_or();
-  }
+  ExprPtr parse_expression(bool with_cond) { return with_cond ? parse_condexpr() : parse_or(); }
 
   ExprPtr parse_condexpr() {
     ExprPtr e = parse_or();
@@ -406,7 +415,8 @@ class Parser {
     }
     if (tok.kind == TokenKind::kInteger || tok.kind == TokenKind::kFloat) {
       auto e = make(K::kConst, line);
-      e->value = tok.kind == TokenKind::kInteger ? Value::integer(tok.integer) : Value::number(tok.number);
+      e->value =
+          tok.kind == TokenKind::kInteger ? Value::integer(tok.integer) : Value::number(tok.number);
       next();
       return e;
     }
@@ -489,7 +499,8 @@ class Parser {
   void parse_args(Expr& e) {
     expect_op("(");
     while (!is_op(")")) {
-      if (cur().kind == TokenKind::kName && peek().kind == TokenKind::kOperator && peek().text == "=") {
+      if (cur().kind == TokenKind::kName && peek().kind == TokenKind::kOperator &&
+          peek().text == "=") {
         std::string key = next().text;
         next();
         e.kwargs.emplace_back(std::move(key), parse_expression(true));
@@ -567,6 +578,8 @@ class Parser {
 
 }  // namespace
 
-Template parse(std::string_view source) { return Parser(tokenize(source)).run(); }
+Template parse(std::string_view source) {
+  return Parser(tokenize(source)).run();
+}
 
 }  // namespace llmkit::tokenizer::jinja

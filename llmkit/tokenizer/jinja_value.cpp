@@ -88,31 +88,49 @@ Value Value::function(std::string name, std::function<Value(CallArgs&)> fn) {
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return f_ != 0;
-    case Kind::kString: return !s_.empty();
-    case Kind::kList: return !list_->empty();
-    case Kind::kDict: return !dict_->items.empty();
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0;
+    case Kind::kString:
+      return !s_.empty();
+    case Kind::kList:
+      return !list_->empty();
+    case Kind::kDict:
+      return !dict_->items.empty();
     case Kind::kNamespace:
-    case Kind::kCallable: return true;
+    case Kind::kCallable:
+      return true;
   }
   return false;
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return tuple_ ? "tuple" : "list";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return tuple_ ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kCallable:
+      return "function";
   }
   return "?";
 }
@@ -177,20 +195,29 @@ std::string string_repr(const std::string& s) {
 
 std::string Value::str() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kString: return s_;
-    default: return repr();
+    case Kind::kUndefined:
+      return "";
+    case Kind::kString:
+      return s_;
+    default:
+      return repr();
   }
 }
 
 std::string Value::repr() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return b_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(i_);
-    case Kind::kFloat: return float_repr(f_);
-    case Kind::kString: return string_repr(s_);
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return b_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(i_);
+    case Kind::kFloat:
+      return float_repr(f_);
+    case Kind::kString:
+      return string_repr(s_);
     case Kind::kList: {
       std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
@@ -205,7 +232,8 @@ std::string Value::repr() const {
                dict_->items[i].second.repr();
       return out + (kind_ == Kind::kNamespace ? "}>" : "}");
     }
-    case Kind::kCallable: return "<function " + fn_->name + ">";
+    case Kind::kCallable:
+      return "<function " + fn_->name + ">";
   }
   return "";
 }
@@ -219,8 +247,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case K::kUndefined:
-    case K::kNone: return true;
-    case K::kString: return a.as_string() == b.as_string();
+    case K::kNone:
+      return true;
+    case K::kString:
+      return a.as_string() == b.as_string();
     case K::kList: {
       const List &x = a.as_list(), &y = b.as_list();
       if (x.size() != y.size() || a.is_tuple() != b.is_tuple()) return false;
@@ -237,9 +267,12 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case K::kNamespace: return &a.namespace_dict() == &b.namespace_dict();
-    case K::kCallable: return &a.as_callable() == &b.as_callable();
-    default: return false;
+    case K::kNamespace:
+      return &a.namespace_dict() == &b.namespace_dict();
+    case K::kCallable:
+      return &a.as_callable() == &b.as_callable();
+    default:
+      return false;
   }
 }
 
@@ -271,13 +304,27 @@ void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
   for (char32_t c : utf8_decode(s)) {
     switch (c) {
-      case U'"': out += "\\\""; break;
-      case U'\\': out += "\\\\"; break;
-      case U'\n': out += "\\n"; break;
-      case U'\r': out += "\\r"; break;
-      case U'\t': out += "\\t"; break;
-      case U'\b': out += "\\b"; break;
-      case U'\f': out += "\\f"; break;
+      case U'"':
+        out += "\\\"";
+        break;
+      case U'\\':
+        out += "\\\\";
+        break;
+      case U'\n':
+        out += "\\n";
+        break;
+      case U'\r':
+        out += "\\r";
+        break;
+      case U'\t':
+        out += "\\t";
+        break;
+      case U'\b':
+        out += "\\b";
+        break;
+      case U'\f':
+        out += "\\f";
+        break;
       default: {
         char b[16];
         if (c < 0x20 || (ensure_ascii && c >= 0x7f)) {
@@ -306,15 +353,25 @@ void json_value(std::string& out, const Value& v, const JsonOptions& o, int dept
     for (int i = 0; i < d; ++i) out += *o.indent;
   };
   switch (v.kind()) {
-    case K::kNone: out += "null"; return;
-    case K::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case K::kInt: out += std::to_string(v.as_int()); return;
+    case K::kNone:
+      out += "null";
+      return;
+    case K::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case K::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case K::kFloat: {
       const double f = v.as_float();
-      out += std::isnan(f) ? "NaN" : std::isinf(f) ? (f < 0 ? "-Infinity" : "Infinity") : float_repr(f);
+      out += std::isnan(f)   ? "NaN"
+             : std::isinf(f) ? (f < 0 ? "-Infinity" : "Infinity")
+                             : float_repr(f);
       return;
     }
-    case K::kString: json_string(out, v.as_string(), o.ensure_ascii); return;
+    case K::kString:
+      json_string(out, v.as_string(), o.ensure_ascii);
+      return;
     case K::kList: {
       const List& l = v.as_list();
       if (l.empty()) {
@@ -352,7 +409,8 @@ void json_value(std::string& out, const Value& v, const JsonOptions& o, int dept
       out += '}';
       return;
     }
-    default: fail("Object of type ", v.type_name(), " is not JSON serializable");
+    default:
+      fail("Object of type ", v.type_name(), " is not JSON serializable");
   }
 }
 
@@ -366,13 +424,18 @@ std::string to_json(const Value& v, const JsonOptions& options) {
 
 Value from_json(const nlohmann::json& j) {
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::json::value_t::null:
+      return Value::none();
+    case nlohmann::json::value_t::boolean:
+      return Value::boolean(j.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return Value::integer(j.get<int64_t>());
     case nlohmann::json::value_t::number_unsigned:
       return Value::integer(static_cast<int64_t>(j.get<uint64_t>()));
-    case nlohmann::json::value_t::number_float: return Value::number(j.get<double>());
-    case nlohmann::json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::json::value_t::number_float:
+      return Value::number(j.get<double>());
+    case nlohmann::json::value_t::string:
+      return Value::string(j.get<std::string>());
     case nlohmann::json::value_t::array: {
       List l;
       for (const auto& e : j) l.push_back(from_json(e));
@@ -383,7 +446,8 @@ Value from_json(const nlohmann::json& j) {
       for (const auto& [k, e] : j.items()) d.items.emplace_back(k, from_json(e));
       return Value::dict(std::move(d));
     }
-    default: fail("chat template: unsupported JSON value of type ", j.type_name());
+    default:
+      fail("chat template: unsupported JSON value of type ", j.type_name());
   }
 }
 
