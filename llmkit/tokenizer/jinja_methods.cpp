@@ -14,7 +14,7 @@ namespace {
 // jinja2's object_type_repr: "'dict object'", "None".
 std::string type_repr(const Value& v) {
   if (v.is_none()) return "None";
-  return "'" + v.type_name() + " object'";
+  return llmkit::detail::concat("'", v.type_name(), " object'");
 }
 
 const std::set<std::string>& mutators() {

@@ -296,9 +296,9 @@ class Parser {
     return e;
   }
 
-  ExprPtr binary(const char* op, ExprPtr left, ExprPtr right, int line) {
+  ExprPtr binary(std::string op, ExprPtr left, ExprPtr right, int line) {
     auto e = make(K::kBinary, line);
-    e->name = op;
+    e->name = std::move(op);
     e->args.push_back(std::move(left));
     e->args.push_back(std::move(right));
     return e;
@@ -349,8 +349,8 @@ class Parser {
   ExprPtr parse_math1() {
     ExprPtr e = parse_concat();
     while (is_op("+") || is_op("-")) {
-      const std::string op = next().text;
-      e = binary(op == "+" ? "+" : "-", std::move(e), parse_concat(), cur().line);
+      std::string op = next().text;
+      e = binary(std::move(op), std::move(e), parse_concat(), cur().line);
     }
     return e;
   }
@@ -362,10 +362,8 @@ class Parser {
   ExprPtr parse_math2() {
     ExprPtr e = parse_pow();
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      const std::string op = next().text;
-      auto b = binary("", std::move(e), parse_pow(), cur().line);
-      b->name = op;
-      e = std::move(b);
+      std::string op = next().text;
+      e = binary(std::move(op), std::move(e), parse_pow(), cur().line);
     }
     return e;
   }
@@ -543,7 +541,7 @@ class Parser {
       const int line = cur().line;
       auto f = make(K::kFilter, line);
       f->name = expect_name();
-      while (skip_op(".")) f->name += "." + expect_name();
+      while (skip_op(".")) f->name.append(".").append(expect_name());
       if (!has_filter(f->name)) error("filter '" + f->name + "' is not supported", line);
       f->args.push_back(std::move(e));
       if (is_op("(")) parse_args(*f);
@@ -557,7 +555,7 @@ class Parser {
     auto t = make(K::kTest, cur().line);
     t->negated = skip_name("not");
     t->name = expect_name();
-    while (skip_op(".")) t->name += "." + expect_name();
+    while (skip_op(".")) t->name.append(".").append(expect_name());
     if (!has_test(t->name)) error("test '" + t->name + "' is not supported", t->line);
     t->args.push_back(std::move(e));
     const TokenKind k = cur().kind;

@@ -168,8 +168,9 @@ TEST(ChatTemplateReference, MatchesTransformers) {
       EXPECT_NE(our_error, "") << "transformers failed (" << ref_error << ") but we rendered:\n"
                                << ours;
       // raise_exception('msg') is TemplateError: msg there and "chat template: msg" here.
-      if (ref_error.starts_with("TemplateError: "))
+      if (ref_error.starts_with("TemplateError: ")) {
         EXPECT_EQ(our_error, "chat template: " + ref_error.substr(15));
+      }
       ++errors;
     }
   }
