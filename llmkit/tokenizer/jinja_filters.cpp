@@ -463,8 +463,9 @@ const std::map<std::string, Test, std::less<>>& tests() {
     t["iterable"] = [](const Value& v, CallArgs&) {
       return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
     };
+    // jinja2's Undefined has __len__ and __getitem__, so it passes as a sequence.
     t["sequence"] = [](const Value& v, CallArgs&) {
-      return v.is_string() || v.is_list() || v.is_dict();
+      return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
     };
     t["mapping"] = [](const Value& v, CallArgs&) { return v.is_dict(); };
     t["none"] = [](const Value& v, CallArgs&) { return v.is_none(); };

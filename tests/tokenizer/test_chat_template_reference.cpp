@@ -100,6 +100,43 @@ std::string read(const std::string& path) {
   return ss.str();
 }
 
+// Renders the request's cases with chat_template_reference.py; one result per case.
+json run_reference(const json& request) {
+  llmkit::testing::TempDir tmp;
+  std::ofstream(tmp.file("cases.json"), std::ios::binary) << request.dump();
+  const std::string cmd = llmkit::testing::ref_python() + " " + llmkit::testing::source_dir() +
+                          "/tests/tokenizer/chat_template_reference.py " + tmp.file("cases.json") +
+                          " > " + tmp.file("out.json") + " 2> " + tmp.file("err.txt");
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << "the reference failed: " << read(tmp.file("err.txt"));
+    return json::array();
+  }
+  json results = json::parse(read(tmp.file("out.json")));
+  EXPECT_EQ(results.size(), request["cases"].size());
+  return results;
+}
+
+// Compares our rendering (or error) with the reference's result; true when it rendered.
+bool check(const std::string& ours, const std::string& our_error, const json& ref) {
+  if (ref["ok"].get<bool>()) {
+    EXPECT_EQ(our_error, "");
+    EXPECT_EQ(ours, ref["text"].get<std::string>());
+    return true;
+  }
+  const std::string ref_error = ref["error"].get<std::string>();
+  EXPECT_NE(our_error, "") << "transformers failed (" << ref_error << ") but we rendered:\n"
+                           << ours;
+  // raise_exception('msg') is TemplateError: msg there and "chat template: msg" here.
+  if (ref_error.starts_with("TemplateError: ")) {
+    EXPECT_EQ(our_error, "chat template: " + ref_error.substr(15));
+  }
+  return false;
+}
+
+bool have_reference() {
+  return llmkit::testing::ref_python_has("transformers.utils.chat_template_utils");
+}
+
 struct Case {
   std::string label;
   const Fixture* fixture;
@@ -109,7 +146,7 @@ struct Case {
 };
 
 TEST(ChatTemplateReference, MatchesTransformers) {
-  if (!llmkit::testing::ref_python_has("transformers.utils.chat_template_utils"))
+  if (!have_reference())
     GTEST_SKIP() << "transformers does not import in " << llmkit::testing::ref_python()
                  << " (set LLMKIT_REF_PYTHON or run scripts/install-deps.sh --test)";
   const std::string dir = llmkit::testing::source_dir() + "/tests/fixtures/chat_templates/";
@@ -136,13 +173,7 @@ TEST(ChatTemplateReference, MatchesTransformers) {
                                       {"extra", extra}});
         }
   }
-  llmkit::testing::TempDir tmp;
-  std::ofstream(tmp.file("cases.json"), std::ios::binary) << request.dump();
-  const std::string cmd = llmkit::testing::ref_python() + " " + llmkit::testing::source_dir() +
-                          "/tests/tokenizer/chat_template_reference.py " + tmp.file("cases.json") +
-                          " > " + tmp.file("out.json") + " 2> " + tmp.file("err.txt");
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << read(tmp.file("err.txt"));
-  const json results = json::parse(read(tmp.file("out.json")));
+  const json results = run_reference(request);
   ASSERT_EQ(results.size(), cases.size());
 
   int rendered = 0, errors = 0;
@@ -157,20 +188,10 @@ TEST(ChatTemplateReference, MatchesTransformers) {
     } catch (const llmkit::Error& e) {
       our_error = e.what();
     }
-    const json& ref = results[i];
-    if (ref["ok"].get<bool>()) {
-      EXPECT_EQ(our_error, "");
-      EXPECT_EQ(ours, ref["text"].get<std::string>());
+    if (check(ours, our_error, results[i])) {
       ++rendered;
       ++rendered_per_file[c.fixture->file];
     } else {
-      const std::string ref_error = ref["error"].get<std::string>();
-      EXPECT_NE(our_error, "") << "transformers failed (" << ref_error << ") but we rendered:\n"
-                               << ours;
-      // raise_exception('msg') is TemplateError: msg there and "chat template: msg" here.
-      if (ref_error.starts_with("TemplateError: ")) {
-        EXPECT_EQ(our_error, "chat template: " + ref_error.substr(15));
-      }
       ++errors;
     }
   }
@@ -178,6 +199,50 @@ TEST(ChatTemplateReference, MatchesTransformers) {
               rendered, errors);
   for (const Fixture& f : fixtures())  // a template that fails everywhere tests nothing
     EXPECT_GE(rendered_per_file[f.file], 8) << f.file;
+}
+
+// Small templates for each feature of the subset (tests/fixtures/chat_templates/snippets.txt,
+// separated by "%%" lines): literals and Python printing, arithmetic, slices, every filter and
+// test, loops, scopes, macros, whitespace control, and errors (undefined, sandbox, types).
+TEST(ChatTemplateReference, SnippetsMatchJinja2) {
+  if (!have_reference())
+    GTEST_SKIP() << "transformers does not import in " << llmkit::testing::ref_python();
+  std::string all =
+      read(llmkit::testing::source_dir() + "/tests/fixtures/chat_templates/snippets.txt");
+  ASSERT_TRUE(all.ends_with("\n"));
+  all.pop_back();
+  std::vector<std::string> snippets;
+  for (size_t pos = 0;;) {
+    const size_t sep = all.find("\n%%\n", pos);
+    snippets.push_back(all.substr(pos, sep == std::string::npos ? std::string::npos : sep - pos));
+    if (sep == std::string::npos) break;
+    pos = sep + 4;
+  }
+  ASSERT_GT(snippets.size(), 90u);
+  const std::vector<ChatMessage> messages = {{"user", "hi"}};
+  json request = {{"cases", json::array()}};
+  for (const std::string& s : snippets)
+    request["cases"].push_back({{"template", s},
+                                {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                {"add_generation_prompt", true},
+                                {"bos_token", "<s>"},
+                                {"eos_token", "</s>"},
+                                {"extra", json::object()}});
+  const json results = run_reference(request);
+  ASSERT_EQ(results.size(), snippets.size());
+  int rendered = 0;
+  for (size_t i = 0; i < snippets.size(); ++i) {
+    SCOPED_TRACE("snippet " + std::to_string(i) + ":\n" + snippets[i]);
+    std::string ours, our_error;
+    try {
+      ours = ChatTemplate(snippets[i], "<s>", "</s>").apply(messages, true);
+    } catch (const llmkit::Error& e) {
+      our_error = e.what();
+    }
+    rendered += check(ours, our_error, results[i]);
+  }
+  std::printf("%zu snippets: %d rendered identically, %zu errors on both sides\n", snippets.size(),
+              rendered, snippets.size() - rendered);
 }
 
 // The fixture is the template inside the SmolLM2 GGUF file (tokenizer.chat_template).
