@@ -227,6 +227,8 @@ class Renderer {
       if (!ns.is_namespace()) fail("cannot assign attribute on non-namespace object");
       ns.namespace_dict().set(t.attribute, v);
     } else if (t.tuple) {
+      if (!v.is_list() && !v.is_string() && !v.is_dict() && !v.is_undefined())
+        fail("cannot unpack non-iterable ", v.type_name(), " object");
       const List items = python_iterate(v);
       if (items.size() != t.names.size())
         fail(items.size() > t.names.size() ? "too many" : "not enough",
@@ -409,7 +411,7 @@ class Renderer {
     if (op == "notin") return !python_contains(r, l);
     if (l.is_undefined()) fail_undefined(l);
     if (r.is_undefined()) fail_undefined(r);
-    const int c = compare(l, r);
+    const int c = compare(l, r, op.c_str());
     if (op == "<") return c < 0;
     if (op == "<=") return c <= 0;
     if (op == ">") return c > 0;

@@ -407,7 +407,7 @@ const std::map<std::string, Filter, std::less<>>& filters() {
           auto key = [&](const Value& x) {
             return sort_key(attribute.is_none() ? x : lookup_path(x, attribute), cs);
           };
-          const int c = compare(key(l[i]), key(l[best]));
+          const int c = compare(key(l[i]), key(l[best]), is_max ? ">" : "<");
           if (is_max ? c > 0 : c < 0) best = i;
         }
         return l[best];

@@ -389,8 +389,9 @@ Value python_add(const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return Value::number(a.as_float() + b.as_float());
     return Value::integer(a.as_int() + b.as_int());
   }
-  if (a.is_string() || b.is_string())
-    fail("can only concatenate str (not \"", (a.is_string() ? b : a).type_name(), "\") to str");
+  if (a.is_string() || (a.is_list() && !a.is_tuple()))
+    fail("can only concatenate ", a.type_name(), " (not \"", b.type_name(), "\") to ",
+         a.type_name());
   fail("unsupported operand type(s) for +: '", a.type_name(), "' and '", b.type_name(), "'");
 }
 

@@ -276,7 +276,7 @@ bool equals(const Value& a, const Value& b) {
   }
 }
 
-int compare(const Value& a, const Value& b) {
+int compare(const Value& a, const Value& b, const char* op) {
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) {
       const double x = a.as_float(), y = b.as_float();
@@ -292,10 +292,11 @@ int compare(const Value& a, const Value& b) {
   if (a.is_list() && b.is_list()) {
     const List &x = a.as_list(), &y = b.as_list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i)
-      if (!equals(x[i], y[i])) return compare(x[i], y[i]);
+      if (!equals(x[i], y[i])) return compare(x[i], y[i], op);
     return x.size() < y.size() ? -1 : (y.size() < x.size() ? 1 : 0);
   }
-  fail("'<' not supported between instances of '", a.type_name(), "' and '", b.type_name(), "'");
+  fail("'", op, "' not supported between instances of '", a.type_name(), "' and '", b.type_name(),
+       "'");
 }
 
 namespace {

@@ -114,7 +114,8 @@ class Value {
 // equals only Undefined.
 bool equals(const Value& a, const Value& b);
 // Python's <, as -1/0/1; numbers, strings (code-point order) and lists; others throw Error.
-int compare(const Value& a, const Value& b);
+// `op` names the operator in the error.
+int compare(const Value& a, const Value& b, const char* op = "<");
 
 // Python's repr() of a float ("1.0", "0.1", "1e-05", "1e+16", "inf").
 std::string float_repr(double f);

@@ -117,7 +117,9 @@ json run_reference(const json& request) {
 }
 
 // Compares our rendering (or error) with the reference's result; true when it rendered.
-bool check(const std::string& ours, const std::string& our_error, const json& ref) {
+// `same_message`: an error must also say what jinja2's says (after our "line N: " prefix).
+bool check(const std::string& ours, const std::string& our_error, const json& ref,
+           bool same_message = false) {
   if (ref["ok"].get<bool>()) {
     EXPECT_EQ(our_error, "");
     EXPECT_EQ(ours, ref["text"].get<std::string>());
@@ -129,6 +131,9 @@ bool check(const std::string& ours, const std::string& our_error, const json& re
   // raise_exception('msg') is TemplateError: msg there and "chat template: msg" here.
   if (ref_error.starts_with("TemplateError: ")) {
     EXPECT_EQ(our_error, "chat template: " + ref_error.substr(15));
+  } else if (same_message) {
+    const std::string what = ref_error.substr(ref_error.find(": ") + 2);
+    EXPECT_TRUE(our_error.ends_with(": " + what)) << our_error << "\nvs " << ref_error;
   }
   return false;
 }
@@ -239,7 +244,7 @@ TEST(ChatTemplateReference, SnippetsMatchJinja2) {
     } catch (const llmkit::Error& e) {
       our_error = e.what();
     }
-    rendered += check(ours, our_error, results[i]);
+    rendered += check(ours, our_error, results[i], /*same_message=*/true);
   }
   std::printf("%zu snippets: %d rendered identically, %zu errors on both sides\n", snippets.size(),
               rendered, snippets.size() - rendered);
