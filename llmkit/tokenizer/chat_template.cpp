@@ -46,4 +46,42 @@ ChatTemplate ChatTemplate::chatml() {
       "{{ '<|im_start|>assistant\\n' }}{% endif %}");
 }
 
+namespace {
+
+std::string special_token(const nlohmann::json& config, const char* field,
+                          const std::string& name) {
+  if (!config.contains(field) || config[field].is_null()) return "";
+  const nlohmann::json& t = config[field];
+  if (t.is_string()) return t.get<std::string>();
+  if (t.is_object() && t.contains("content") && t["content"].is_string())
+    return t["content"].get<std::string>();
+  fail(name, ": \"", field, "\" must be a string or an object with a \"content\" string");
+}
+
+}  // namespace
+
+ChatTemplate chat_template_from_config(const nlohmann::json& config, const std::string& name) {
+  LLMKIT_CHECK(config.is_object(), name, ": expected a JSON object");
+  if (!config.contains("chat_template") || config["chat_template"].is_null())
+    fail(name, ": no \"chat_template\" (the model has no chat template; pass one)");
+  const nlohmann::json& t = config["chat_template"];
+  std::string source;
+  if (t.is_string()) {
+    source = t.get<std::string>();
+  } else if (t.is_array()) {
+    for (const auto& entry : t)
+      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+          entry["template"].is_string())
+        source = entry["template"].get<std::string>();
+    if (source.empty())
+      fail(name,
+           ": \"chat_template\" is a list without a {\"name\": \"default\", \"template\": ...} "
+           "entry");
+  } else {
+    fail(name, ": \"chat_template\" must be a string or a list of named templates");
+  }
+  return ChatTemplate(std::move(source), special_token(config, "bos_token", name),
+                      special_token(config, "eos_token", name));
+}
+
 }  // namespace llmkit::tokenizer

@@ -49,4 +49,11 @@ class ChatTemplate {
   std::shared_ptr<const jinja::Template> tpl_;
 };
 
+// The chat template of a Hugging Face tokenizer_config.json: "chat_template" (a string, or a
+// list of {"name", "template"} objects from which "default" is taken), with "bos_token" and
+// "eos_token" (strings, {"content": ...} objects, or absent/null). A missing template or a wrong
+// type is an llmkit::Error naming `name` (the file) and the field.
+ChatTemplate chat_template_from_config(const nlohmann::json& config,
+                                       const std::string& name = "tokenizer_config.json");
+
 }  // namespace llmkit::tokenizer

@@ -278,6 +278,13 @@ class Renderer {
   }
 
   Value call_macro(const Node& m, CallArgs& a) {
+    // jinja2 stops runaway recursion with Python's RecursionError; so do we, before the stack.
+    if (macro_depth_ >= 100) fail("maximum recursion depth exceeded in macro '", m.text, "'");
+    ++macro_depth_;
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{macro_depth_};
     auto saved = frames_;
     frames_ = {frames_.front()};
     frames_.push_back(bind_params(m, a, "macro '" + m.text + "'"));
@@ -419,6 +426,7 @@ class Renderer {
   }
 
   std::vector<std::shared_ptr<Frame>> frames_;
+  int macro_depth_ = 0;
 };
 
 }  // namespace

@@ -399,6 +399,11 @@ Value python_arith(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   if (op == "*" && ((a.is_string() || a.is_list()) && (b.is_int() || b.is_bool()))) {
+    // A bound on what a template may build (Python would try, then raise MemoryError).
+    const int64_t unit = a.is_string() ? static_cast<int64_t>(a.as_string().size())
+                                       : static_cast<int64_t>(a.as_list().size());
+    if (b.as_int() > 0 && unit > 0 && b.as_int() > (int64_t{1} << 26) / unit)
+      fail("repetition too large: ", unit, " * ", b.as_int(), " items (the limit is 64 Mi)");
     if (a.is_string()) {
       std::string out;
       for (int64_t i = 0; i < b.as_int(); ++i) out += a.as_string();

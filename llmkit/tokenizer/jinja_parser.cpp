@@ -131,7 +131,20 @@ class Parser {
     }
   }
 
+  // Nesting deeper than this (brackets, unary operators, blocks) is refused rather than risking
+  // the stack on a hostile template; real templates nest a handful of levels.
+  static constexpr int kMaxDepth = 100;
+  struct DepthGuard {
+    Parser& p;
+    explicit DepthGuard(Parser& parser) : p(parser) {
+      if (++p.depth_ > kMaxDepth)
+        p.error("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+
   NodePtr statement() {
+    DepthGuard guard(*this);
     const int line = cur().line;
     const std::string name = next().text;
     auto n = std::make_unique<Node>();
@@ -284,6 +297,7 @@ class Parser {
   ExprPtr parse_expression(bool with_cond) { return with_cond ? parse_condexpr() : parse_or(); }
 
   ExprPtr parse_condexpr() {
+    DepthGuard guard(*this);
     ExprPtr e = parse_or();
     while (is_name("if")) {
       const int line = next().line;
@@ -315,6 +329,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_not() {
+    DepthGuard guard(*this);
     if (is_name("not")) {
       auto e = make(K::kUnary, next().line);
       e->name = "not";
@@ -373,6 +388,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_unary(bool with_filter) {
+    DepthGuard guard(*this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       e = make(K::kUnary, cur().line);
@@ -572,6 +588,7 @@ class Parser {
 
   std::vector<Token> t_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

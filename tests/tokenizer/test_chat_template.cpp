@@ -257,6 +257,21 @@ TEST(JinjaErrors, NameTheLine) {
             "chat template line 1: recursive for loops are not supported");
 }
 
+TEST(JinjaErrors, HostileTemplatesFailCleanly) {
+  EXPECT_NE(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}")
+                .find("nesting deeper"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(5000, '-').insert(0, "{{ ") + "1 }}").find("nesting deeper"),
+            std::string::npos);
+  std::string nested;
+  for (int i = 0; i < 500; ++i) nested += "{% if true %}";
+  EXPECT_NE(error_of(nested).find("nesting deeper"), std::string::npos);
+  EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
+            "chat template line 1: maximum recursion depth exceeded in macro 'f'");
+  EXPECT_NE(error_of("{{ 'xx' * 100000000000 }}").find("repetition too large"), std::string::npos);
+  EXPECT_NE(error_of("{{ range(1000000)|length }}").find("Range too big"), std::string::npos);
+}
+
 TEST(ChatTemplate, ChatmlAndVariables) {
   const std::vector<ChatMessage> msgs = {{"system", "Be brief."}, {"user", "안녕 😀"}};
   EXPECT_EQ(ChatTemplate::chatml().apply(msgs, true),
@@ -269,6 +284,30 @@ TEST(ChatTemplate, ChatmlAndVariables) {
   EXPECT_EQ(t.apply(msgs, false, {{"date_string", "1 Dec"}}), "<s>2</s>1 Dec");
   EXPECT_EQ(t.source(), "{{ bos_token }}{{ messages|length }}{{ eos_token }}{{ date_string }}");
   EXPECT_THROW(t.apply(msgs, false, json::array()), llmkit::Error);
+}
+
+TEST(ChatTemplate, FromTokenizerConfig) {
+  const json config = {{"chat_template", "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"},
+                       {"bos_token", {{"content", "<s>"}, {"lstrip", false}}},
+                       {"eos_token", "</s>"}};
+  const std::vector<ChatMessage> msgs = {{"user", "x"}};
+  EXPECT_EQ(llmkit::tokenizer::chat_template_from_config(config).apply(msgs, false), "<s>x</s>");
+  const json listed = {
+      {"chat_template",
+       {{{"name", "tool_use"}, {"template", "T"}}, {{"name", "default"}, {"template", "D"}}}},
+      {"eos_token", nullptr}};
+  EXPECT_EQ(llmkit::tokenizer::chat_template_from_config(listed).source(), "D");
+  try {
+    llmkit::tokenizer::chat_template_from_config(json::object(), "dir/tokenizer_config.json");
+    FAIL() << "no error";
+  } catch (const llmkit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dir/tokenizer_config.json: no \"chat_template\""),
+              std::string::npos);
+  }
+  EXPECT_THROW(llmkit::tokenizer::chat_template_from_config({{"chat_template", 3}}), llmkit::Error);
+  EXPECT_THROW(
+      llmkit::tokenizer::chat_template_from_config({{"chat_template", "x"}, {"eos_token", 1}}),
+      llmkit::Error);
 }
 
 }  // namespace
