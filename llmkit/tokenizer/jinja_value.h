@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "llmkit/core/error.h"
+
 namespace llmkit::tokenizer::jinja {
 
 class Value;
@@ -85,10 +87,23 @@ class Value {
   int64_t as_int() const { return kind_ == Kind::kBool ? int64_t{b_} : i_; }  // bool is an int
   double as_float() const { return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int()); }
   const std::string& as_string() const { return s_; }
-  const List& as_list() const { return *list_; }
-  const Dict& as_dict() const { return *dict_; }
-  Dict& namespace_dict() const { return *dict_; }  // namespace() objects are shared and mutable
-  const Callable& as_callable() const { return *fn_; }
+  // The containers; calling one of these on a value of another kind is an internal error.
+  const List& as_list() const {
+    LLMKIT_CHECK(list_, "chat template: internal error: ", type_name(), " used as a list");
+    return *list_;
+  }
+  const Dict& as_dict() const {
+    LLMKIT_CHECK(dict_, "chat template: internal error: ", type_name(), " used as a dict");
+    return *dict_;
+  }
+  Dict& namespace_dict() const {  // namespace() objects are shared and mutable
+    LLMKIT_CHECK(dict_, "chat template: internal error: ", type_name(), " used as a namespace");
+    return *dict_;
+  }
+  const Callable& as_callable() const {
+    LLMKIT_CHECK(fn_, "chat template: internal error: ", type_name(), " called");
+    return *fn_;
+  }
   // Why this value is undefined, as jinja2 words it ("'x' is undefined").
   const std::string& undefined_hint() const { return s_; }
 
