@@ -202,21 +202,23 @@ class Renderer {
   static Value loop_object(const List& items, int64_t i) {
     const int64_t len = static_cast<int64_t>(items.size());
     Dict loop;
-    loop.set("index", Value::integer(i + 1));
-    loop.set("index0", Value::integer(i));
-    loop.set("revindex", Value::integer(len - i));
-    loop.set("revindex0", Value::integer(len - i - 1));
-    loop.set("first", Value::boolean(i == 0));
-    loop.set("last", Value::boolean(i == len - 1));
-    loop.set("length", Value::integer(len));
-    loop.set("depth", Value::integer(1));
-    loop.set("depth0", Value::integer(0));
-    loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
-    loop.set("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
-    loop.set("cycle", Value::function("cycle", [i](CallArgs& a) {
-               if (a.args.empty()) fail("no items for cycling given");
-               return a.args[i % a.args.size()];
-             }));
+    loop.items.reserve(12);
+    auto put = [&](const char* key, Value v) { loop.items.emplace_back(key, std::move(v)); };
+    put("index", Value::integer(i + 1));
+    put("index0", Value::integer(i));
+    put("revindex", Value::integer(len - i));
+    put("revindex0", Value::integer(len - i - 1));
+    put("first", Value::boolean(i == 0));
+    put("last", Value::boolean(i == len - 1));
+    put("length", Value::integer(len));
+    put("depth", Value::integer(1));
+    put("depth0", Value::integer(0));
+    put("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
+    put("nextitem", i + 1 < len ? items[i + 1] : Value::undefined("there is no next item"));
+    put("cycle", Value::function("cycle", [i](CallArgs& a) {
+          if (a.args.empty()) fail("no items for cycling given");
+          return a.args[i % a.args.size()];
+        }));
     return Value::dict(std::move(loop));
   }
 

@@ -26,9 +26,14 @@ void Dict::set(const std::string& key, Value value) {
   items.emplace_back(key, std::move(value));
 }
 
+const std::string& Value::empty_string() {
+  static const std::string kEmpty;
+  return kEmpty;
+}
+
 Value Value::undefined(std::string hint) {
   Value v;
-  v.s_ = std::move(hint);
+  if (!hint.empty()) v.s_ = std::make_shared<const std::string>(std::move(hint));
   return v;
 }
 Value Value::none() {
@@ -57,7 +62,7 @@ Value Value::number(double f) {
 Value Value::string(std::string s) {
   Value v;
   v.kind_ = Kind::kString;
-  v.s_ = std::move(s);
+  v.s_ = std::make_shared<const std::string>(std::move(s));
   return v;
 }
 Value Value::list(List items, bool tuple) {
@@ -97,7 +102,7 @@ bool Value::truthy() const {
     case Kind::kFloat:
       return f_ != 0;
     case Kind::kString:
-      return !s_.empty();
+      return !as_string().empty();
     case Kind::kList:
       return !list_->empty();
     case Kind::kDict:
@@ -198,7 +203,7 @@ std::string Value::str() const {
     case Kind::kUndefined:
       return "";
     case Kind::kString:
-      return s_;
+      return as_string();
     default:
       return repr();
   }
@@ -217,7 +222,7 @@ std::string Value::repr() const {
     case Kind::kFloat:
       return float_repr(f_);
     case Kind::kString:
-      return string_repr(s_);
+      return string_repr(as_string());
     case Kind::kList: {
       std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();

@@ -86,7 +86,7 @@ class Value {
   bool as_bool() const { return b_; }
   int64_t as_int() const { return kind_ == Kind::kBool ? int64_t{b_} : i_; }  // bool is an int
   double as_float() const { return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int()); }
-  const std::string& as_string() const { return s_; }
+  const std::string& as_string() const { return s_ ? *s_ : empty_string(); }
   // The containers; calling one of these on a value of another kind is an internal error.
   const List& as_list() const {
     LLMKIT_CHECK(list_, "chat template: internal error: ", type_name(), " used as a list");
@@ -105,7 +105,7 @@ class Value {
     return *fn_;
   }
   // Why this value is undefined, as jinja2 words it ("'x' is undefined").
-  const std::string& undefined_hint() const { return s_; }
+  const std::string& undefined_hint() const { return as_string(); }
 
   bool truthy() const;
   std::string str() const;   // Python str(); undefined prints as ""
@@ -119,7 +119,10 @@ class Value {
   bool tuple_ = false;
   int64_t i_ = 0;
   double f_ = 0;
-  std::string s_;  // string, or the undefined hint
+  // The string, or the undefined hint; shared so that copying a Value (every lookup does) never
+  // copies text.
+  std::shared_ptr<const std::string> s_;
+  static const std::string& empty_string();
   std::shared_ptr<const List> list_;
   std::shared_ptr<Dict> dict_;
   std::shared_ptr<const Callable> fn_;
