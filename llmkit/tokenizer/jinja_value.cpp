@@ -1,5 +1,7 @@
 // Values of the chat-template Jinja subset: construction, Python truthiness, str()/repr(),
-// equality and ordering, json.dumps and UTF-8 helpers. See jinja_value.h.
+// equality and ordering, json.dumps and UTF-8 helpers. See jinja_value.h. Float printing follows
+// Python's repr (shortest round-trip digits, scientific below 1e-4 and from 1e16), which
+// std::to_chars gives the digits for.
 #include "llmkit/tokenizer/jinja_value.h"
 
 #include <algorithm>
