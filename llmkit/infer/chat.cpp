@@ -193,4 +193,147 @@ std::string chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
   return reply;
 }
 
+namespace {
+
+// The history with the messages in [system_end, first) left out.
+std::vector<tokenizer::ChatMessage> without(std::span<const tokenizer::ChatMessage> history,
+                                            size_t system_end, size_t first) {
+  std::vector<tokenizer::ChatMessage> out(history.begin(), history.begin() + system_end);
+  out.insert(out.end(), history.begin() + first, history.end());
+  return out;
+}
+
+// Streams generated ids as text: stops at stop ids (GenerateOptions) and hides stop strings.
+std::string stream_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                         std::span<const int32_t> prompt, const GenerateOptions& opt,
+                         std::vector<std::string> stops,
+                         const std::function<void(std::string_view)>& on_text,
+                         GenerateStats* stats) {
+  std::string reply;
+  StopMatcher matcher(std::move(stops));
+  TokenTextStream stream(tok);
+  auto show = [&](const std::string& s) {
+    if (s.empty()) return;
+    reply += s;
+    if (on_text) on_text(s);
+  };
+  GenerateOptions gen = opt;
+  gen.stop_strings.clear();  // the matcher handles them, holding back partial ones
+  generate_ids(
+      decoder, prompt, gen,
+      [&](int32_t id) {
+        show(matcher.push(stream.push(id)));
+        return !matcher.stopped();
+      },
+      stats);
+  show(matcher.push(stream.finish()));
+  show(matcher.finish());
+  return reply;
+}
+
+}  // namespace
+
+TemplatePrompt fit_template_prompt(const tokenizer::ChatTemplate& tpl,
+                                   std::span<const tokenizer::ChatMessage> history,
+                                   const tokenizer::Tokenizer& tok, int64_t budget) {
+  LLMKIT_CHECK(!history.empty(), "chat: the conversation has no message to answer");
+  tokenizer::EncodeOptions special;
+  special.allow_special = true;
+  size_t system_end = 0;
+  while (system_end < history.size() && history[system_end].role == "system") ++system_end;
+  // Where a whole turn can start: a user message (the last one is the new question).
+  std::vector<size_t> starts;
+  for (size_t i = system_end; i < history.size(); ++i)
+    if (history[i].role == "user" || i == system_end) starts.push_back(i);
+  auto fits = [&](size_t k, TemplatePrompt& out) {
+    const auto kept = without(history, system_end, starts[k]);
+    out = {tok.encode(tpl.apply(kept, true), special), starts[k]};
+    return static_cast<int64_t>(out.ids.size()) <= budget;
+  };
+  TemplatePrompt best, trial;
+  if (starts.empty() || fits(0, best)) {
+    if (starts.empty()) best = {tok.encode(tpl.apply(history, true), special), history.size()};
+    return best;
+  }
+  const size_t last = starts.size() - 1;
+  if (!fits(last, best)) {
+    fail("chat: the new message needs ", best.ids.size(), " tokens",
+         system_end ? " with the system message" : "", " but only ", budget,
+         " fit (the model's context less the room kept for the reply); shorten it");
+  }
+  size_t lo = 1, hi = last;  // fits(hi) holds; the prompt shrinks as more turns go
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (fits(mid, trial)) {
+      hi = mid;
+      best = std::move(trial);
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return best;
+}
+
+std::vector<int32_t> end_of_turn_ids(const tokenizer::ChatTemplate& tpl,
+                                     const tokenizer::Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  if (!tpl.eos_token().empty())
+    if (auto id = tok.find_token(tpl.eos_token())) ids.push_back(*id);
+  // What the template writes right after an assistant message, up to the next special token.
+  const std::string marker = "llmkit-probe-reply";
+  std::string text;
+  try {
+    const std::vector<tokenizer::ChatMessage> probe = {{"user", "hi"}, {"assistant", marker}};
+    text = tpl.apply(probe, false);
+  } catch (const Error&) {
+    return ids;  // a template that refuses the probe: the eos token only
+  }
+  const size_t at = text.rfind(marker);
+  if (at == std::string::npos) return ids;
+  std::string_view after = std::string_view(text).substr(at + marker.size());
+  while (!after.empty() &&
+         std::string_view(" \t\r\n").find(after.front()) != std::string_view::npos)
+    after.remove_prefix(1);
+  std::string best;
+  for (const std::string& s : tok.special_tokens())
+    if (!s.empty() && after.starts_with(s) && s.size() > best.size()) best = s;
+  if (!best.empty()) {
+    const int32_t id = tok.token_to_id(best);
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::string template_chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                                const tokenizer::ChatTemplate& tpl,
+                                std::vector<tokenizer::ChatMessage>& history,
+                                std::string_view question, const GenerateOptions& opt,
+                                const std::function<void(std::string_view)>& on_text,
+                                ChatReplyInfo* info, int64_t unbounded_context) {
+  const int64_t ctx = decoder.context() > 0 ? decoder.context() : unbounded_context;
+  const int64_t room = std::max<int64_t>(1, std::min(opt.max_new_tokens, ctx / 2));
+  history.push_back({"user", std::string(question)});
+  std::string reply;
+  ChatReplyInfo out;
+  try {
+    const TemplatePrompt prompt = fit_template_prompt(tpl, history, tok, ctx - room);
+    size_t system_end = 0;
+    while (system_end < history.size() && history[system_end].role == "system") ++system_end;
+    out.dropped_turns = static_cast<size_t>(
+        std::count_if(history.begin() + system_end, history.begin() + prompt.first_message,
+                      [](const tokenizer::ChatMessage& m) { return m.role == "user"; }));
+    GenerateOptions gen = opt;
+    for (int32_t id : end_of_turn_ids(tpl, tok))
+      if (std::find(gen.stop_ids.begin(), gen.stop_ids.end(), id) == gen.stop_ids.end())
+        gen.stop_ids.push_back(id);
+    reply = stream_reply(decoder, tok, prompt.ids, gen, opt.stop_strings, on_text, &out.stats);
+  } catch (...) {
+    history.pop_back();  // leave the history as it was
+    throw;
+  }
+  history.push_back({"assistant", reply});
+  if (info) *info = out;
+  return reply;
+}
+
 }  // namespace llmkit::infer

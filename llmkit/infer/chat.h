@@ -11,7 +11,8 @@
 // The same text is the saved-transcript format (`llmkit chat --transcript/--save`). The prompt
 // is trimmed to the model's context by dropping the oldest turns, never the new question; the
 // reply is streamed through a StopMatcher, so a stop string ("\nUser:", ...) is never shown even
-// in part. Not here: chat templates of instruction-tuned models (none are trained by llmkit).
+// in part. Instruction-tuned models (SmolLM2-Instruct, Llama-3-Instruct, ...) talk through their
+// chat template instead: template_chat_reply below renders the history with it.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,7 @@
 
 #include "llmkit/infer/generate.h"
 #include "llmkit/infer/text_stream.h"
+#include "llmkit/tokenizer/chat_template.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
 namespace llmkit::infer {
@@ -92,5 +94,41 @@ std::string chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
                        const GenerateOptions& opt,
                        const std::function<void(std::string_view)>& on_text = {},
                        ChatReplyInfo* info = nullptr, int64_t unbounded_context = 4096);
+
+// ---- Chat through a model's chat template (instruction-tuned models) ----
+
+struct TemplatePrompt {
+  std::vector<int32_t> ids;  // the tokens of the rendered prompt (special tokens recognised)
+  size_t first_message = 0;  // messages after the leading system ones and before this were dropped
+};
+
+// The prompt for the reply to the last message of `history`: the template rendered with the
+// generation prompt and encoded with special tokens recognised (as apply_chat_template with
+// tokenize=True). To fit `budget` tokens it drops the fewest oldest whole turns (a turn starts
+// at a user message); the leading system message(s) and the last turn are always kept. If they
+// alone exceed the budget, an Error says how long the prompt is and how much fits.
+TemplatePrompt fit_template_prompt(const tokenizer::ChatTemplate& tpl,
+                                   std::span<const tokenizer::ChatMessage> history,
+                                   const tokenizer::Tokenizer& tok, int64_t budget);
+
+// The ids that end an assistant turn: the tokenizer's id of tpl.eos_token() (if any) and the
+// special token the template writes right after an assistant message (<|im_end|> for ChatML,
+// <|eot_id|> for Llama 3, <end_of_turn> for Gemma, ...), found by rendering a probe conversation.
+std::vector<int32_t> end_of_turn_ids(const tokenizer::ChatTemplate& tpl,
+                                     const tokenizer::Tokenizer& tok);
+
+// One round with an instruction-tuned model: appends {user, question} to `history`, fits the
+// prompt to the decoder's context keeping room for the reply (opt.max_new_tokens, at most half
+// the context), streams the reply to on_text token by token (never a partial UTF-8 character,
+// never any part of opt.stop_strings), stopping at end_of_turn_ids() and opt.stop_ids (none of
+// them shown), and appends {assistant, reply}. Returns the reply as generated; info->dropped_turns
+// counts the user turns left out of this prompt. When the question does not fit, or the template
+// refuses the history (raise_exception), the Error leaves the history as it was.
+std::string template_chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                                const tokenizer::ChatTemplate& tpl,
+                                std::vector<tokenizer::ChatMessage>& history,
+                                std::string_view question, const GenerateOptions& opt,
+                                const std::function<void(std::string_view)>& on_text = {},
+                                ChatReplyInfo* info = nullptr, int64_t unbounded_context = 4096);
 
 }  // namespace llmkit::infer

@@ -370,3 +370,179 @@ TEST(GenerateText, StreamsNoPartOfAStopStringAndNoSplitCharacter) {
   EXPECT_EQ(out, reference_cut(script, stops));
   EXPECT_EQ(streamed, out);
 }
+
+// ---- Chat through a chat template (ChatML) ----
+
+namespace {
+
+// A byte-level BPE with the ChatML special tokens and a few merges.
+const tokenizer::Tokenizer& chatml_tokenizer() {
+  static const tokenizer::Tokenizer tok = [] {
+    tokenizer::TrainOptions o;
+    o.vocab_size = 300;
+    o.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    return tokenizer::Tokenizer::train_from_text(
+        "user assistant system hello there the question answer 안녕하세요 user assistant", o);
+  }();
+  return tok;
+}
+
+// "Generates" the given ids one by one, then `last` forever; records each prompt.
+class IdsDecoder : public infer::Decoder {
+ public:
+  IdsDecoder(std::vector<int32_t> script, int32_t last, int64_t context)
+      : script_(std::move(script)), last_(last), context_(context) {}
+  int64_t context() const override { return context_; }
+  void reset(bool) override { prompt_len_ = 0; }
+  std::vector<float> next_logits(std::span<const int32_t> seq, size_t) override {
+    if (prompt_len_ == 0) {
+      prompt_len_ = seq.size();
+      prompts.emplace_back(seq.begin(), seq.end());
+    }
+    const size_t step = seq.size() - prompt_len_;
+    std::vector<float> logits(chatml_tokenizer().vocab_size(), 0.0f);
+    logits[step < script_.size() ? script_[step] : last_] = 100.0f;
+    return logits;
+  }
+  std::vector<std::vector<int32_t>> prompts;
+
+ private:
+  std::vector<int32_t> script_;
+  int32_t last_;
+  int64_t context_;
+  size_t prompt_len_ = 0;
+};
+
+tokenizer::ChatTemplate chatml_with_eos() {
+  return tokenizer::ChatTemplate(tokenizer::ChatTemplate::chatml().source(), "", "<|endoftext|>");
+}
+
+std::vector<tokenizer::ChatMessage> long_history(int turns) {
+  std::vector<tokenizer::ChatMessage> h = {{"system", "Be kind."}};
+  for (int i = 0; i < turns; ++i) {
+    h.push_back({"user", "question number " + std::to_string(i)});
+    h.push_back({"assistant", "answer number " + std::to_string(i)});
+  }
+  return h;
+}
+
+}  // namespace
+
+TEST(TemplateChat, EndOfTurnIdsAreEosAndTheTokenAfterAnAssistantMessage) {
+  const auto& tok = chatml_tokenizer();
+  const auto ids = infer::end_of_turn_ids(chatml_with_eos(), tok);
+  EXPECT_EQ(
+      ids, (std::vector<int32_t>{tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|im_end|>")}));
+  // A template whose end-of-turn text is not a special token of this tokenizer: eos only.
+  const tokenizer::ChatTemplate llama3(
+      "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}"
+      "<|eot_id|>{% endfor %}",
+      "", "<|endoftext|>");
+  EXPECT_EQ(infer::end_of_turn_ids(llama3, tok),
+            (std::vector<int32_t>{tok.token_to_id("<|endoftext|>")}));
+}
+
+TEST(TemplateChat, StreamsTheReplyUntilImEndAndRecordsIt) {
+  const auto& tok = chatml_tokenizer();
+  const int32_t im_end = tok.token_to_id("<|im_end|>");
+  std::vector<int32_t> script = tok.encode("Hello 안녕하세요 😀");
+  script.push_back(im_end);
+  const std::vector<int32_t> garbage = tok.encode("never shown");
+  script.insert(script.end(), garbage.begin(), garbage.end());
+  IdsDecoder d(script, im_end, 1000);
+  std::vector<tokenizer::ChatMessage> history = {{"system", "Be kind."}};
+  std::vector<std::string> pieces;
+  const std::string reply =
+      infer::template_chat_reply(d, tok, chatml_with_eos(), history, "hi", greedy(100),
+                                 [&](std::string_view s) { pieces.emplace_back(s); });
+  EXPECT_EQ(reply, "Hello 안녕하세요 😀");
+  std::string joined;
+  for (const auto& p : pieces) {
+    EXPECT_EQ(tokenizer::utf8_find_invalid(p), -1) << "a piece splits a character";
+    joined += p;
+  }
+  EXPECT_EQ(joined, reply);
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[1].role, "user");
+  EXPECT_EQ(history[2].role, "assistant");
+  EXPECT_EQ(history[2].content, reply);
+  ASSERT_EQ(d.prompts.size(), 1u);
+  // The prompt is the template's text, its special tokens encoded as single ids.
+  EXPECT_EQ(tok.decode(d.prompts[0]),
+            "<|im_start|>system\nBe "
+            "kind.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(std::count(d.prompts[0].begin(), d.prompts[0].end(), im_end), 2);
+}
+
+TEST(TemplateChat, FitsTheContextByDroppingOldTurnsKeepingTheSystemMessage) {
+  const auto& tok = chatml_tokenizer();
+  const auto tpl = chatml_with_eos();
+  tokenizer::EncodeOptions special;
+  special.allow_special = true;
+  auto history = long_history(8);
+  history.push_back({"user", "the new question"});
+  const int64_t whole = static_cast<int64_t>(tok.encode(tpl.apply(history, true), special).size());
+  EXPECT_EQ(infer::fit_template_prompt(tpl, history, tok, whole).first_message, 1u);
+  for (int64_t budget : {whole - 1, whole / 2}) {
+    const infer::TemplatePrompt p = infer::fit_template_prompt(tpl, history, tok, budget);
+    ASSERT_GT(p.first_message, 1u);
+    EXPECT_EQ(history[p.first_message].role, "user");  // whole turns only
+    EXPECT_LE(static_cast<int64_t>(p.ids.size()), budget);
+    const std::string text = tok.decode(p.ids);
+    EXPECT_TRUE(text.starts_with("<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\n"))
+        << text;
+    EXPECT_TRUE(text.ends_with("the new question<|im_end|>\n<|im_start|>assistant\n")) << text;
+    // One turn more would not fit: the fewest were dropped.
+    std::vector<tokenizer::ChatMessage> more(history.begin(), history.begin() + 1);
+    more.insert(more.end(), history.begin() + p.first_message - 2, history.end());
+    EXPECT_GT(static_cast<int64_t>(tok.encode(tpl.apply(more, true), special).size()), budget);
+  }
+  try {
+    infer::fit_template_prompt(tpl, history, tok, 10);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("with the system message but only 10 fit"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(TemplateChat, TinyGptKeepsTheHistoryWithinItsContext) {
+  const auto& tok = chatml_tokenizer();
+  models::GPTConfig c;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 16;
+  c.block_size = 96;
+  c.vocab_size = tok.vocab_size();
+  models::GPT model(c, 7);
+  model.eval();
+  infer::GptDecoder decoder(model);
+  const auto tpl = chatml_with_eos();
+  std::vector<tokenizer::ChatMessage> history = {{"system", "Be kind."}};
+  infer::GenerateOptions opt = greedy(16);
+  opt.stop_ids.clear();  // the template's own end-of-turn ids stop it
+  size_t dropped = 0;
+  for (int round = 0; round < 6; ++round) {
+    std::string shown;
+    infer::ChatReplyInfo info;
+    const std::string reply = infer::template_chat_reply(
+        decoder, tok, tpl, history, "question " + std::to_string(round), opt,
+        [&](std::string_view s) { shown += s; }, &info);
+    EXPECT_EQ(shown, reply);
+    EXPECT_EQ(reply.find("<|im_end|>"), std::string::npos);
+    EXPECT_LE(info.stats.prompt_tokens + info.stats.new_tokens, c.block_size);
+    EXPECT_LE(info.stats.new_tokens, 16);
+    dropped = std::max(dropped, info.dropped_turns);
+    ASSERT_EQ(history.size(), 3u + 2u * round);
+    EXPECT_EQ(history.front().role, "system");
+    EXPECT_EQ(history.back().role, "assistant");
+    EXPECT_EQ(history.back().content, reply);
+  }
+  EXPECT_GT(dropped, 0u);  // six rounds do not fit in 96 tokens: old turns went
+  // A template that refuses the history leaves it as it was.
+  const tokenizer::ChatTemplate strict("{{ raise_exception('no') }}");
+  const auto before = history.size();
+  EXPECT_THROW(infer::template_chat_reply(decoder, tok, strict, history, "x", opt), Error);
+  EXPECT_EQ(history.size(), before);
+}
