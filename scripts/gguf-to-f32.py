@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a copy of a GGUF file with every tensor dequantised to F32 (same names, same metadata
 except general.file_type), so llama.cpp and llmkit run the same f32 weights.
-Usage: make_f32_gguf.py IN.gguf OUT.gguf   (needs the `gguf` package: .venv from install-deps.sh)"""
+Usage: scripts/gguf-to-f32.py IN.gguf OUT.gguf   (needs the `gguf` package: .venv from install-deps.sh)"""
 import os
 import sys
 

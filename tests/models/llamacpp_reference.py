@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""llama.cpp's greedy decoding, the second reference of tests/models/test_llamacpp_parity.cpp.
+Usage: llamacpp_reference.py MODEL.gguf IN.json OUT.json
+IN.json: {"prompts": [[ids...], ...], "new_tokens": N}; the prompts are token ids (llmkit's own
+tokenisation, so only the model is compared). OUT.json: {"tokens": [[ids...], ...],
+"tokenized": [[ids...], ...]} where "tokenized" is llama.cpp's tokenisation of IN's "texts" (if
+given), to compare the GGUF tokenizers too. Greedy = argmax of the last position's logits, one
+token at a time, as llmkit's greedy sampler does."""
+import json
+import sys
+
+import llama_cpp
+
+
+def main():
+    path, inp, out = sys.argv[1:4]
+    spec = json.load(open(inp))
+    n_new = int(spec["new_tokens"])
+    longest = max(len(p) for p in spec["prompts"])
+    llm = llama_cpp.Llama(model_path=path, n_ctx=longest + n_new + 8, n_threads=2,
+                          n_threads_batch=2, verbose=False, logits_all=False)
+    results = []
+    for prompt in spec["prompts"]:
+        llm.reset()
+        llm.eval(prompt)
+        toks = []
+        for _ in range(n_new):
+            nxt = int(llm.scores[llm.n_tokens - 1].argmax())
+            toks.append(nxt)
+            llm.eval([nxt])
+        results.append(toks)
+    tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True)
+                 for t in spec.get("texts", [])]
+    json.dump({"tokens": results, "tokenized": tokenized}, open(out, "w"))
+
+
+if __name__ == "__main__":
+    main()
