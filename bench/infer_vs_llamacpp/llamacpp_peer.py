@@ -8,6 +8,12 @@ import sys
 import time
 
 import llama_cpp
+import numpy as np
+
+
+def last_logits(llm):
+    """The logits of the last token evaluated (llama-cpp-python keeps no copy unless logits_all)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
 
 
 def main():
@@ -29,10 +35,10 @@ def main():
     llm.reset()
     llm.eval(tokens[:16])
     t0 = time.perf_counter()
-    nxt = int(llm.scores[llm.n_tokens - 1].argmax())
+    nxt = int(last_logits(llm).argmax())
     for _ in range(tg):
         llm.eval([nxt])
-        nxt = int(llm.scores[llm.n_tokens - 1].argmax())
+        nxt = int(last_logits(llm).argmax())
     tg_s = tg / (time.perf_counter() - t0)
     print(json.dumps({"peer": f"llama.cpp via llama-cpp-python {llama_cpp.__version__}",
                       "load_s": load_s, "pp": best_pp, "tg": tg_s, "pp_tokens": pp,

@@ -10,6 +10,12 @@ import json
 import sys
 
 import llama_cpp
+import numpy as np
+
+
+def last_logits(llm):
+    """The logits of the last token evaluated (llama-cpp-python keeps no copy unless logits_all)."""
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
 
 
 def main():
@@ -25,7 +31,7 @@ def main():
         llm.eval(prompt)
         toks = []
         for _ in range(n_new):
-            nxt = int(llm.scores[llm.n_tokens - 1].argmax())
+            nxt = int(last_logits(llm).argmax())
             toks.append(nxt)
             llm.eval([nxt])
         results.append(toks)
