@@ -243,9 +243,11 @@ GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* b
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // A key/value takes at least 13 bytes (key length, type, a 1-byte value); a tensor info 24.
   if (n_kv > c.left() / 13)
-    fail(file, ": metadata count ", n_kv, " is impossible: ", c.left(), " bytes are left");
+    fail(file, ": metadata count ", n_kv, " is impossible: only ", c.left(),
+         " bytes are left (truncated or corrupt)");
   if (n_tensors > c.left() / 24)
-    fail(file, ": tensor count ", n_tensors, " is impossible: ", c.left(), " bytes are left");
+    fail(file, ": tensor count ", n_tensors, " is impossible: only ", c.left(),
+         " bytes are left (truncated or corrupt)");
 
   uint64_t budget = kMaxValues;
   std::unordered_set<std::string> keys;
@@ -292,8 +294,9 @@ GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* b
            kernels::ggml_type_name(t.type), "'s block of ", block);
     const uint64_t rows = ne0 == 0 ? 0 : static_cast<uint64_t>(numel / ne0);
     uint64_t nbytes = 0;
-    if (__builtin_mul_overflow(static_cast<uint64_t>(kernels::ggml_row_size(t.type, ne0)), rows,
-                               &nbytes))
+    if (__builtin_mul_overflow(static_cast<uint64_t>(ne0 / block),
+                               static_cast<uint64_t>(kernels::ggml_type_size(t.type)), &nbytes) ||
+        __builtin_mul_overflow(nbytes, rows, &nbytes) || nbytes > SIZE_MAX)
       fail(file, ": ", where, ": byte size overflows");
     t.nbytes = nbytes;
     out.tensors.push_back(std::move(t));

@@ -16,8 +16,11 @@
 #include "llmkit/core/dtype.h"
 #include "llmkit/core/error.h"
 
-// Bit-exactness with ggml and numpy needs every product rounded before it is added: forbid the
-// compiler to fuse a * b + c into an FMA (GCC and clang both do so by default at -march=native).
+// ggml and numpy round every product before adding. For these formats the products that are
+// added to (q * d, d * sc, (d * sc) * q of Q4_K/Q5_K) are exact in float anyway (an 11-bit fp16
+// mantissa times at most two small integers: <= 22 bits), so an FMA would give the same bits
+// today; contraction (which GCC and clang do by default at -march=native) is still turned off so
+// that a kernel added later cannot drift from the reference silently.
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
@@ -413,7 +416,10 @@ size_t ggml_row_size(GgmlType t, int64_t n) {
   if (n < 0 || n % ti.block != 0)
     fail("ggml type ", ti.name, ": a row of ", n, " elements is not a whole number of ", ti.block,
          "-element blocks");
-  return static_cast<size_t>(n / ti.block) * ti.bytes;
+  const auto blocks = static_cast<size_t>(n / ti.block);
+  if (blocks > SIZE_MAX / ti.bytes)
+    fail("ggml type ", ti.name, ": a row of ", n, " elements does not fit in memory");
+  return blocks * ti.bytes;
 }
 
 namespace {

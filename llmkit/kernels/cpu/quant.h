@@ -1,6 +1,6 @@
 // ggml's tensor types (the ones GGUF files carry) and dequantisation of a row of blocks to f32,
 // bit for bit as ggml's dequantize_row_* (and the `gguf` Python package's numpy code) computes
-// it: every product and sum is rounded to float separately, never fused (quant.cpp turns
+// it: every product and sum is rounded to float separately, in ggml's order (quant.cpp turns
 // floating-point contraction off), so the result does not depend on FMA.
 // Plain kernels on raw pointers, one row per call; threading over rows belongs in the caller.
 // Not here: quantisation and quantised dot products (the next issue), the GGUF container
