@@ -128,7 +128,7 @@ inline float fp16(const uint8_t* p) {
 
 // ---- portable block decoders: y[0..block) from one block at b --------------------------------
 
-void block_q4_0(const uint8_t* b, float* y) {
+void block_q4_0(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b);
   const uint8_t* qs = b + 2;
   for (int j = 0; j < 16; ++j) {
@@ -137,7 +137,7 @@ void block_q4_0(const uint8_t* b, float* y) {
   }
 }
 
-void block_q4_1(const uint8_t* b, float* y) {
+void block_q4_1(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b), m = fp16(b + 2);
   const uint8_t* qs = b + 4;
   for (int j = 0; j < 16; ++j) {
@@ -146,7 +146,7 @@ void block_q4_1(const uint8_t* b, float* y) {
   }
 }
 
-void block_q5_0(const uint8_t* b, float* y) {
+void block_q5_0(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b);
   uint32_t qh;
   std::memcpy(&qh, b + 2, 4);
@@ -159,7 +159,7 @@ void block_q5_0(const uint8_t* b, float* y) {
   }
 }
 
-void block_q5_1(const uint8_t* b, float* y) {
+void block_q5_1(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b), m = fp16(b + 2);
   uint32_t qh;
   std::memcpy(&qh, b + 4, 4);
@@ -172,7 +172,7 @@ void block_q5_1(const uint8_t* b, float* y) {
   }
 }
 
-void block_q8_0(const uint8_t* b, float* y) {
+void block_q8_0(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b);
   const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(qs[j]) * d;
@@ -189,7 +189,7 @@ inline void scale_min_k4(int j, const uint8_t* q, int* sc, int* m) {
   }
 }
 
-void block_q4_k(const uint8_t* b, float* y) {
+void block_q4_k(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b), dmin = fp16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* q = b + 16;
@@ -204,7 +204,7 @@ void block_q4_k(const uint8_t* b, float* y) {
   }
 }
 
-void block_q5_k(const uint8_t* b, float* y) {
+void block_q5_k(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b), dmin = fp16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
@@ -223,24 +223,24 @@ void block_q5_k(const uint8_t* b, float* y) {
   }
 }
 
-void block_q6_k(const uint8_t* b, float* y) {
+void block_q6_k(const uint8_t* __restrict b, float* __restrict y) {
   const float d = fp16(b + 208);
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  // ggml's loop computes the four outputs l, l+32, l+64, l+96 together; here each run of 16
+  // outputs (one scale) is its own loop, which the compiler vectorises. Same values.
   for (int h = 0; h < 2; ++h, ql += 64, qh += 32, sc += 8, y += 128) {
-    float ds[8];
-    for (int i = 0; i < 8; ++i) ds[i] = d * static_cast<float>(sc[i]);
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = ((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32;
-      const int q2 = ((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32;
-      const int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-      const int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-      y[l] = ds[is] * static_cast<float>(q1);
-      y[l + 32] = ds[is + 2] * static_cast<float>(q2);
-      y[l + 64] = ds[is + 4] * static_cast<float>(q3);
-      y[l + 96] = ds[is + 6] * static_cast<float>(q4);
+    for (int part = 0; part < 4; ++part) {  // outputs 32 * part + l, l < 32
+      const uint8_t* lo = ql + (part % 2) * 32;
+      const int nibble = (part / 2) * 4, high = 2 * part;
+      for (int k = 0; k < 2; ++k) {
+        const float s = d * static_cast<float>(sc[2 * part + k]);
+        for (int l = 16 * k; l < 16 * k + 16; ++l) {
+          const int q = (((lo[l] >> nibble) & 0xF) | ((qh[l] >> high) & 3) << 4) - 32;
+          y[32 * part + l] = s * static_cast<float>(q);
+        }
+      }
     }
   }
 }
