@@ -310,8 +310,9 @@ void check_gguf(const io::GgufFile& f) {
     FUZZ_CHECK(x.shape() == t.shape() && x.numel() == t.numel());
     if (x.numel() > 0) sum += static_cast<unsigned>(x.data<float>()[x.numel() - 1] != 0);
   }
-  for (const auto& [key, v] : f.metadata) {
-    FUZZ_CHECK(f.find(key) == &v);
+  for (const auto& kv : f.metadata) {
+    const io::GgufValue& v = kv.second;  // a plain reference: clang 14 cannot capture bindings
+    FUZZ_CHECK(f.find(kv.first) == &v);
     auto attempt = [](auto&& read) {
       try {
         read();
