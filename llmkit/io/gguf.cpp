@@ -273,12 +273,15 @@ GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* b
     if (!names.insert(t.name).second) fail(file, ": ", where, ": the name appears twice");
     const uint32_t n_dims = c.read<uint32_t>("a tensor's dim count");
     if (n_dims > kMaxDims) fail(file, ": ", where, " has ", n_dims, " dims (at most 4)");
-    int64_t numel = 1;
+    // The product of the non-zero dims must fit too (as for every llmkit Tensor, check_shape):
+    // an empty tensor [0, 2^40, 2^40] has no bytes but no shape either.
+    int64_t numel = 1, nonzero = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t n = c.read<uint64_t>("a tensor dim");
       if (n > static_cast<uint64_t>(INT64_MAX) ||
-          __builtin_mul_overflow(numel, static_cast<int64_t>(n), &numel))
+          __builtin_mul_overflow(nonzero, std::max<int64_t>(static_cast<int64_t>(n), 1), &nonzero))
         fail(file, ": ", where, ": dims overflow (dim ", d, " is ", n, ")");
+      numel *= static_cast<int64_t>(n);  // <= nonzero
       t.ne.push_back(static_cast<int64_t>(n));
     }
     const uint32_t type = c.read<uint32_t>("a tensor type");

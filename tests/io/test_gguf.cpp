@@ -363,6 +363,7 @@ TEST(GgufMalformed, BadTensorInfos) {
   expect_error(gguf_file({{"w", {1ull << 32, 1ull << 32}, 0, 0}}, data),
                {"tensor 'w'", "overflow"});
   expect_error(gguf_file({{"w", {1ull << 63}, 0, 0}}, data), {"tensor 'w'", "overflow"});
+  expect_error(gguf_file({{"w", {1ull << 40, 0, 1ull << 40}, 0, 0}}, data), {"'w'", "overflow"});
   expect_error(gguf_file({{"w", {1ull << 61}, 0, 0}}, data), {"tensor 'w'", "outside"});
   expect_error(gguf_file({{"w", {1ull << 62}, 0, 0}}, data), {"tensor 'w'", "overflow"});
   expect_error(gguf_file({{"w", {1, 1, 1, 1, 1}, 0, 0}}, data), {"tensor 'w'", "5 dims"});
