@@ -206,12 +206,10 @@ GgufValue read_value(Cursor& c, VT type, int depth, uint64_t* budget, const std:
   return v;
 }
 
-// Everything the header says, validated against a file of bytes.size() bytes; the tensors'
-// data pointers are set from `base` (the first byte of the file).
-GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* base) {
+// The magic and the version (2 or 3), each refused with the reason.
+uint32_t read_magic_version(Cursor& c, std::string_view bytes, const std::string& file) {
   if (bytes.size() < 8)
     fail(file, ": not a GGUF file (", bytes.size(), " bytes, shorter than magic and version)");
-  Cursor c(bytes, file);
   if (c.read<uint32_t>("magic") != kMagic) {
     std::string shown;
     for (int k = 0; k < 4; ++k) {
@@ -226,19 +224,103 @@ GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* b
     }
     fail(file, ": not a GGUF file (magic '", shown, "', expected 'GGUF')");
   }
+  const uint32_t version = c.read<uint32_t>("version");
+  if (version == 2 || version == 3) return version;
+  if (version == 1)
+    fail(file,
+         ": GGUF version 1 (32-bit counts, 2023) is not supported; llmkit reads versions 2 "
+         "and 3 (convert the model again with a current llama.cpp)");
+  if ((version & 0xFFFF) == 0)
+    fail(file, ": a big-endian GGUF file (version field ", version,
+         "); llmkit reads little-endian GGUF v2 and v3");
+  fail(file, ": GGUF version ", version, " is not supported (llmkit reads versions 2 and 3)");
+}
+
+// One tensor info: name, dims, type, offset; its byte size computed and overflow-checked.
+GgufTensor read_tensor_info(Cursor& c, std::unordered_set<std::string>* names) {
+  const std::string& file = c.file();
+  const size_t at = c.pos();
+  GgufTensor t;
+  t.name = c.str("a tensor name");
+  const std::string where = "tensor '" + t.name + "' (info at byte " + std::to_string(at) + ")";
+  if (!names->insert(t.name).second) fail(file, ": ", where, ": the name appears twice");
+  const uint32_t n_dims = c.read<uint32_t>("a tensor's dim count");
+  if (n_dims > kMaxDims) fail(file, ": ", where, " has ", n_dims, " dims (at most 4)");
+  // The product of the non-zero dims must fit too (as for every llmkit Tensor, check_shape):
+  // an empty tensor [0, 2^40, 2^40] has no bytes but no shape either.
+  int64_t numel = 1, nonzero = 1;
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    const uint64_t n = c.read<uint64_t>("a tensor dim");
+    if (n > static_cast<uint64_t>(INT64_MAX) ||
+        __builtin_mul_overflow(nonzero, std::max<int64_t>(static_cast<int64_t>(n), 1), &nonzero))
+      fail(file, ": ", where, ": dims overflow (dim ", d, " is ", n, ")");
+    numel *= static_cast<int64_t>(n);  // <= nonzero
+    t.ne.push_back(static_cast<int64_t>(n));
+  }
+  const uint32_t type = c.read<uint32_t>("a tensor type");
+  if (!kernels::ggml_type_known(type))
+    fail(file, ": ", where, " has ggml type ", kernels::ggml_type_name(GgmlType(type)), " (", type,
+         "), which llmkit does not read");
+  t.type = GgmlType(type);
+  t.offset = c.read<uint64_t>("a tensor offset");
+  const int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
+  const int64_t block = kernels::ggml_block_size(t.type);
+  if (ne0 % block != 0)
+    fail(file, ": ", where, ": row length ", ne0, " is not a multiple of ",
+         kernels::ggml_type_name(t.type), "'s block of ", block);
+  const uint64_t rows = ne0 == 0 ? 0 : static_cast<uint64_t>(numel / ne0);
+  uint64_t nbytes = 0;
+  if (__builtin_mul_overflow(static_cast<uint64_t>(ne0 / block),
+                             static_cast<uint64_t>(kernels::ggml_type_size(t.type)), &nbytes) ||
+      __builtin_mul_overflow(nbytes, rows, &nbytes) || nbytes > SIZE_MAX)
+    fail(file, ": ", where, ": byte size overflows");
+  t.nbytes = nbytes;
+  return t;
+}
+
+// Sets the alignment and the data section after the infos (which end at `end`), checks every
+// tensor's bytes (aligned, inside the file, not overlapping) and points them into `base`.
+void place_tensors(GgufFile& out, uint64_t end, uint64_t size, const uint8_t* base) {
+  const std::string& file = out.path;
+  if (const GgufValue* a = out.find("general.alignment")) {
+    if (a->type != VT::U32)
+      fail(file, ": general.alignment is a ", gguf_type_name(a->type), ", not a U32");
+    if (a->u == 0 || (a->u & (a->u - 1)) != 0)
+      fail(file, ": general.alignment ", a->u, " is not a power of two");
+    out.alignment = a->u;
+  }
+  out.data_offset = (end + out.alignment - 1) / out.alignment * out.alignment;
+  const uint64_t data_size = out.data_offset <= size ? size - out.data_offset : 0;
+  if (!out.tensors.empty() && out.data_offset > size)
+    fail(file, ": truncated: the data section should start at byte ", out.data_offset,
+         " but the file has ", size, " bytes");
+  std::vector<const GgufTensor*> order;
+  for (GgufTensor& t : out.tensors) {
+    if (t.offset % out.alignment != 0)
+      fail(file, ": tensor '", t.name, "' has offset ", t.offset, ", not a multiple of the ",
+           "alignment ", out.alignment);
+    if (t.offset > data_size || t.nbytes > data_size - t.offset)
+      fail(file, ": tensor '", t.name, "' (", t.nbytes, " bytes at offset ", t.offset,
+           ") lies outside the data section (", data_size, " bytes): truncated or corrupt");
+    t.data = base + out.data_offset + t.offset;
+    order.push_back(&t);
+  }
+  std::sort(order.begin(), order.end(),
+            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < order.size(); ++k)
+    if (order[k - 1]->nbytes > 0 && order[k - 1]->offset + order[k - 1]->nbytes > order[k]->offset)
+      fail(file, ": tensor '", order[k]->name, "' (offset ", order[k]->offset,
+           ") overlaps tensor '", order[k - 1]->name, "' (", order[k - 1]->nbytes,
+           " bytes at offset ", order[k - 1]->offset, ")");
+}
+
+// Everything the header says, validated against a file of bytes.size() bytes; the tensors'
+// data pointers are set from `base` (the first byte of the file).
+GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* base) {
+  Cursor c(bytes, file);
   GgufFile out;
   out.path = file;
-  out.version = c.read<uint32_t>("version");
-  if (out.version != 2 && out.version != 3) {
-    if (out.version == 1)
-      fail(file,
-           ": GGUF version 1 (32-bit counts, 2023) is not supported; llmkit reads versions 2 "
-           "and 3 (convert the model again with a current llama.cpp)");
-    if ((out.version & 0xFFFF) == 0)
-      fail(file, ": a big-endian GGUF file (version field ", out.version,
-           "); llmkit reads little-endian GGUF v2 and v3");
-    fail(file, ": GGUF version ", out.version, " is not supported (llmkit reads versions 2 and 3)");
-  }
+  out.version = read_magic_version(c, bytes, file);
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // A key/value takes at least 13 bytes (key length, type, a 1-byte value); a tensor info 24.
@@ -262,80 +344,10 @@ GgufFile parse(std::string_view bytes, const std::string& file, const uint8_t* b
     GgufValue v = read_value(c, static_cast<VT>(t), 0, &budget, key);
     out.metadata.emplace_back(std::move(key), std::move(v));
   }
-
   std::unordered_set<std::string> names;
   out.tensors.reserve(n_tensors);
-  for (uint64_t k = 0; k < n_tensors; ++k) {
-    const size_t at = c.pos();
-    GgufTensor t;
-    t.name = c.str("a tensor name");
-    const std::string where = "tensor '" + t.name + "' (info at byte " + std::to_string(at) + ")";
-    if (!names.insert(t.name).second) fail(file, ": ", where, ": the name appears twice");
-    const uint32_t n_dims = c.read<uint32_t>("a tensor's dim count");
-    if (n_dims > kMaxDims) fail(file, ": ", where, " has ", n_dims, " dims (at most 4)");
-    // The product of the non-zero dims must fit too (as for every llmkit Tensor, check_shape):
-    // an empty tensor [0, 2^40, 2^40] has no bytes but no shape either.
-    int64_t numel = 1, nonzero = 1;
-    for (uint32_t d = 0; d < n_dims; ++d) {
-      const uint64_t n = c.read<uint64_t>("a tensor dim");
-      if (n > static_cast<uint64_t>(INT64_MAX) ||
-          __builtin_mul_overflow(nonzero, std::max<int64_t>(static_cast<int64_t>(n), 1), &nonzero))
-        fail(file, ": ", where, ": dims overflow (dim ", d, " is ", n, ")");
-      numel *= static_cast<int64_t>(n);  // <= nonzero
-      t.ne.push_back(static_cast<int64_t>(n));
-    }
-    const uint32_t type = c.read<uint32_t>("a tensor type");
-    if (!kernels::ggml_type_known(type))
-      fail(file, ": ", where, " has ggml type ", kernels::ggml_type_name(GgmlType(type)), " (",
-           type, "), which llmkit does not read");
-    t.type = GgmlType(type);
-    t.offset = c.read<uint64_t>("a tensor offset");
-    const int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
-    const int64_t block = kernels::ggml_block_size(t.type);
-    if (ne0 % block != 0)
-      fail(file, ": ", where, ": row length ", ne0, " is not a multiple of ",
-           kernels::ggml_type_name(t.type), "'s block of ", block);
-    const uint64_t rows = ne0 == 0 ? 0 : static_cast<uint64_t>(numel / ne0);
-    uint64_t nbytes = 0;
-    if (__builtin_mul_overflow(static_cast<uint64_t>(ne0 / block),
-                               static_cast<uint64_t>(kernels::ggml_type_size(t.type)), &nbytes) ||
-        __builtin_mul_overflow(nbytes, rows, &nbytes) || nbytes > SIZE_MAX)
-      fail(file, ": ", where, ": byte size overflows");
-    t.nbytes = nbytes;
-    out.tensors.push_back(std::move(t));
-  }
-
-  if (const GgufValue* a = out.find("general.alignment")) {
-    if (a->type != VT::U32)
-      fail(file, ": general.alignment is a ", gguf_type_name(a->type), ", not a U32");
-    if (a->u == 0 || (a->u & (a->u - 1)) != 0)
-      fail(file, ": general.alignment ", a->u, " is not a power of two");
-    out.alignment = a->u;
-  }
-  out.data_offset = (c.pos() + out.alignment - 1) / out.alignment * out.alignment;
-  const uint64_t size = bytes.size();
-  const uint64_t data_size = out.data_offset <= size ? size - out.data_offset : 0;
-  if (!out.tensors.empty() && out.data_offset > size)
-    fail(file, ": truncated: the data section should start at byte ", out.data_offset,
-         " but the file has ", size, " bytes");
-  std::vector<const GgufTensor*> order;
-  for (GgufTensor& t : out.tensors) {
-    if (t.offset % out.alignment != 0)
-      fail(file, ": tensor '", t.name, "' has offset ", t.offset, ", not a multiple of the ",
-           "alignment ", out.alignment);
-    if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      fail(file, ": tensor '", t.name, "' (", t.nbytes, " bytes at offset ", t.offset,
-           ") lies outside the data section (", data_size, " bytes): truncated or corrupt");
-    t.data = base + out.data_offset + t.offset;
-    order.push_back(&t);
-  }
-  std::sort(order.begin(), order.end(),
-            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
-  for (size_t k = 1; k < order.size(); ++k)
-    if (order[k - 1]->nbytes > 0 && order[k - 1]->offset + order[k - 1]->nbytes > order[k]->offset)
-      fail(file, ": tensor '", order[k]->name, "' (offset ", order[k]->offset,
-           ") overlaps tensor '", order[k - 1]->name, "' (", order[k - 1]->nbytes,
-           " bytes at offset ", order[k - 1]->offset, ")");
+  for (uint64_t k = 0; k < n_tensors; ++k) out.tensors.push_back(read_tensor_info(c, &names));
+  place_tensors(out, c.pos(), bytes.size(), base);
   return out;
 }
 
