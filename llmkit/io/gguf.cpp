@@ -433,8 +433,11 @@ void put_value(std::string& out, const GgufValue& v, const std::string& key) {
   }
 }
 
-void pad(std::string& out, uint64_t alignment) {
-  out.append((alignment - out.size() % alignment) % alignment, '\0');
+// Writes n zero bytes in pieces (an alignment may be up to 2^31: never allocate that much).
+void write_zeros(AtomicFile& f, uint64_t n) {
+  static const char zeros[4096] = {};
+  for (; n > 0; n -= std::min<uint64_t>(n, sizeof zeros))
+    f.write(zeros, std::min<uint64_t>(n, sizeof zeros));
 }
 
 }  // namespace
@@ -723,14 +726,12 @@ void save_gguf(const std::string& path,
     put<uint64_t>(head, offset);
     offset += (need + alignment - 1) / alignment * alignment;
   }
-  pad(head, alignment);
   AtomicFile f(path);
   f.write(head.data(), head.size());
-  const std::string zeros(alignment, '\0');
+  write_zeros(f, (alignment - head.size() % alignment) % alignment);
   for (const GgufTensorData& t : tensors) {
     f.write(t.bytes.data(), t.bytes.size());
-    const size_t padding = (alignment - t.bytes.size() % alignment) % alignment;
-    f.write(zeros.data(), padding);
+    write_zeros(f, (alignment - t.bytes.size() % alignment) % alignment);
   }
   f.commit();
 }
