@@ -48,13 +48,14 @@ size_t ggml_row_size(GgmlType t, int64_t n);
 
 // dst[0..n) = the values of the n elements at src (ggml_row_size(t, n) bytes, any alignment).
 // An Error naming the type for types it cannot dequantise, or when n is not a multiple of the
-// block size. Uses AVX-512 where compiled in (-march=native), else auto-vectorised loops.
+// block size. Uses AVX-512 or AVX2 kernels where compiled in (-march=native), else the generic
+// loops below.
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
-// The same without the AVX-512 kernels: plain per-block loops as ggml's reference code writes
-// them (the compiler vectorises some). dequantize_row falls back on it; tests and benchmarks
+// The same without the AVX-512 / AVX2 kernels: plain per-block loops as ggml's reference code
+// writes them (the compiler vectorises some). dequantize_row falls back on it; tests and benchmarks
 // compare the two.
 void dequantize_row_generic(GgmlType t, const void* src, float* dst, int64_t n);
-// Whether dequantize_row has hand-vectorised (AVX-512) kernels in this build.
+// Whether dequantize_row has hand-vectorised (AVX-512 or AVX2) kernels in this build.
 bool dequantize_row_is_vectorised();
 
 // ---- block layouts (ggml-common.h). fp16 fields are IEEE binary16 bit patterns. ----------------
