@@ -6,6 +6,7 @@
 // sentence-transformers' encode (cosine >= 0.9999, the minimum printed) for 21 English and
 // Korean texts, two of them cut at 256 tokens, in batches of mixed lengths: first on the
 // reference tokenizer's ids, then end to end with our tokenizer (tests/models/hf_bert_ref.py).
+// One test, so the slow Python reference runs once.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -193,7 +194,7 @@ double min_cosine(const std::vector<std::vector<float>>& ours, const Tensor& st,
 
 }  // namespace
 
-TEST(EmbedMiniLM, HiddenStatesAndEmbeddingsMatchTheReferences) {
+TEST(EmbedMiniLM, MatchesTransformersAndSentenceTransformers) {
   const llmkit::testing::TempDir tmp;
   std::string why;
   if (!minilm_reference(tmp, &why)) GTEST_SKIP() << "MiniLM parity skipped: " << why;
@@ -236,30 +237,16 @@ TEST(EmbedMiniLM, HiddenStatesAndEmbeddingsMatchTheReferences) {
     EXPECT_GE(min_cosine(emb, ref.get("st"), what.c_str()), 0.9999);
     for (const auto& v : emb) EXPECT_NEAR(norm(v), 1.0, 1e-5);
   }
-}
 
-TEST(EmbedMiniLM, EndToEndWithOurTokenizer) {
-  const std::string dir = llmkit::testing::model_path("minilm");
-  if (dir.empty()) GTEST_SKIP() << "all-MiniLM-L6-v2 is not there (scripts/get-models.sh)";
-  try {
-    tokenizer::Tokenizer::load(dir + "/tokenizer.json");
-  } catch (const Error& err) {
-    GTEST_SKIP() << "our tokenizer does not load MiniLM's WordPiece tokenizer.json yet: "
-                 << err.what();
-  }
-  const llmkit::testing::TempDir tmp;
-  std::string why;
-  if (!minilm_reference(tmp, &why)) GTEST_SKIP() << "MiniLM end-to-end skipped: " << why;
-  const infer::Embedder e = infer::load_embedder(dir);
+  // End to end: our tokenizer gives the reference's ids, and embed_texts its vectors.
+  const infer::Embedder em = infer::load_embedder(dir);
   std::ifstream in(tmp.file("texts.json"));
   const std::vector<std::string> texts = nlohmann::json::parse(in).get<std::vector<std::string>>();
-  const io::SafetensorsFile ref = io::load_safetensors(tmp.file("minilm_ref.safetensors"));
-  const auto rows = unpadded_rows(ref);
   ASSERT_EQ(rows.size(), texts.size());
   for (size_t i = 0; i < texts.size(); ++i)
-    EXPECT_EQ(infer::bert_input_ids(*e.tokenizer, texts[i], e.defaults.max_len), rows[i])
+    EXPECT_EQ(infer::bert_input_ids(*em.tokenizer, texts[i], em.defaults.max_len), rows[i])
         << "text " << i << ": " << texts[i].substr(0, 60);
-  const auto emb = infer::embed_texts(*e.model, *e.tokenizer, texts, e.defaults.pooling,
-                                      e.defaults.normalize, e.defaults.max_len, 8);
+  const auto emb = infer::embed_texts(*em.model, *em.tokenizer, texts, em.defaults.pooling,
+                                      em.defaults.normalize, em.defaults.max_len, 8);
   EXPECT_GE(min_cosine(emb, ref.get("st"), "llmkit end to end (our tokenizer)"), 0.9999);
 }
