@@ -36,6 +36,9 @@ bool bool_field(const json& hf, const char* key) {
 
 BertConfig bert_config_from_hf(const json& hf) {
   LLMKIT_CHECK(hf.is_object(), "config: a Hugging Face config must be a JSON object");
+  LLMKIT_CHECK(!hf.contains("arch"),
+               "config: this is an llmkit config (it has \"arch\"), not a "
+               "Hugging Face one (BertConfig::from_json reads it)");
   const std::string model_type = string_field(hf, "model_type", "bert");
   LLMKIT_CHECK(model_type == "bert", "config: model_type '", model_type,
                "' is not bert (not a BERT encoder; only BERT-architecture encoders load here)");

@@ -41,6 +41,9 @@ bool is_mask_buffer(const std::string& name) {
 
 GPTConfig gpt2_config_from_hf(const json& hf) {
   LLMKIT_CHECK(hf.is_object(), "config: a Hugging Face config must be a JSON object");
+  LLMKIT_CHECK(!hf.contains("arch"),
+               "config: this is an llmkit config (it has \"arch\"), not a "
+               "Hugging Face one (GPTConfig::from_json reads it)");
   if (const auto it = hf.find("model_type"); it != hf.end())
     LLMKIT_CHECK(it->is_string() && *it == "gpt2", "config: model_type ", it->dump(),
                  " is not gpt2");
@@ -179,7 +182,8 @@ std::unique_ptr<GPT> load_hf_gpt2_dir(const std::string& dir) {
   LLMKIT_CHECK(std::filesystem::exists(weights_path), "GPT-2 directory '", dir,
                "' has no model.safetensors");
   auto model = std::make_unique<GPT>(cfg);
-  const io::SafetensorsFile file = io::load_safetensors(weights_path);
+  // skip: attention-mask buffers some writers store as BOOL (ignored by the name map anyway).
+  const io::SafetensorsFile file = io::load_safetensors(weights_path, /*skip_unsupported=*/true);
   try {
     gpt2_load_hf_weights(*model, file.tensors);
   } catch (const Error& e) {

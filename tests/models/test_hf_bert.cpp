@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "llmkit/models/hf_bert.h"
@@ -178,4 +179,25 @@ TEST(HfBert, TransformersTinyModelsLoadAndRoundTrip) {
   models::save_hf_bert_dir(*pt, tmp.file("ours_bert_pt"));
   EXPECT_TRUE(run_ref("check " + tmp.path.string()))
       << "transformers could not load llmkit's export, or its outputs differ";
+}
+
+TEST(HfBert, Int64BuffersAreSkippedOnRequest) {
+  // A file as transformers writes BERT: an int64 "embeddings.position_ids" beside float weights.
+  const std::string header =
+      R"({"embeddings.position_ids":{"dtype":"I64","shape":[1,3],"data_offsets":[0,24]},)"
+      R"("w":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}})";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header;
+  for (int64_t i = 0; i < 3; ++i) bytes.append(reinterpret_cast<const char*>(&i), 8);
+  const float w[2] = {1.5f, -2.0f};
+  bytes.append(reinterpret_cast<const char*>(w), 8);
+  EXPECT_NE(error_of([&] { io::parse_safetensors(bytes, "bert.safetensors"); }).find("I64"),
+            std::string::npos);
+  const io::SafetensorsFile f = io::parse_safetensors(bytes, "bert.safetensors", true);
+  ASSERT_EQ(f.tensors.size(), 1u);
+  EXPECT_EQ(f.tensors[0].first, "w");
+  EXPECT_EQ(f.tensors[0].second.to_vector<float>(), std::vector<float>({1.5f, -2.0f}));
+  EXPECT_EQ(f.skipped, std::vector<std::string>{"embeddings.position_ids"});
 }
