@@ -65,8 +65,12 @@ Tokenizer::Tokenizer(TokenizerParts parts) : impl_(std::make_unique<Impl>()) {
     } catch (const nlohmann::json::exception& e) {
       fail("tokenizer: the pipeline is not valid JSON (", e.what(), ")");
     }
-    m.hf = std::make_unique<hf::Pipeline>(config, "tokenizer", m.parts.tokens, m.index,
-                                          m.parts.merges, m.parts.scores);
+    try {
+      m.hf = std::make_unique<hf::Pipeline>(config, "tokenizer", m.parts.tokens, m.index,
+                                            m.parts.merges, m.parts.scores);
+    } catch (const nlohmann::json::exception& e) {  // a field of the wrong JSON type
+      fail("tokenizer: a pipeline field has the wrong type (", e.what(), ")");
+    }
     return;
   }
   LLMKIT_CHECK(m.parts.model == Model::kBpe || m.parts.model == Model::kChar,
