@@ -187,7 +187,12 @@ def qwen2(out):
     )
     tok.train_from_iterator(CORPUS, trainer)
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    write_case(out, "qwen2", tok)
+    # Added tokens with each flag (byte-level keeps whitespace, so lstrip/rstrip show in the ids).
+    tok.add_special_tokens(
+        [AddedToken("<mask>", lstrip=True, normalized=False), AddedToken("[XX]", rstrip=True, normalized=False)]
+    )
+    tok.add_tokens([AddedToken("hello", single_word=True, normalized=True), AddedToken("Caf\u00e9", normalized=True)])
+    write_case(out, "qwen2", tok, texts=ADDED_TEXTS)
 
 
 def llama2(out):
@@ -223,6 +228,79 @@ def t5(out):
     write_case(out, "t5", tok)
 
 
+ADDED_TEXTS = TEXTS + [
+    "hello world hellohello <mask> x  <mask>y [XX]   z Hello",
+    " <mask>  [XX]\t\tq hello, hello_ (hello)",
+]
+
+
+def words_bpe(out):
+    """BPE with end_of_word_suffix, Whitespace + Digits, BPEDecoder, RobertaProcessing."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Strip(), normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=False)]
+    )
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["[UNK]", "<s>", "</s>"], end_of_word_suffix="</w>", show_progress=False
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 1))
+    write_case(out, "words_bpe", tok)
+
+
+def prefix_bpe(out):
+    """BPE with continuing_subword_prefix, BertNormalizer without lowercase, WhitespaceSplit +
+    Punctuation, WordPiece decoder, BertProcessing, added tokens with lstrip/rstrip/single_word."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["[UNK]", "[CLS]", "[SEP]"],
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.BertProcessing(("[SEP]", 2), ("[CLS]", 1))
+    tok.add_special_tokens(
+        [AddedToken("<mask>", lstrip=True, normalized=False), AddedToken("[XX]", rstrip=True, normalized=False)]
+    )
+    tok.add_tokens([AddedToken("hello", single_word=True, normalized=True)])
+    write_case(out, "prefix_bpe", tok, texts=ADDED_TEXTS)
+
+
+def split_unigram(out):
+    """Unigram behind Split with every behavior, Metaspace(first, split), regex Replace."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Replace(Regex(r"\s+"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\p{P}+"), behavior="merged_with_previous", invert=True),
+            pre_tokenizers.Split(Regex(r"\d+"), behavior="merged_with_next"),
+            pre_tokenizers.Split(",", behavior="contiguous"),
+            pre_tokenizers.Split(Regex(r"[!?]"), behavior="removed"),
+            pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True),
+        ]
+    )
+    tok.decoder = decoders.Metaspace(prepend_scheme="first")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<cls>"], unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.add_special_tokens(["<sep>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<cls> $A <sep>", special_tokens=[("<cls>", 1), ("<sep>", tok.token_to_id("<sep>"))]
+    )
+    write_case(out, "split_unigram", tok, texts=ADDED_TEXTS + ["<sep>text after<sep> 12,,34!? end"])
+
+
 def main():
     out, case = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -233,6 +311,9 @@ def main():
         "qwen2": lambda: qwen2(out),
         "llama2": lambda: llama2(out),
         "t5": lambda: t5(out),
+        "words_bpe": lambda: words_bpe(out),
+        "prefix_bpe": lambda: prefix_bpe(out),
+        "split_unigram": lambda: split_unigram(out),
     }
     if case != "all" and case not in cases:
         sys.exit(f"hf_reference.py: unknown case {case!r} (one of {', '.join(cases)}, all)")

@@ -122,6 +122,16 @@ TEST(HfTokenizers, Llama2Style) {
 TEST(HfTokenizers, T5StyleUnigram) {
   check_case("t5");
 }
+// The components the model cases above do not reach (see hf_reference.py for each one's list).
+TEST(HfTokenizers, WordsBpeSuffixWhitespaceDigitsRoberta) {
+  check_case("words_bpe");
+}
+TEST(HfTokenizers, PrefixBpePunctuationBertAddedTokenFlags) {
+  check_case("prefix_bpe");
+}
+TEST(HfTokenizers, UnigramSplitBehaviorsMetaspaceFirst) {
+  check_case("split_unigram");
+}
 
 // SmolLM2's tokenizer.json made from its GGUF, and the same vocabulary, read from the GGUF by
 // Python, given to from_gguf_vocab (one test: reading the GGUF in Python takes seconds).
