@@ -195,7 +195,8 @@ def qwen2(out):
     write_case(out, "qwen2", tok, texts=ADDED_TEXTS)
 
 
-def llama2(out):
+def llama2_trained():
+    """A small Llama-2-style SentencePiece BPE: specials, the 256 byte tokens, learned pieces."""
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     tok.decoder = decoders.Sequence(
@@ -203,7 +204,6 @@ def llama2(out):
     )
     trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
     tok.train_from_iterator(CORPUS, trainer)
-    # Llama 2's layout: specials, then the 256 byte tokens, then the learned pieces.
     j = json.loads(tok.to_str())
     old = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
     names = [t for t, _ in old[:3]] + [f"<0x{b:02X}>" for b in range(256)] + [t for t, _ in old[3:]]
@@ -212,7 +212,49 @@ def llama2(out):
         a["id"] = j["model"]["vocab"][a["content"]]
     tok = Tokenizer.from_str(json.dumps(j))
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    write_case(out, "llama2", tok)
+    return tok, names
+
+
+def llama2(out):
+    write_case(out, "llama2", llama2_trained()[0])
+
+
+def spm_merges(vocab_scores):
+    """transformers' SentencePieceExtractor.extract(vocab_scores) (convert_slow_tokenizer.py)."""
+    vocab = {piece: i for i, (piece, _) in enumerate(vocab_scores)}
+    merges = []
+    for piece, score in vocab_scores:
+        local = []
+        for index in range(1, len(piece)):
+            left, right = piece[:index], piece[index:]
+            if left in vocab and right in vocab:
+                local.append((left, right, score))
+        local = sorted(local, key=lambda x: (vocab[x[0]], vocab[x[1]]))
+        merges.extend(local)
+    merges = sorted(merges, key=lambda val: val[2], reverse=True)
+    return vocab, [(m[0], m[1]) for m in merges]
+
+
+def llama_gguf(out):
+    """A GGUF "llama" vocabulary (tokens, scores, types) made from the small Llama-2-style model,
+    and the tokenizer transformers' LlamaConverter would build from it."""
+    _, names = llama2_trained()
+    types = [2, 3, 3] + [6] * 256 + [1] * (len(names) - 259)
+    scores = [0.0] * 259 + [-float(i) for i in range(len(names) - 259)]
+    vocab, merges = spm_merges(list(zip(names, scores)))
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in names[:3]])
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    gguf_vocab = {
+        "model": "llama", "pre": "default", "tokens": names, "scores": scores, "token_types": types,
+        "merges": [], "bos": 1, "eos": 2, "unk": 0, "pad": -1,
+        "add_bos": True, "add_eos": False, "add_space_prefix": True,
+    }
+    write_case(out, "llama_gguf", tok, extra={"gguf_vocab.json": gguf_vocab})
 
 
 def t5(out):
@@ -311,6 +353,7 @@ def main():
         "qwen2": lambda: qwen2(out),
         "llama2": lambda: llama2(out),
         "t5": lambda: t5(out),
+        "llama_gguf": lambda: llama_gguf(out),
         "words_bpe": lambda: words_bpe(out),
         "prefix_bpe": lambda: prefix_bpe(out),
         "split_unigram": lambda: split_unigram(out),
