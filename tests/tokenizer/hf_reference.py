@@ -152,7 +152,25 @@ def minilm(out, path):
     p = os.path.join(path or "", "tokenizer.json")
     if not path or not os.path.exists(p):
         return skip(out, "minilm", "all-MiniLM-L6-v2 absent (scripts/get-models.sh)")
-    write_case(out, "minilm", Tokenizer.from_file(p))
+    tok = Tokenizer.from_file(p)
+    # The GGUF "bert" vocabulary llama.cpp's convert_hf_to_gguf.py writes for it: phantom spaces,
+    # added (special) tokens as control tokens, [CLS] / [SEP] as bos / eos, both added.
+    j = json.loads(tok.to_str())
+    names = [t for t, _ in sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])]
+    special = {a["content"] for a in j["added_tokens"] if a["special"]}
+
+    def phantom(t):
+        if t.startswith("[") and t.endswith("]"):
+            return t
+        return t[2:] if t.startswith("##") else "\u2581" + t
+
+    vocab = {
+        "model": "bert", "pre": "default", "tokens": [phantom(t) for t in names],
+        "token_types": [3 if t in special else 1 for t in names], "merges": [],
+        "bos": names.index("[CLS]"), "eos": names.index("[SEP]"), "unk": names.index("[UNK]"),
+        "pad": names.index("[PAD]"), "add_bos": True, "add_eos": True, "add_space_prefix": False,
+    }
+    write_case(out, "minilm", tok, extra={"gguf_vocab.json": vocab})
 
 
 def gpt2(out):
