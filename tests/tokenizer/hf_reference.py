@@ -213,6 +213,45 @@ def qwen2(out):
     write_case(out, "qwen2", tok, texts=ADDED_TEXTS)
 
 
+LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def llama3(out):
+    """Llama-3-style byte-level BPE: its Split regex, ignore_merges, <|begin_of_text|> template."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    j = json.loads(tok.to_str())
+    j["model"]["ignore_merges"] = True
+    # A whole-word token that merges alone would not make, so ignore_merges shows in the ids.
+    j["model"]["vocab"]["\u0120quick"] = len(j["model"]["vocab"])
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 0)]
+            ),
+        ]
+    )
+    write_case(out, "llama3", tok)
+
+
 def llama2_trained():
     """A small Llama-2-style SentencePiece BPE: specials, the 256 byte tokens, learned pieces."""
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
@@ -370,6 +409,7 @@ def main():
         "gpt2": lambda: gpt2(out),
         "qwen2": lambda: qwen2(out),
         "llama2": lambda: llama2(out),
+        "llama3": lambda: llama3(out),
         "t5": lambda: t5(out),
         "llama_gguf": lambda: llama_gguf(out),
         "words_bpe": lambda: words_bpe(out),

@@ -141,6 +141,9 @@ TEST(HfTokenizers, Qwen2Style) {
 TEST(HfTokenizers, Llama2Style) {
   check_case("llama2");
 }
+TEST(HfTokenizers, Llama3StyleIgnoreMerges) {
+  check_case("llama3");
+}
 TEST(HfTokenizers, T5StyleUnigram) {
   check_case("t5");
 }
