@@ -163,7 +163,12 @@ ModelFn make_fast(const Vocab& vocab, const std::vector<std::pair<int32_t, int32
   }
   std::vector<Merge> list;
   list.reserve(merges.size());
-  for (const auto& [a, b] : merges) list.push_back({a, b, vocab.find(tokens[a] + tokens[b])});
+  for (const auto& [a, b] : merges) {
+    // A merge of tokens that are not byte-level text can never apply to byte-level input.
+    const int32_t merged = vocab.find(tokens[a] + tokens[b]);
+    if (merged >= 0 && !bytes[a].empty() && !bytes[b].empty() && !bytes[merged].empty())
+      list.push_back({a, b, merged});
+  }
   auto bpe = std::make_shared<Bpe>(std::move(bytes), std::move(list));
   return [bpe, raw, ignore_merges](std::string_view piece, std::vector<int32_t>& out) {
     if (ignore_merges && !piece.empty()) {

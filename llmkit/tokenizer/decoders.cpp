@@ -50,7 +50,7 @@ DecodeFn make_wordpiece_decoder(const json& j) {
         if (t.compare(0, prefix.size(), prefix) == 0)
           t.erase(t.find(prefix), prefix.size());
         else
-          t.insert(0, " ");
+          t = " " + t;
       }
       if (cleanup) wordpiece_cleanup(t);
     }

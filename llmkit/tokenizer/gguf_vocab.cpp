@@ -42,7 +42,9 @@ json split_then_bytes(const char* regex) {
             byte_level(false)}}};
 }
 
-json gpt2_pre_tokenizer(const std::string& pre) {
+// llama.cpp's pre-tokenizer for `pre`; ignore_merges is set for the Llama 3 family, whose
+// tokenizer (like its tokenizer.json) takes a pre-token that is in the vocabulary whole.
+json gpt2_pre_tokenizer(const std::string& pre, bool& ignore_merges) {
   static const char* const kGpt2[] = {
       "default", "gpt-2",      "gpt2",       "phi-2",      "mpt",          "olmo",       "jina-es",
       "jina-de", "jina-v1-en", "jina-v2-es", "jina-v2-de", "jina-v2-code", "roberta-bpe"};
@@ -60,7 +62,8 @@ json gpt2_pre_tokenizer(const std::string& pre) {
     return {
         {"type", "Sequence"},
         {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level(true)}}};
-  if (in(kLlama3)) return split_then_bytes(kLlama3Regex);
+  ignore_merges = in(kLlama3);
+  if (ignore_merges) return split_then_bytes(kLlama3Regex);
   if (in(kQwen2)) return split_then_bytes(kQwen2Regex);
   if (in(kBloom)) return split_then_bytes(kBloomRegex);
   fail("gguf: tokenizer.ggml.pre \"", pre, "\" is not supported (known: default, gpt-2, phi-2, ",
@@ -77,7 +80,9 @@ json added_tokens(const GgufVocab& v) {
   json out = json::array();
   for (size_t id = 0; id < v.tokens.size(); ++id) {
     const int32_t t = type_of(v, id);
-    if (t != kGgufTokenControl && t != kGgufTokenUserDefined) continue;
+    // unknown and control tokens are special, as transformers' converters add them
+    const bool special = t == kGgufTokenControl || t == kGgufTokenUnknown;
+    if (!special && t != kGgufTokenUserDefined) continue;
     if (v.tokens[id].empty()) continue;
     out.push_back({{"id", id},
                    {"content", v.tokens[id]},
@@ -85,7 +90,7 @@ json added_tokens(const GgufVocab& v) {
                    {"lstrip", false},
                    {"rstrip", false},
                    {"normalized", false},
-                   {"special", t == kGgufTokenControl}});
+                   {"special", special}});
   }
   return out;
 }
@@ -124,12 +129,14 @@ json vocab_object(const GgufVocab& v) {
 json gpt2_json(const GgufVocab& v) {
   json merges = json::array();
   for (const std::string& m : v.merges) merges.push_back(m);
+  bool ignore_merges = false;
+  json pre_tokenizer = gpt2_pre_tokenizer(v.pre, ignore_merges);
   return {{"version", "1.0"},
           {"truncation", nullptr},
           {"padding", nullptr},
           {"added_tokens", added_tokens(v)},
           {"normalizer", nullptr},
-          {"pre_tokenizer", gpt2_pre_tokenizer(v.pre)},
+          {"pre_tokenizer", pre_tokenizer},
           {"post_processor", post_processor(v)},
           {"decoder", byte_level(true)},
           {"model",
@@ -140,7 +147,7 @@ json gpt2_json(const GgufVocab& v) {
             {"end_of_word_suffix", nullptr},
             {"fuse_unk", false},
             {"byte_fallback", false},
-            {"ignore_merges", false},
+            {"ignore_merges", ignore_merges},
             {"vocab", vocab_object(v)},
             {"merges", merges}}}};
 }
@@ -218,6 +225,39 @@ json llama_json(const GgufVocab& v) {
             {"merges", spm_merges(v)}}}};
 }
 
+// llama.cpp's converter stores BERT's WordPiece vocabulary with a "phantom space": word-initial
+// pieces get "▁", "##" continuations lose their prefix, "[...]" tokens stay. Undone here.
+std::string wordpiece_token(const std::string& t) {
+  const std::string space = "\xE2\x96\x81";
+  if (t.size() >= 2 && t.front() == '[' && t.back() == ']') return t;
+  if (t.compare(0, space.size(), space) == 0) return t.substr(space.size());
+  return "##" + t;
+}
+
+json bert_json(const GgufVocab& given) {
+  GgufVocab v = given;
+  for (std::string& t : v.tokens) t = wordpiece_token(t);
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", added_tokens(v)},
+          {"normalizer",
+           {{"type", "BertNormalizer"},
+            {"clean_text", true},
+            {"handle_chinese_chars", true},
+            {"strip_accents", nullptr},
+            {"lowercase", true}}},
+          {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+          {"post_processor", post_processor(v)},
+          {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
+          {"model",
+           {{"type", "WordPiece"},
+            {"unk_token", v.unk >= 0 ? check_id(v, v.unk, "unknown") : json("[UNK]")},
+            {"continuing_subword_prefix", "##"},
+            {"max_input_chars_per_word", 100},
+            {"vocab", vocab_object(v)}}}};
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_gguf_vocab(const GgufVocab& v) {
@@ -230,8 +270,10 @@ Tokenizer Tokenizer::from_gguf_vocab(const GgufVocab& v) {
     j = gpt2_json(v);
   else if (v.model == "llama")
     j = llama_json(v);
+  else if (v.model == "bert")
+    j = bert_json(v);
   else
-    fail("gguf: tokenizer.ggml.model \"", v.model, "\" is not supported (gpt2, llama)");
+    fail("gguf: tokenizer.ggml.model \"", v.model, "\" is not supported (gpt2, llama, bert)");
   return from_json(j.dump(-1, ' ', false, json::error_handler_t::replace),
                    "gguf vocabulary (" + v.model + ", pre \"" + v.pre + "\")");
 }

@@ -1,6 +1,7 @@
 // Tokenizer: assembling the parts, encoding (special-token split -> pre-tokenize -> BPE with a
 // per-call cache, threads over big inputs) and decoding. File formats live in tokenizer_json.cpp
-// and gpt2_files.cpp, training in bpe_trainer.cpp and char_model.cpp.
+// and gpt2_files.cpp, training in bpe_trainer.cpp and char_model.cpp. A tokenizer with a Hugging
+// Face pipeline (TokenizerParts::pipeline) hands encode and decode to hf::Pipeline instead.
 #include "llmkit/tokenizer/tokenizer.h"
 
 #include <algorithm>
@@ -65,8 +66,12 @@ Tokenizer::Tokenizer(TokenizerParts parts) : impl_(std::make_unique<Impl>()) {
     } catch (const nlohmann::json::exception& e) {
       fail("tokenizer: the pipeline is not valid JSON (", e.what(), ")");
     }
-    m.hf = std::make_unique<hf::Pipeline>(config, "tokenizer", m.parts.tokens, m.index,
-                                          m.parts.merges, m.parts.scores);
+    try {
+      m.hf = std::make_unique<hf::Pipeline>(config, "tokenizer", m.parts.tokens, m.index,
+                                            m.parts.merges, m.parts.scores);
+    } catch (const nlohmann::json::exception& e) {  // a field of the wrong JSON type
+      fail("tokenizer: a pipeline field has the wrong type (", e.what(), ")");
+    }
     return;
   }
   LLMKIT_CHECK(m.parts.model == Model::kBpe || m.parts.model == Model::kChar,

@@ -251,8 +251,16 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
     return it->get<std::string>();
   };
   const std::string type = model.is_object() ? model_string("type", "BPE") : "";
-  if (model.is_object() && !is_builtin(root)) {
-    TokenizerParts parts = read_pipeline(root, name);
+  bool builtin = true;
+  TokenizerParts pipeline_parts;
+  try {
+    builtin = !model.is_object() || is_builtin(root);
+    if (!builtin) pipeline_parts = read_pipeline(root, name);
+  } catch (const json::exception& e) {  // a field of the wrong JSON type
+    fail(name, ": a field has the wrong JSON type (", e.what(), ")");
+  }
+  if (!builtin) {
+    TokenizerParts parts = std::move(pipeline_parts);
     try {
       return Tokenizer(std::move(parts));
     } catch (const Error& e) {

@@ -152,7 +152,25 @@ def minilm(out, path):
     p = os.path.join(path or "", "tokenizer.json")
     if not path or not os.path.exists(p):
         return skip(out, "minilm", "all-MiniLM-L6-v2 absent (scripts/get-models.sh)")
-    write_case(out, "minilm", Tokenizer.from_file(p))
+    tok = Tokenizer.from_file(p)
+    # The GGUF "bert" vocabulary llama.cpp's convert_hf_to_gguf.py writes for it: phantom spaces,
+    # added (special) tokens as control tokens, [CLS] / [SEP] as bos / eos, both added.
+    j = json.loads(tok.to_str())
+    names = [t for t, _ in sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])]
+    special = {a["content"] for a in j["added_tokens"] if a["special"]}
+
+    def phantom(t):
+        if t.startswith("[") and t.endswith("]"):
+            return t
+        return t[2:] if t.startswith("##") else "\u2581" + t
+
+    vocab = {
+        "model": "bert", "pre": "default", "tokens": [phantom(t) for t in names],
+        "token_types": [3 if t in special else 1 for t in names], "merges": [],
+        "bos": names.index("[CLS]"), "eos": names.index("[SEP]"), "unk": names.index("[UNK]"),
+        "pad": names.index("[PAD]"), "add_bos": True, "add_eos": True, "add_space_prefix": False,
+    }
+    write_case(out, "minilm", tok, extra={"gguf_vocab.json": vocab})
 
 
 def gpt2(out):
@@ -187,10 +205,55 @@ def qwen2(out):
     )
     tok.train_from_iterator(CORPUS, trainer)
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    write_case(out, "qwen2", tok)
+    # Added tokens with each flag (byte-level keeps whitespace, so lstrip/rstrip show in the ids).
+    tok.add_special_tokens(
+        [AddedToken("<mask>", lstrip=True, normalized=False), AddedToken("[XX]", rstrip=True, normalized=False)]
+    )
+    tok.add_tokens([AddedToken("hello", single_word=True, normalized=True), AddedToken("Caf\u00e9", normalized=True)])
+    write_case(out, "qwen2", tok, texts=ADDED_TEXTS)
 
 
-def llama2(out):
+LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def llama3(out):
+    """Llama-3-style byte-level BPE: its Split regex, ignore_merges, <|begin_of_text|> template."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    j = json.loads(tok.to_str())
+    j["model"]["ignore_merges"] = True
+    # A whole-word token that merges alone would not make, so ignore_merges shows in the ids.
+    j["model"]["vocab"]["\u0120quick"] = len(j["model"]["vocab"])
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 0)]
+            ),
+        ]
+    )
+    write_case(out, "llama3", tok)
+
+
+def llama2_trained():
+    """A small Llama-2-style SentencePiece BPE: specials, the 256 byte tokens, learned pieces."""
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     tok.decoder = decoders.Sequence(
@@ -198,7 +261,6 @@ def llama2(out):
     )
     trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
     tok.train_from_iterator(CORPUS, trainer)
-    # Llama 2's layout: specials, then the 256 byte tokens, then the learned pieces.
     j = json.loads(tok.to_str())
     old = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
     names = [t for t, _ in old[:3]] + [f"<0x{b:02X}>" for b in range(256)] + [t for t, _ in old[3:]]
@@ -207,7 +269,49 @@ def llama2(out):
         a["id"] = j["model"]["vocab"][a["content"]]
     tok = Tokenizer.from_str(json.dumps(j))
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    write_case(out, "llama2", tok)
+    return tok, names
+
+
+def llama2(out):
+    write_case(out, "llama2", llama2_trained()[0])
+
+
+def spm_merges(vocab_scores):
+    """transformers' SentencePieceExtractor.extract(vocab_scores) (convert_slow_tokenizer.py)."""
+    vocab = {piece: i for i, (piece, _) in enumerate(vocab_scores)}
+    merges = []
+    for piece, score in vocab_scores:
+        local = []
+        for index in range(1, len(piece)):
+            left, right = piece[:index], piece[index:]
+            if left in vocab and right in vocab:
+                local.append((left, right, score))
+        local = sorted(local, key=lambda x: (vocab[x[0]], vocab[x[1]]))
+        merges.extend(local)
+    merges = sorted(merges, key=lambda val: val[2], reverse=True)
+    return vocab, [(m[0], m[1]) for m in merges]
+
+
+def llama_gguf(out):
+    """A GGUF "llama" vocabulary (tokens, scores, types) made from the small Llama-2-style model,
+    and the tokenizer transformers' LlamaConverter would build from it."""
+    _, names = llama2_trained()
+    types = [2, 3, 3] + [6] * 256 + [1] * (len(names) - 259)
+    scores = [0.0] * 259 + [-float(i) for i in range(len(names) - 259)]
+    vocab, merges = spm_merges(list(zip(names, scores)))
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in names[:3]])
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    gguf_vocab = {
+        "model": "llama", "pre": "default", "tokens": names, "scores": scores, "token_types": types,
+        "merges": [], "bos": 1, "eos": 2, "unk": 0, "pad": -1,
+        "add_bos": True, "add_eos": False, "add_space_prefix": True,
+    }
+    write_case(out, "llama_gguf", tok, extra={"gguf_vocab.json": gguf_vocab})
 
 
 def t5(out):
@@ -223,6 +327,79 @@ def t5(out):
     write_case(out, "t5", tok)
 
 
+ADDED_TEXTS = TEXTS + [
+    "hello world hellohello <mask> x  <mask>y [XX]   z Hello",
+    " <mask>  [XX]\t\tq hello, hello_ (hello)",
+]
+
+
+def words_bpe(out):
+    """BPE with end_of_word_suffix, Whitespace + Digits, BPEDecoder, RobertaProcessing."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Strip(), normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=False)]
+    )
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["[UNK]", "<s>", "</s>"], end_of_word_suffix="</w>", show_progress=False
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 1))
+    write_case(out, "words_bpe", tok)
+
+
+def prefix_bpe(out):
+    """BPE with continuing_subword_prefix, BertNormalizer without lowercase, WhitespaceSplit +
+    Punctuation, WordPiece decoder, BertProcessing, added tokens with lstrip/rstrip/single_word."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["[UNK]", "[CLS]", "[SEP]"],
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.BertProcessing(("[SEP]", 2), ("[CLS]", 1))
+    tok.add_special_tokens(
+        [AddedToken("<mask>", lstrip=True, normalized=False), AddedToken("[XX]", rstrip=True, normalized=False)]
+    )
+    tok.add_tokens([AddedToken("hello", single_word=True, normalized=True)])
+    write_case(out, "prefix_bpe", tok, texts=ADDED_TEXTS)
+
+
+def split_unigram(out):
+    """Unigram behind Split with every behavior, Metaspace(first, split), regex Replace."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Replace(Regex(r"\s+"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\p{P}+"), behavior="merged_with_previous", invert=True),
+            pre_tokenizers.Split(Regex(r"\d+"), behavior="merged_with_next"),
+            pre_tokenizers.Split(",", behavior="contiguous"),
+            pre_tokenizers.Split(Regex(r"[!?]"), behavior="removed"),
+            pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True),
+        ]
+    )
+    tok.decoder = decoders.Metaspace(prepend_scheme="first")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<cls>"], unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.add_special_tokens(["<sep>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<cls> $A <sep>", special_tokens=[("<cls>", 1), ("<sep>", tok.token_to_id("<sep>"))]
+    )
+    write_case(out, "split_unigram", tok, texts=ADDED_TEXTS + ["<sep>text after<sep> 12,,34!? end"])
+
+
 def main():
     out, case = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -232,7 +409,12 @@ def main():
         "gpt2": lambda: gpt2(out),
         "qwen2": lambda: qwen2(out),
         "llama2": lambda: llama2(out),
+        "llama3": lambda: llama3(out),
         "t5": lambda: t5(out),
+        "llama_gguf": lambda: llama_gguf(out),
+        "words_bpe": lambda: words_bpe(out),
+        "prefix_bpe": lambda: prefix_bpe(out),
+        "split_unigram": lambda: split_unigram(out),
     }
     if case != "all" and case not in cases:
         sys.exit(f"hf_reference.py: unknown case {case!r} (one of {', '.join(cases)}, all)")

@@ -74,7 +74,8 @@ void expect_same(const Tokenizer& tok, const json& e, const std::string& what) {
   const auto texts = e["texts"].get<std::vector<std::string>>();
   int failures = 0;
   for (size_t k = 0; k < texts.size() && failures < 5; ++k) {
-    EncodeOptions plain{.allow_special = true}, special{.allow_special = true};
+    EncodeOptions plain, special;
+    plain.allow_special = special.allow_special = true;  // HF always matches special tokens
     special.add_special_tokens = true;
     const auto ids = tok.encode(texts[k], plain);
     const auto ids_special = tok.encode(texts[k], special);
@@ -92,6 +93,22 @@ void expect_same(const Tokenizer& tok, const json& e, const std::string& what) {
   }
 }
 
+// The GGUF arrays hf_reference.py wrote for a case (gguf_vocab.json).
+GgufVocab read_gguf_vocab(const std::string& name) {
+  std::string why;
+  const json j =
+      json::parse(read_file((reference_dir(name, why) / name / "gguf_vocab.json").string()));
+  GgufVocab v;
+  v.model = j["model"], v.pre = j["pre"];
+  v.tokens = j["tokens"].get<std::vector<std::string>>();
+  v.token_types = j["token_types"].get<std::vector<int32_t>>();
+  v.merges = j["merges"].get<std::vector<std::string>>();
+  if (j.contains("scores")) v.scores = j["scores"].get<std::vector<float>>();
+  v.bos = j["bos"], v.eos = j["eos"], v.unk = j["unk"], v.pad = j["pad"];
+  v.add_bos = j["add_bos"], v.add_eos = j["add_eos"], v.add_space_prefix = j["add_space_prefix"];
+  return v;
+}
+
 // Loads the case's tokenizer.json, checks it, then checks that save() -> load gives the same.
 void check_case(const std::string& name) {
   std::string why;
@@ -107,8 +124,13 @@ void check_case(const std::string& name) {
   expect_same(again, e, name + " saved and reloaded");
 }
 
+// all-MiniLM-L6-v2's tokenizer.json, and its vocabulary as llama.cpp stores BERT's in GGUF.
 TEST(HfTokenizers, MiniLM) {
   check_case("minilm");
+  std::string why;
+  const json e = load_case("minilm", why);
+  if (e.is_null()) return;  // check_case reported it
+  expect_same(Tokenizer::from_gguf_vocab(read_gguf_vocab("minilm")), e, "minilm from_gguf_vocab");
 }
 TEST(HfTokenizers, Gpt2) {
   check_case("gpt2");
@@ -119,8 +141,21 @@ TEST(HfTokenizers, Qwen2Style) {
 TEST(HfTokenizers, Llama2Style) {
   check_case("llama2");
 }
+TEST(HfTokenizers, Llama3StyleIgnoreMerges) {
+  check_case("llama3");
+}
 TEST(HfTokenizers, T5StyleUnigram) {
   check_case("t5");
+}
+// The components the model cases above do not reach (see hf_reference.py for each one's list).
+TEST(HfTokenizers, WordsBpeSuffixWhitespaceDigitsRoberta) {
+  check_case("words_bpe");
+}
+TEST(HfTokenizers, PrefixBpePunctuationBertAddedTokenFlags) {
+  check_case("prefix_bpe");
+}
+TEST(HfTokenizers, UnigramSplitBehaviorsMetaspaceFirst) {
+  check_case("split_unigram");
 }
 
 // SmolLM2's tokenizer.json made from its GGUF, and the same vocabulary, read from the GGUF by
@@ -131,20 +166,24 @@ TEST(HfTokenizers, SmolLM2) {
   const json e = load_case("smollm2", why);
   if (e.is_null() && why.starts_with("FAIL")) FAIL() << why;
   if (e.is_null()) GTEST_SKIP() << "smollm2: " << why;
-  const json j = json::parse(
-      read_file((reference_dir("smollm2", why) / "smollm2" / "gguf_vocab.json").string()));
-  GgufVocab v;
-  v.model = j["model"], v.pre = j["pre"];
-  v.tokens = j["tokens"].get<std::vector<std::string>>();
-  v.token_types = j["token_types"].get<std::vector<int32_t>>();
-  v.merges = j["merges"].get<std::vector<std::string>>();
-  v.bos = j["bos"], v.eos = j["eos"], v.unk = j["unk"], v.pad = j["pad"];
-  v.add_bos = j["add_bos"], v.add_eos = j["add_eos"], v.add_space_prefix = j["add_space_prefix"];
+  GgufVocab v = read_gguf_vocab("smollm2");
   EXPECT_EQ(v.pre, "smollm");
   const Tokenizer tok = Tokenizer::from_gguf_vocab(v);
   expect_same(tok, e, "smollm2 from_gguf_vocab");
   v.pre = "no-such-pre";
   EXPECT_THROW(Tokenizer::from_gguf_vocab(v), Error);
+}
+
+// A SentencePiece ("llama") GGUF vocabulary: tokens, scores and types of a small Llama-2-style
+// model; the reference is the tokenizer transformers' LlamaConverter builds from the same.
+TEST(HfTokenizers, LlamaGgufVocab) {
+  check_case("llama_gguf");
+  std::string why;
+  const json e = load_case("llama_gguf", why);
+  if (e.is_null() && why.starts_with("FAIL")) FAIL() << why;
+  if (e.is_null()) GTEST_SKIP() << "llama_gguf: " << why;
+  const Tokenizer tok = Tokenizer::from_gguf_vocab(read_gguf_vocab("llama_gguf"));
+  expect_same(tok, e, "llama_gguf from_gguf_vocab");
 }
 
 }  // namespace
