@@ -58,9 +58,9 @@ std::vector<std::vector<float>> embed_ids(models::Bert& model,
                                           std::span<const std::vector<int32_t>> ids,
                                           Pooling pooling, bool normalize, int64_t batch = 32);
 
-// bert_input_ids for every text, then embed_ids. max_len 0: the model's block_size
-// (max_position_embeddings; all-MiniLM-L6-v2 was trained at 256, which its
-// sentence_bert_config.json says: read_sentence_transformers_config gives it).
+// bert_input_ids for every text (tokenised in parallel), then embed_ids. max_len 0, or more
+// than the model's block_size (max_position_embeddings): block_size. all-MiniLM-L6-v2 was
+// trained at 256, which its sentence_bert_config.json says (read_sentence_transformers_config).
 std::vector<std::vector<float>> embed_texts(models::Bert& model, const tokenizer::Tokenizer& tok,
                                             std::span<const std::string> texts, Pooling pooling,
                                             bool normalize, int64_t max_len = 0,
