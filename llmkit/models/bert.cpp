@@ -161,7 +161,8 @@ Tensor BertLayer::forward(const Tensor& x, const Tensor& key_mask) {
 
 // --- the model ---
 
-Bert::Bert(const BertConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(seed) {
+Bert::Bert(const BertConfig& config, uint64_t seed, DType dt, bool initialise)
+    : cfg_(config), gen_(seed) {
   cfg_.validate();
   const int64_t C = cfg_.n_embd;
   embeddings =
@@ -171,7 +172,7 @@ Bert::Bert(const BertConfig& config, uint64_t seed, DType dt) : cfg_(config), ge
                                     std::make_shared<BertLayer>(cfg_, &gen_, dt)));
   pooler = register_module("bert.pooler.dense", std::make_shared<nn::Linear>(C, C, true, dt));
   if (!cfg_.pretraining_heads) {
-    init_weights(seed);
+    if (initialise) init_weights(seed);
     return;
   }
   transform = register_module("cls.predictions.transform.dense",
@@ -181,7 +182,7 @@ Bert::Bert(const BertConfig& config, uint64_t seed, DType dt) : cfg_(config), ge
   decoder_bias = register_parameter("cls.predictions.bias", Tensor::zeros({cfg_.vocab_size}, dt));
   seq_relationship =
       register_module("cls.seq_relationship", std::make_shared<nn::Linear>(C, 2, true, dt));
-  init_weights(seed);
+  if (initialise) init_weights(seed);
 }
 
 void Bert::init_weights(uint64_t seed) {

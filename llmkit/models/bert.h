@@ -95,8 +95,11 @@ class Bert : public nn::Module {
  public:
   // Builds the model and initialises it as BERT does (seeded): N(0, 0.02) weights and
   // embeddings, the [PAD] row of the word embeddings zero, zero biases, unit LayerNorms.
-  // dt: F32 for training and inference; F64 for gradient checks.
-  explicit Bert(const BertConfig& config, uint64_t seed = 0, DType dt = DType::F32);
+  // dt: F32 for training and inference; F64 for gradient checks. initialise = false leaves
+  // every parameter zero, for a caller that loads all of them next (a checkpoint): drawing
+  // 22 M normals is most of the time it takes to load all-MiniLM-L6-v2.
+  explicit Bert(const BertConfig& config, uint64_t seed = 0, DType dt = DType::F32,
+                bool initialise = true);
 
   // The encoder. ids i32 [B, T]; token_type_ids i32 [B, T] or undefined (all 0);
   // attention_mask u8 [B, T] (1 = attend) or undefined (ids != pad_id; everything when

@@ -178,7 +178,7 @@ std::unique_ptr<Bert> load_hf_bert_dir(const std::string& dir) {
   const std::string weights_path = dir + "/model.safetensors";
   LLMKIT_CHECK(std::filesystem::exists(weights_path), "BERT directory '", dir,
                "' has no model.safetensors");
-  auto model = std::make_unique<Bert>(cfg);
+  auto model = std::make_unique<Bert>(cfg, 0, DType::F32, /*initialise=*/false);  // all loaded
   // skip: the int64 "embeddings.position_ids" buffer many BERT files hold (no llmkit dtype).
   const io::SafetensorsFile file = io::load_safetensors(weights_path, /*skip_unsupported=*/true);
   try {
