@@ -250,8 +250,6 @@ def main():
     seeds_pairs()
     seeds_chat()
     seeds_gguf()
-
-
     seeds_hf_pipelines()
     if a.llmkit:
         seeds_tokenizers(a.llmkit)
