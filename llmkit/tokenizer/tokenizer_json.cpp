@@ -297,6 +297,8 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
     const std::string unk = model_string("unk_token", "");
     for (size_t id = 0; id < parts.tokens.size(); ++id)
       if (!unk.empty() && parts.tokens[id] == unk) parts.unk_id = static_cast<int32_t>(id);
+    if (!unk.empty() && parts.unk_id < 0)
+      fail(name, ": model.unk_token \"", unk, "\" is not in model.vocab");
   }
   try {
     return Tokenizer(std::move(parts));
