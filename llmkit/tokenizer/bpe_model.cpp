@@ -154,7 +154,7 @@ ModelFn make_fast(const Vocab& vocab, const std::vector<std::pair<int32_t, int32
   const auto& tokens = *vocab.tokens;
   std::vector<std::string> bytes(tokens.size());
   auto raw = std::make_shared<StringIndex>(tokens.size());
-  for (size_t id = 0; id < tokens.size(); ++id) {
+  for (size_t id = 0; id < static_cast<size_t>(vocab.n_model); ++id) {
     std::string b;
     if (from_byte_level(tokens[id], b)) {
       raw->insert(b, static_cast<int32_t>(id));

@@ -106,7 +106,8 @@ Pipeline::Pipeline(const json& config, const std::string& file,
                    const std::vector<std::string>& tokens, const StringIndex& index,
                    const std::vector<std::pair<int32_t, int32_t>>& merges,
                    const std::vector<double>& scores) {
-  const Vocab vocab{&tokens, &index};
+  const auto n = static_cast<int32_t>(tokens.size());
+  const Vocab vocab{&tokens, &index, std::min(config.value("model_vocab_size", n), n)};
   added_ = read_added(config.value("added_tokens", json::array()), file);
   for (const AddedToken& a : added_) {
     if (a.id >= static_cast<int32_t>(tokens.size()) || tokens[a.id] != a.content)

@@ -34,11 +34,16 @@ using PostProcessFn = std::function<void(std::vector<int32_t>&)>;
 // Encodes one pre-token, appending ids.
 using ModelFn = std::function<void(std::string_view, std::vector<int32_t>&)>;
 
-// The vocabulary a model or post-processor resolves names in.
+// The vocabulary a model or post-processor resolves names in. Ids from n_model on are added
+// tokens outside the model's own vocabulary (Qwen2's <|im_start|>): models never produce them.
 struct Vocab {
   const std::vector<std::string>* tokens = nullptr;
   const StringIndex* index = nullptr;
-  int32_t find(std::string_view t) const { return index->find(t); }
+  int32_t n_model = 0;
+  int32_t find(std::string_view t) const {
+    const int32_t id = index->find(t);
+    return id < n_model ? id : -1;
+  }
 };
 
 // null JSON -> an empty function (the stage is skipped). `file` names the file in errors.

@@ -59,7 +59,12 @@ Tokenizer::Tokenizer(TokenizerParts parts) : impl_(std::make_unique<Impl>()) {
   }
   m.index = StringIndex(n);
   if (!m.parts.pipeline.empty()) {
-    for (int32_t id = 0; id < n; ++id) m.index.insert(m.parts.tokens[id], id);
+    for (int32_t id = 0; id < n; ++id) {
+      const std::string& t = m.parts.tokens[id];
+      const int32_t dup = m.index.find(t);
+      if (dup >= 0) fail("tokenizer: ids ", dup, " and ", id, " are the same token \"", t, "\"");
+      m.index.insert(t, id);
+    }
     nlohmann::json config;
     try {
       config = nlohmann::json::parse(m.parts.pipeline);

@@ -4,6 +4,7 @@
 // single characters) take the built-in fast path; every other file keeps its pipeline as JSON
 // (TokenizerParts::pipeline, run by hf_pipeline.h) and is written back as read. What the
 // pipeline does not implement is refused with one line naming the component and the file.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -187,6 +188,13 @@ TokenizerParts read_pipeline(const json& root, const std::string& name) {
     if (parts.tokens[id].empty() && parts.model != Model::kUnigram)
       fail(name, ": no token has id ", id);
   }
+  // Added tokens past the model's vocabulary (ids >= n_model) are not the model's to produce.
+  int64_t n_model = static_cast<int64_t>(parts.scores.size());
+  if (parts.model != Model::kUnigram) {
+    n_model = 0;
+    for (const auto& [token, id] : model.at("vocab").items())
+      n_model = std::max<int64_t>(n_model, id.get<int64_t>() + 1);
+  }
   if (parts.model == Model::kUnigram) parts.scores.resize(parts.tokens.size(), 0.0);
   parts.special_ids.clear();
   for (const json& t : root.value("added_tokens", json::array()))
@@ -196,6 +204,7 @@ TokenizerParts read_pipeline(const json& root, const std::string& name) {
   for (const char* key : {"normalizer", "pre_tokenizer", "post_processor", "decoder",
                           "added_tokens", "truncation", "padding"})
     config[key] = root.value(key, json());
+  config["model_vocab_size"] = n_model;
   config["model"] = model;
   config["model"].erase("vocab");
   config["model"].erase("merges");
@@ -211,14 +220,16 @@ ordered_json write_pipeline(const TokenizerParts& p) {
                           "post_processor", "decoder"})
     root[key] = config.value(key, json());
   ordered_json model = config["model"];
+  const size_t n_model =
+      std::min(config.value("model_vocab_size", p.tokens.size()), p.tokens.size());
   if (p.model == Model::kUnigram) {
     ordered_json vocab = ordered_json::array();
-    for (size_t id = 0; id < p.tokens.size(); ++id) vocab.push_back({p.tokens[id], p.scores[id]});
+    for (size_t id = 0; id < n_model; ++id) vocab.push_back({p.tokens[id], p.scores[id]});
     model["vocab"] = std::move(vocab);
   } else {
     ordered_json vocab = ordered_json::object();
     auto& entries = vocab.get_ref<ordered_json::object_t&>();
-    for (size_t id = 0; id < p.tokens.size(); ++id) entries.emplace_back(p.tokens[id], id);
+    for (size_t id = 0; id < n_model; ++id) entries.emplace_back(p.tokens[id], id);
     model["vocab"] = std::move(vocab);
   }
   if (p.model == Model::kBpe) {
@@ -286,6 +297,8 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
     const std::string unk = model_string("unk_token", "");
     for (size_t id = 0; id < parts.tokens.size(); ++id)
       if (!unk.empty() && parts.tokens[id] == unk) parts.unk_id = static_cast<int32_t>(id);
+    if (!unk.empty() && parts.unk_id < 0)
+      fail(name, ": model.unk_token \"", unk, "\" is not in model.vocab");
   }
   try {
     return Tokenizer(std::move(parts));

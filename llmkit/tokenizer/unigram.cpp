@@ -17,8 +17,8 @@ constexpr double kUnkPenalty = 10.0;
 
 ModelFn make_unigram(const json& m, const std::string& file, const Vocab& vocab,
                      const std::vector<double>& scores) {
-  const auto n = static_cast<int64_t>(vocab.tokens->size());
-  if (static_cast<int64_t>(scores.size()) != n)
+  const int64_t n = vocab.n_model;
+  if (static_cast<int64_t>(scores.size()) < n)
     fail(file, ": model.vocab of a Unigram needs a score for every piece");
   const json unk_json = m.value("unk_id", json());
   int32_t unk = -1;
