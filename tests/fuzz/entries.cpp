@@ -268,9 +268,10 @@ void chat_transcript(const uint8_t* data, size_t size) {
 
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {
-      {"safetensors", safetensors}, {"tokenizer_json", tokenizer_json},
-      {"token_shard", token_shard}, {"config_json", config_json},
-      {"pairs_tsv", pairs_tsv},     {"chat_transcript", chat_transcript},
+      {"safetensors", safetensors},     {"tokenizer_json", tokenizer_json},
+      {"token_shard", token_shard},     {"config_json", config_json},
+      {"pairs_tsv", pairs_tsv},         {"chat_transcript", chat_transcript},
+      {"chat_template", chat_template},
   };
   return all;
 }

@@ -27,6 +27,7 @@ void token_shard(const uint8_t* data, size_t size);      // a token shard file (
 void config_json(const uint8_t* data, size_t size);      // model config + train config
 void pairs_tsv(const uint8_t* data, size_t size);        // translation pairs
 void chat_transcript(const uint8_t* data, size_t size);  // transcript, trimming, stop matcher
+void chat_template(const uint8_t* data, size_t size);    // Jinja chat template [\0 messages JSON]
 
 struct Target {
   const char* name;  // the corpus folder: tests/fuzz/corpus/<name>
