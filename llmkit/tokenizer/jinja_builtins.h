@@ -49,6 +49,23 @@ bool python_contains(const Value& container, const Value& item);            // i
 List python_iterate(const Value& v);  // for x in v (dict: keys; str: characters)
 int64_t python_len(const Value& v);
 
+// Bounds on what a template may build or do, where Python would run out of memory or time (and
+// jinja2 has no limit of its own), so that no template renders for more than about a second:
+// a string or list of more than kMaxBuilt bytes or items, more than kMaxBuiltTotal bytes or
+// items built by concatenation, repetition and join in one render, more than kMaxSteps loop
+// iterations and macro calls in one render, and an integer beyond 64 bits (Python's are
+// unbounded) are llmkit::Errors.
+inline constexpr int64_t kMaxBuilt = int64_t{1} << 26;       // 64 Mi
+inline constexpr int64_t kMaxBuiltTotal = int64_t{1} << 28;  // 256 Mi
+inline constexpr int64_t kMaxSteps = 100'000;
+void check_built(size_t size, const char* what);     // fails when size > kMaxBuilt
+void count_built(size_t size, const char* what);     // check_built + the render's total
+void reset_built();                                  // a new render: the total is 0
+int64_t checked_int(char op, int64_t a, int64_t b);  // a op b for + - *, or an overflow error
+int64_t checked_neg(int64_t a);
+int64_t float_to_int(double d);  // Python's int(d) when it fits 64 bits, else an error
+int64_t parse_int(const std::string& digits);  // an optional sign and decimal digits
+
 // Argument `index` (positional) or `name` (keyword) of a call, or `fallback`.
 Value arg(const CallArgs& args, size_t index, const char* name, Value fallback = Value());
 

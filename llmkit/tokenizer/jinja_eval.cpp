@@ -33,10 +33,11 @@ Value range_global(CallArgs& a) {
   if (a.args.size() == 3) step = a.args[2].as_int();
   if (step == 0) fail("range() arg 3 must not be zero");
   List out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
     if (out.size() >= 100000)
       fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
     out.push_back(Value::integer(i));
+    if (__builtin_add_overflow(i, step, &i)) break;  // past stop: the range ends
   }
   return Value::list(std::move(out));
 }
@@ -188,6 +189,8 @@ class Renderer {
     }
     const int64_t len = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < len; ++i) {
+      step();
+      check_built(out.size(), "output");
       frames_.push_back(std::make_shared<Frame>());
       assign(n.target, items[i]);
       (*frames_.back())["loop"] = loop_object(items, i);
@@ -282,6 +285,7 @@ class Renderer {
   Value call_macro(const Node& m, CallArgs& a) {
     // jinja2 stops runaway recursion with Python's RecursionError; so do we, before the stack.
     if (macro_depth_ >= 100) fail("maximum recursion depth exceeded in macro '", m.text, "'");
+    step();
     ++macro_depth_;
     struct Leave {
       int& d;
@@ -381,7 +385,8 @@ class Renderer {
         if (v.is_undefined()) fail_undefined(v);
         if (!v.is_number()) fail("bad operand type for unary ", e.name, ": '", v.type_name(), "'");
         if (e.name == "+") return v.is_float() ? v : Value::integer(v.as_int());
-        return v.is_float() ? Value::number(-v.as_float()) : Value::integer(-v.as_int());
+        return v.is_float() ? Value::number(-v.as_float())
+                            : Value::integer(checked_neg(v.as_int()));
       }
       case K::kBinary: {
         if (e.name == "and" || e.name == "or") {
@@ -390,7 +395,12 @@ class Renderer {
           return eval(*e.args[1]);
         }
         const Value l = eval(*e.args[0]), r = eval(*e.args[1]);
-        if (e.name == "~") return Value::string(l.str() + r.str());
+        if (e.name == "~") {
+          std::string s = l.str();
+          const std::string rs = r.str();
+          count_built(s.size() + rs.size(), "string");
+          return Value::string(s + rs);
+        }
         if (e.name == "+") return python_add(l, r);
         return python_arith(e.name, l, r);
       }
@@ -427,14 +437,23 @@ class Renderer {
     return c >= 0;
   }
 
+  // Counts loop iterations and macro calls: a template that nests loops over large ranges would
+  // otherwise run for hours (as it does in jinja2).
+  void step() {
+    if (++steps_ > kMaxSteps)
+      fail("too many loop iterations and macro calls (the limit is ", kMaxSteps, " per render)");
+  }
+
   std::vector<std::shared_ptr<Frame>> frames_;
   int macro_depth_ = 0;
+  int64_t steps_ = 0;
 };
 
 }  // namespace
 
 std::string render(const Template& tpl, const Dict& variables) {
   Renderer r(variables);
+  reset_built();
   std::string out;
   r.exec(tpl.body, out);
   return out;

@@ -38,7 +38,7 @@ Value lookup_path(const Value& v, const Value& path) {
     const std::string part =
         p.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = get_item(cur, digits ? Value::integer(std::stoll(part)) : Value::string(part));
+    cur = get_item(cur, digits ? Value::integer(parse_int(part)) : Value::string(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }
@@ -106,18 +106,22 @@ std::optional<double> parse_float(const std::string& s) {
 Value to_int(const Value& v, const Value& fallback) {
   if (v.is_int() || v.is_bool()) return Value::integer(v.as_int());
   if (v.is_float())
-    return std::isfinite(v.as_float()) ? Value::integer(static_cast<int64_t>(v.as_float()))
-                                       : fallback;
+    return std::isfinite(v.as_float()) ? Value::integer(float_to_int(v.as_float())) : fallback;
   if (v.is_string()) {
     CallArgs none;
     const std::string t = call_method(v, "strip", none).as_string();
     size_t k = (t.size() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
     if (k < t.size() && std::all_of(t.begin() + k, t.end(), ::isdigit))
-      return Value::integer(std::stoll(t));
-    if (auto d = parse_float(t); d && std::isfinite(*d))
-      return Value::integer(static_cast<int64_t>(*d));
+      return Value::integer(parse_int(t));
+    if (auto d = parse_float(t); d && std::isfinite(*d)) return Value::integer(float_to_int(*d));
   }
   return fallback;
+}
+
+// n spaces (none when n < 0), at most kMaxBuilt.
+std::string spaces(int64_t n) {
+  if (n > kMaxBuilt) check_built(static_cast<size_t>(n), "indent");
+  return std::string(static_cast<size_t>(std::max<int64_t>(n, 0)), ' ');
 }
 
 Value tojson(const Value& v, CallArgs& a) {
@@ -125,7 +129,7 @@ Value tojson(const Value& v, CallArgs& a) {
   o.ensure_ascii = arg(a, 0, "ensure_ascii", Value::boolean(false)).truthy();
   const Value indent = arg(a, 1, "indent", Value::none());
   if (indent.is_string()) o.indent = indent.as_string();
-  if (indent.is_int()) o.indent = std::string(std::max<int64_t>(indent.as_int(), 0), ' ');
+  if (indent.is_int()) o.indent = spaces(indent.as_int());
   if (o.indent) o.item_separator = ",";
   const Value seps = arg(a, 2, "separators", Value::none());
   if (seps.is_list()) {
@@ -139,9 +143,7 @@ Value tojson(const Value& v, CallArgs& a) {
 
 Value indent(const Value& v, CallArgs& a) {
   const Value width = arg(a, 0, "width", Value::integer(4));
-  const std::string ind = width.is_string()
-                              ? width.as_string()
-                              : std::string(std::max<int64_t>(width.as_int(), 0), ' ');
+  const std::string ind = width.is_string() ? width.as_string() : spaces(width.as_int());
   const bool first = arg(a, 1, "first", Value::boolean(false)).truthy();
   const bool blank = arg(a, 2, "blank", Value::boolean(false)).truthy();
   CallArgs none;
@@ -193,13 +195,15 @@ const std::map<std::string, Filter, std::less<>>& filters() {
     std::map<std::string, Filter, std::less<>> f;
     f["abs"] = [](const Value& v, CallArgs&) {
       if (v.is_float()) return Value::number(std::fabs(v.as_float()));
-      if (v.is_int() || v.is_bool()) return Value::integer(std::llabs(v.as_int()));
+      if (v.is_int() || v.is_bool())
+        return Value::integer(v.as_int() < 0 ? checked_neg(v.as_int()) : v.as_int());
       if (v.is_undefined()) fail_undefined(v);
       fail("bad operand type for abs(): '", v.type_name(), "'");
     };
     f["batch"] = [](const Value& v, CallArgs& a) {
       const int64_t n = arg(a, 0, "linecount").as_int();
       if (n <= 0) fail("batch: linecount must be positive");
+      check_built(static_cast<size_t>(n), "batch");
       const Value fill = arg(a, 1, "fill_with", Value::none());
       List out, cur;
       for (const Value& x : python_iterate(v)) {
@@ -270,8 +274,10 @@ const std::map<std::string, Filter, std::less<>>& filters() {
       bool first = true;
       for (const Value& x : python_iterate(v)) {
         out += (first ? "" : sep) + (attribute.is_none() ? x : lookup_path(x, attribute)).str();
+        check_built(out.size(), "string");
         first = false;
       }
+      count_built(out.size(), "string");
       return Value::string(out);
     };
     f["list"] = [](const Value& v, CallArgs&) { return Value::list(python_iterate(v)); };

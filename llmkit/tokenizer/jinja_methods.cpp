@@ -3,6 +3,7 @@
 // arithmetic, `in`, iteration and len() rules. Strings are handled as code points where Python
 // would (indexing, slicing, len, strip sets); case mapping is ASCII-only.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <set>
 
@@ -366,28 +367,85 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
   const int64_t stop = clamp(stop_v, step < 0 ? -1 : n);
   std::u32string s;
   List l;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
     if (is_str)
       s += u[i];
     else
       l.push_back(obj.as_list()[i]);
+    if (__builtin_add_overflow(i, step, &i)) break;  // past the end
   }
   if (is_str) return Value::string(utf8_encode(s));
   return Value::list(std::move(l), obj.is_tuple());
 }
 
+namespace {
+thread_local int64_t built_total = 0;  // of the render running on this thread
+}  // namespace
+
+void check_built(size_t size, const char* what) {
+  if (size > static_cast<size_t>(kMaxBuilt))
+    fail(what, " too large: ", size, " bytes or items (the limit is 64 Mi)");
+}
+
+void count_built(size_t size, const char* what) {
+  check_built(size, what);
+  built_total += static_cast<int64_t>(size);
+  if (built_total > kMaxBuiltTotal)
+    fail("the template built more than 256 Mi bytes or items of strings and lists (the limit)");
+}
+
+void reset_built() {
+  built_total = 0;
+}
+
+int64_t checked_int(char op, int64_t a, int64_t b) {
+  int64_t r = 0;
+  const bool over = op == '+'   ? __builtin_add_overflow(a, b, &r)
+                    : op == '-' ? __builtin_sub_overflow(a, b, &r)
+                                : __builtin_mul_overflow(a, b, &r);
+  if (over)
+    fail("integer overflow: ", a, " ", op, " ", b, " does not fit 64 bits (this subset's integers ",
+         "are 64-bit)");
+  return r;
+}
+
+int64_t checked_neg(int64_t a) {
+  return checked_int('-', 0, a);
+}
+
+int64_t float_to_int(double d) {
+  if (std::isnan(d)) fail("cannot convert float NaN to integer");
+  // [-2^63, 2^63): the doubles whose truncation fits int64_t.
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+    fail("cannot convert float ", d, " to a 64-bit integer");
+  return static_cast<int64_t>(d);
+}
+
+int64_t parse_int(const std::string& digits) {
+  int64_t r = 0;
+  const char* b = digits.data() + (!digits.empty() && digits[0] == '+' ? 1 : 0);
+  const char* e = digits.data() + digits.size();
+  const auto [p, ec] = std::from_chars(b, e, r);
+  if (ec != std::errc() || p != e) fail("integer ", digits, " does not fit 64 bits");
+  return r;
+}
+
 Value python_add(const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
-  if (a.is_string() && b.is_string()) return Value::string(a.as_string() + b.as_string());
+  if (a.is_string() && b.is_string()) {
+    count_built(a.as_string().size() + b.as_string().size(), "string");
+    return Value::string(a.as_string() + b.as_string());
+  }
   if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+    count_built(a.as_list().size() + b.as_list().size(), "list");
     List l = a.as_list();
     l.insert(l.end(), b.as_list().begin(), b.as_list().end());
     return Value::list(std::move(l), a.is_tuple());
   }
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return Value::number(a.as_float() + b.as_float());
-    return Value::integer(a.as_int() + b.as_int());
+    return Value::integer(checked_int('+', a.as_int(), b.as_int()));
   }
   if (a.is_string() || (a.is_list() && !a.is_tuple()))
     fail("can only concatenate ", a.type_name(), " (not \"", b.type_name(), "\") to ",
@@ -404,6 +462,7 @@ Value python_arith(const std::string& op, const Value& a, const Value& b) {
                                        : static_cast<int64_t>(a.as_list().size());
     if (b.as_int() > 0 && unit > 0 && b.as_int() > (int64_t{1} << 26) / unit)
       fail("repetition too large: ", unit, " * ", b.as_int(), " items (the limit is 64 Mi)");
+    if (b.as_int() > 0) count_built(static_cast<size_t>(unit * b.as_int()), "repetition");
     if (a.is_string()) {
       std::string out;
       for (int64_t i = 0; i < b.as_int(); ++i) out += a.as_string();
@@ -422,10 +481,10 @@ Value python_arith(const std::string& op, const Value& a, const Value& b) {
   const bool fl = a.is_float() || b.is_float();
   if (op == "-")
     return fl ? Value::number(a.as_float() - b.as_float())
-              : Value::integer(a.as_int() - b.as_int());
+              : Value::integer(checked_int('-', a.as_int(), b.as_int()));
   if (op == "*")
     return fl ? Value::number(a.as_float() * b.as_float())
-              : Value::integer(a.as_int() * b.as_int());
+              : Value::integer(checked_int('*', a.as_int(), b.as_int()));
   if (op == "/") {
     if (b.as_float() == 0) fail("division by zero");
     return Value::number(a.as_float() / b.as_float());
@@ -440,14 +499,19 @@ Value python_arith(const std::string& op, const Value& a, const Value& b) {
       return op == "%" ? Value::number(mod) : Value::number(std::floor(x / y));
     }
     const int64_t x = a.as_int(), y = b.as_int();
+    if (y == -1) return Value::integer(op == "//" ? checked_neg(x) : 0);  // INT64_MIN / -1
     int64_t q = x / y, r = x % y;
     if (r != 0 && ((r < 0) != (y < 0))) --q, r += y;
     return Value::integer(op == "//" ? q : r);
   }
   if (op == "**") {
     if (!fl && b.as_int() >= 0) {
+      // |a| >= 2 overflows within 63 steps; 0, 1 and -1 need no loop.
+      const int64_t x = a.as_int(), n = b.as_int();
+      if (x == 0 || x == 1) return Value::integer(n == 0 ? 1 : x);
+      if (x == -1) return Value::integer(n % 2 == 0 ? 1 : -1);
       int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
+      for (int64_t i = 0; i < n; ++i) r = checked_int('*', r, x);
       return Value::integer(r);
     }
     return Value::number(std::pow(a.as_float(), b.as_float()));

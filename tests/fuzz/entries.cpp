@@ -380,6 +380,7 @@ const std::vector<Target>& targets() {
       {"pairs_tsv", pairs_tsv},
       {"chat_transcript", chat_transcript},
       {"gguf", gguf},
+      {"chat_template", chat_template},
   };
   return all;
 }

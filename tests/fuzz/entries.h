@@ -28,6 +28,7 @@ void config_json(const uint8_t* data, size_t size);      // model config + train
 void pairs_tsv(const uint8_t* data, size_t size);        // translation pairs
 void chat_transcript(const uint8_t* data, size_t size);  // transcript, trimming, stop matcher
 void gguf(const uint8_t* data, size_t size);             // GGUF, in memory and mapped; to_f32
+void chat_template(const uint8_t* data, size_t size);    // Jinja chat template [\0 messages JSON]
 
 struct Target {
   const char* name;  // the corpus folder: tests/fuzz/corpus/<name>

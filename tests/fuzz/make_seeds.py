@@ -104,6 +104,36 @@ def seeds_chat():
     put("chat_transcript", "bad-utf8.txt", b"User: \xc3(\nAssistant: \xf0\x9f\x98\n")
 
 
+def seeds_chat_templates():
+    """The real templates (alone, and with messages + tools after a \\0), the feature snippets
+    of the reference test, and a few tiny or broken ones."""
+    d = os.path.join(ROOT, "tests", "fixtures", "chat_templates")
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"}, {"role": "user", "content": "안녕?"}]
+    tools = [{"type": "function", "function": {"name": "get_time", "description": "Now.",
+              "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}}]
+    with_extras = json.dumps({"messages": chat, "tools": tools, "date_string": "2 Dec 2026"},
+                             ensure_ascii=False)
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".jinja"):
+            with open(os.path.join(d, name), encoding="utf-8") as f:
+                src = f.read()
+            put("chat_template", name, src)
+            put("chat_template", name[:-6] + "-tools.jinja", src + "\0" + with_extras)
+    with open(os.path.join(d, "snippets.txt"), encoding="utf-8") as f:
+        snippets = f.read().split("\n%%\n")
+    for i, s in enumerate(snippets):
+        put("chat_template", "snippet-%03d.jinja" % i, s)
+    put("chat_template", "tiny-text", "hello")
+    put("chat_template", "tiny-expr", "{{ messages[0]['content'] }}")
+    put("chat_template", "tiny-loop",
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}\0"
+        + json.dumps([{"role": "user", "content": "x"}, {"role": 5, "content": [1]}, {}]))
+    put("chat_template", "unclosed", "{% for m in messages %}{{ m.content }")
+    put("chat_template", "raise", "{{ raise_exception('no system role') }}")
+
+
 def seeds_tokenizers(llmkit):
     text = ("The quick brown fox jumps over the lazy dog. 안녕하세요, 세계! 12345 "
             "naïve café \U0001F600\n") * 20
@@ -251,6 +281,7 @@ def main():
     seeds_chat()
     seeds_gguf()
     seeds_hf_pipelines()
+    seeds_chat_templates()
     if a.llmkit:
         seeds_tokenizers(a.llmkit)
 

@@ -272,6 +272,43 @@ TEST(JinjaErrors, HostileTemplatesFailCleanly) {
   EXPECT_NE(error_of("{{ range(1000000)|length }}").find("Range too big"), std::string::npos);
 }
 
+// Found by the chat_template fuzz target (tests/fuzz/regressions/chat_template/): integers are
+// 64-bit, so what overflows them is an error, not undefined behaviour; runaway loops and
+// strings stop at the render's budget.
+TEST(JinjaErrors, IntegerOverflowAndBudgets) {
+  const std::string max = "9223372036854775807", min = "(-9223372036854775807 - 1)";
+  EXPECT_EQ(error_of("{{ " + max + " + 1 }}"),
+            "chat template line 1: integer overflow: 9223372036854775807 + 1 does not fit 64 bits "
+            "(this subset's integers are 64-bit)");
+  const std::vector<std::string> overflows = {max + " * 2",        min + " - 1", "-" + min,
+                                              min + " // -1",      "2 ** 64",    min + "|abs",
+                                              "3 ** 1000000000000"};
+  for (const std::string& e : overflows)
+    EXPECT_NE(error_of("{{ " + e + " }}").find("integer overflow"), std::string::npos) << e;
+  EXPECT_EQ(render("{{ " + min + " % -1 }}|{{ (-1) ** 1000000000001 }}|{{ 1 ** " + max +
+                   " }}|{{ 2 ** 62 }}|{{ -" + max + " - 1 }}"),
+            "0|-1|1|4611686018427387904|-9223372036854775808");
+  EXPECT_NE(error_of("{{ 1e300|int }}").find("to a 64-bit integer"), std::string::npos);
+  EXPECT_NE(error_of("{{ '99999999999999999999'|int }}").find("does not fit 64 bits"),
+            std::string::npos);
+  EXPECT_EQ(render("{{ range(-" + max + ", " + max + ", 4611686018427387904)|length }}"), "4");
+  EXPECT_EQ(render("{{ 'abc'[1::" + max + "] }}|{{ [1, 2, 3][-1::-" + max + "] }}"), "b|[3]");
+  EXPECT_NE(error_of("{{ 'x'|indent(100000000000) }}").find("too large"), std::string::npos);
+  EXPECT_NE(error_of("{{ [1]|batch(1000000000000, 'x')|list }}").find("too large"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}")
+                .find("too many loop iterations"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
+                     "{% set ns.s = ns.s ~ ns.s %}{% endfor %}")
+                .find("too large"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(s='x' * 60000000) %}{% for i in range(40) %}"
+                     "{% set x = ns.s ~ 'y' %}{% endfor %}")
+                .find("more than 256 Mi"),
+            std::string::npos);
+}
+
 TEST(ChatTemplate, ChatmlAndVariables) {
   const std::vector<ChatMessage> msgs = {{"system", "Be brief."}, {"user", "안녕 😀"}};
   EXPECT_EQ(ChatTemplate::chatml().apply(msgs, true),
