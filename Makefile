@@ -5,7 +5,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= safetensors tokenizer_json token_shard config_json pairs_tsv chat_transcript
+FUZZ_TARGETS ?= safetensors tokenizer_json token_shard config_json pairs_tsv chat_transcript gguf
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "llmkit/data/pairs.h"
 #include "llmkit/data/shards.h"
 #include "llmkit/infer/chat.h"
+#include "llmkit/io/gguf.h"
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/bert.h"
 #include "llmkit/models/config_file.h"
@@ -51,6 +53,7 @@ class ScratchFile {
                ("llmkit-fuzz-" + std::to_string(getpid()) + "-" + what))
                   .string()) {}
   ~ScratchFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
   const std::string& write(const uint8_t* data, size_t size) {
     std::FILE* f = std::fopen(path_.c_str(), "wb");
     if (f == nullptr) throw std::runtime_error("cannot write " + path_);
@@ -266,11 +269,102 @@ void chat_transcript(const uint8_t* data, size_t size) {
   }
 }
 
+namespace {
+
+// Two readings of GGUF metadata values are the same.
+bool same_value(const io::GgufValue& a, const io::GgufValue& b) {
+  if (a.type != b.type || a.i != b.i || a.u != b.u || a.b != b.b || a.s != b.s ||
+      a.array.size() != b.array.size())
+    return false;
+  if (!(a.f == b.f || (a.f != a.f && b.f != b.f))) return false;  // NaN equals NaN here
+  if (a.type == io::GgufValue::Type::ARRAY && a.array_type != b.array_type) return false;
+  for (size_t k = 0; k < a.array.size(); ++k)
+    if (!same_value(a.array[k], b.array[k])) return false;
+  return true;
+}
+
+bool same_gguf(const io::GgufFile& a, const io::GgufFile& b) {
+  if (a.metadata.size() != b.metadata.size() || a.tensors.size() != b.tensors.size()) return false;
+  for (size_t k = 0; k < a.metadata.size(); ++k)
+    if (a.metadata[k].first != b.metadata[k].first ||
+        !same_value(a.metadata[k].second, b.metadata[k].second))
+      return false;
+  for (size_t k = 0; k < a.tensors.size(); ++k) {
+    const io::GgufTensor &x = a.tensors[k], &y = b.tensors[k];
+    if (x.name != y.name || x.ne != y.ne || x.type != y.type || x.nbytes != y.nbytes ||
+        (x.nbytes > 0 && std::memcmp(x.data, y.data, x.nbytes) != 0))
+      return false;
+  }
+  return true;
+}
+
+// Reads every tensor byte, dequantises what can be, and exercises the value accessors.
+void check_gguf(const io::GgufFile& f) {
+  unsigned sum = 0;
+  for (const io::GgufTensor& t : f.tensors) {
+    FUZZ_CHECK(f.find_tensor(t.name) == &t);
+    FUZZ_CHECK(t.offset % f.alignment == 0);
+    for (size_t i = 0; i < t.nbytes; ++i) sum += t.data[i];
+    if (!kernels::ggml_can_dequantize(t.type)) continue;
+    const Tensor x = f.to_f32(t);
+    FUZZ_CHECK(x.shape() == t.shape() && x.numel() == t.numel());
+    if (x.numel() > 0) sum += static_cast<unsigned>(x.data<float>()[x.numel() - 1] != 0);
+  }
+  for (const auto& [key, v] : f.metadata) {
+    FUZZ_CHECK(f.find(key) == &v);
+    auto attempt = [](auto&& read) {
+      try {
+        read();
+      } catch (const Error&) {
+      }
+    };
+    attempt([&] { (void)v.as_int(); });
+    attempt([&] { (void)v.as_float(); });
+    attempt([&] { (void)v.as_strings(); });
+    attempt([&] { (void)v.as_floats(); });
+    attempt([&] { (void)v.as_ints(); });
+  }
+  volatile unsigned sink = sum;
+  (void)sink;
+}
+
+}  // namespace
+
+void gguf(const uint8_t* data, size_t size) {
+  static ScratchFile file("model.gguf");
+  static ScratchFile again("again.gguf");
+  std::optional<io::GgufFile> parsed, mapped;
+  try {
+    parsed = io::parse_gguf(as_text(data, size), "fuzz.gguf");
+  } catch (const Error&) {
+  }
+  try {
+    mapped = io::load_gguf(file.write(data, size));
+  } catch (const Error&) {
+  }
+  FUZZ_CHECK(parsed.has_value() == mapped.has_value());
+  if (!parsed) return;
+  FUZZ_CHECK(same_gguf(*parsed, *mapped));
+  check_gguf(*parsed);
+  check_gguf(*mapped);
+  // What was read writes back (save_gguf) and reads again as the same file.
+  std::vector<io::GgufTensorData> tensors;
+  for (const io::GgufTensor& t : parsed->tensors)
+    tensors.push_back(
+        {t.name, t.ne, t.type, std::string_view(reinterpret_cast<const char*>(t.data), t.nbytes)});
+  io::save_gguf(again.path(), parsed->metadata, tensors, parsed->alignment);
+  FUZZ_CHECK(same_gguf(*parsed, io::load_gguf(again.path())));
+}
+
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {
-      {"safetensors", safetensors}, {"tokenizer_json", tokenizer_json},
-      {"token_shard", token_shard}, {"config_json", config_json},
-      {"pairs_tsv", pairs_tsv},     {"chat_transcript", chat_transcript},
+      {"safetensors", safetensors},
+      {"tokenizer_json", tokenizer_json},
+      {"token_shard", token_shard},
+      {"config_json", config_json},
+      {"pairs_tsv", pairs_tsv},
+      {"chat_transcript", chat_transcript},
+      {"gguf", gguf},
   };
   return all;
 }

@@ -27,6 +27,7 @@ void token_shard(const uint8_t* data, size_t size);      // a token shard file (
 void config_json(const uint8_t* data, size_t size);      // model config + train config
 void pairs_tsv(const uint8_t* data, size_t size);        // translation pairs
 void chat_transcript(const uint8_t* data, size_t size);  // transcript, trimming, stop matcher
+void gguf(const uint8_t* data, size_t size);             // GGUF, in memory and mapped; to_f32
 
 struct Target {
   const char* name;  // the corpus folder: tests/fuzz/corpus/<name>

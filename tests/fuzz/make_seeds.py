@@ -124,6 +124,51 @@ def seeds_tokenizers(llmkit):
     put("tokenizer_json", "not-json.json", "{\"model\": {\"type\": \"BPE\", ")
 
 
+def gguf_file(kvs, tensors, version=3, alignment=32):
+    """kvs: list of (key, type, packed value bytes); tensors: (name, ne, ggml type, raw bytes)."""
+    def s(x):
+        x = x.encode() if isinstance(x, str) else x
+        return struct.pack("<Q", len(x)) + x
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for key, t, val in kvs:
+        out += s(key) + struct.pack("<I", t) + val
+    offset, data = 0, b""
+    for name, ne, t, raw in tensors:
+        out += s(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne)
+        out += struct.pack("<IQ", t, offset)
+        pad = -len(raw) % alignment
+        data += raw + b"\0" * pad
+        offset += len(raw) + pad
+    out += b"\0" * (-len(out) % alignment)
+    return out + data
+
+
+def seeds_gguf():
+    s = lambda x: struct.pack("<Q", len(x.encode())) + x.encode()
+    kvs = [("general.architecture", 8, s("llama")),
+           ("llama.block_count", 4, struct.pack("<I", 2)),
+           ("llama.rope.freq_base", 6, struct.pack("<f", 10000.0)),
+           ("tokenizer.ggml.add_bos_token", 7, b"\x01"),
+           ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + s("a") + s("\u0120b") + s("")),
+           ("tokenizer.ggml.token_type", 9, struct.pack("<IQ3i", 5, 3, 1, 1, 3)),
+           ("big", 10, struct.pack("<Q", 1 << 63)),
+           ("f64", 12, struct.pack("<d", -0.5))]
+    f32 = struct.pack("<6f", 1, 2, 3, 4, 5, 6)
+    q4_0 = struct.pack("<H", 0x3C00) + bytes(range(16))
+    q8_0 = struct.pack("<H", 0x3800) + bytes((k * 7) & 0xFF for k in range(32))
+    q4_k = struct.pack("<HH", 0x3C00, 0x3800) + bytes(range(12)) + bytes(range(128))
+    put("gguf", "tiny.gguf", gguf_file(kvs, [("w", [3, 2], 0, f32), ("q", [32], 2, q4_0),
+                                              ("q8", [32, 1], 8, q8_0), ("k", [256], 12, q4_k)]))
+    put("gguf", "v2.gguf", gguf_file(kvs[:2], [("w", [3, 2], 0, f32)], version=2))
+    put("gguf", "align64.gguf", gguf_file([("general.alignment", 4, struct.pack("<I", 64))],
+                                          [("w", [6], 0, f32), ("v", [2], 1, b"\0<\0\xbc")],
+                                          alignment=64))
+    put("gguf", "no-tensors.gguf", gguf_file(kvs, []))
+    put("gguf", "version1.gguf", gguf_file([], [], version=1))
+    put("gguf", "truncated.gguf", gguf_file(kvs, [("w", [3, 2], 0, f32)])[:-5])
+    put("gguf", "q3k-unsupported.gguf", gguf_file([], [("q", [256], 11, bytes(110))]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llmkit", help="the llmkit binary (for the tokenizer.json seeds)")
@@ -133,6 +178,7 @@ def main():
     seeds_configs()
     seeds_pairs()
     seeds_chat()
+    seeds_gguf()
     if a.llmkit:
         seeds_tokenizers(a.llmkit)
 
