@@ -23,6 +23,7 @@ packages=(
   nlohmann-json3-dev       # JSON: config.json, tokenizer.json, safetensors headers
   libcli11-dev             # command-line parsing
   libpcre2-dev             # Unicode regex for GPT-2 pre-tokenization
+  libicu-dev               # Unicode normalisation (NFC/NFD/NFKC/NFKD) for tokenizer.json normalisers
   bible-kjv                # the demo corpus: the King James Bible (`bible` prints it)
 )
 case "$mode" in

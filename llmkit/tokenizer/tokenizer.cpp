@@ -9,6 +9,7 @@
 #include "llmkit/core/parallel.h"
 #include "llmkit/tokenizer/bpe.h"
 #include "llmkit/tokenizer/hash_table.h"
+#include "llmkit/tokenizer/hf_pipeline.h"
 #include "llmkit/tokenizer/pretokenizer.h"
 #include "llmkit/tokenizer/unicode.h"
 
@@ -31,9 +32,10 @@ struct WordCache {
 struct Tokenizer::Impl {
   TokenizerParts parts;
   Bpe bpe;
-  StringIndex index;               // token text -> id
-  std::vector<std::string> bytes;  // id -> what decode writes
-  std::vector<uint8_t> special;    // id -> 1 if an added token
+  StringIndex index;                 // token text -> id
+  std::vector<std::string> bytes;    // id -> what decode writes
+  std::vector<uint8_t> special;      // id -> 1 if an added token
+  std::unique_ptr<hf::Pipeline> hf;  // set when parts.pipeline is
 
   void encode_piece(std::string_view piece, WordCache* cache, std::vector<int32_t>& out) const;
   void encode_chars(std::string_view text, std::vector<int32_t>& out) const;
@@ -55,6 +57,24 @@ Tokenizer::Tokenizer(TokenizerParts parts) : impl_(std::make_unique<Impl>()) {
     m.special[id] = 1;
   }
   m.index = StringIndex(n);
+  if (!m.parts.pipeline.empty()) {
+    for (int32_t id = 0; id < n; ++id) m.index.insert(m.parts.tokens[id], id);
+    nlohmann::json config;
+    try {
+      config = nlohmann::json::parse(m.parts.pipeline);
+    } catch (const nlohmann::json::exception& e) {
+      fail("tokenizer: the pipeline is not valid JSON (", e.what(), ")");
+    }
+    try {
+      m.hf = std::make_unique<hf::Pipeline>(config, "tokenizer", m.parts.tokens, m.index,
+                                            m.parts.merges, m.parts.scores);
+    } catch (const nlohmann::json::exception& e) {  // a field of the wrong JSON type
+      fail("tokenizer: a pipeline field has the wrong type (", e.what(), ")");
+    }
+    return;
+  }
+  LLMKIT_CHECK(m.parts.model == Model::kBpe || m.parts.model == Model::kChar,
+               "tokenizer: WordPiece and Unigram models need a pipeline");
   m.bytes.resize(n);
   std::vector<std::string> bpe_bytes(m.parts.model == Model::kBpe ? n : 0);
   for (int32_t id = 0; id < n; ++id) {
@@ -223,7 +243,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 16);
   const std::vector<int32_t> specials = impl_->allowed_specials(options);
-  if (specials.empty())
+  if (impl_->hf) {
+    std::vector<uint8_t> allowed(impl_->parts.tokens.size(), 0);
+    for (int32_t id : specials) allowed[id] = 1;
+    impl_->hf->encode(text, allowed, options.add_special_tokens, out);
+  } else if (specials.empty())
     impl_->encode_ordinary(text, out);
   else
     impl_->encode_with_specials(text, specials, out);
@@ -242,6 +266,15 @@ std::vector<std::vector<int32_t>> Tokenizer::encode_batch(std::span<const std::s
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   const Impl& m = *impl_;
+  if (m.hf) {
+    std::vector<std::string> tokens;
+    for (int32_t id : ids) {
+      if (id < 0 || id >= vocab_size())
+        fail("decode: id ", id, " is out of range (vocabulary size ", vocab_size(), ")");
+      if (!(skip_special && m.special[id])) tokens.push_back(m.parts.tokens[id]);
+    }
+    return m.hf->decode(tokens);
+  }
   std::string bytes;
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size())

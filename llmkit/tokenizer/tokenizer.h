@@ -1,11 +1,15 @@
-// Tokenizer: text <-> token ids. One class for the two models llmkit has:
+// Tokenizer: text <-> token ids. One class for the models llmkit has:
 //   - byte-level BPE as GPT-2 defines it (pre-tokenize with the GPT-2 pattern, then merge bytes
 //     by rank): any byte string encodes without unknown tokens; loads GPT-2's encoder.json +
 //     vocab.bpe and Hugging Face tokenizer.json, trains on files of any size;
 //   - a character (syllable) tokenizer, str2idx / idx2str over the characters of a text, for
 //     teaching and small models.
-// Either can first decompose Hangul syllables into jamo. Special tokens (<|endoftext|>, [PAD] ...)
-// are matched in text only when EncodeOptions asks. All const methods are thread-safe.
+//   - any tokenizer.json of the Hugging Face pipeline llmkit implements (hf_pipeline.h:
+//     normalizers, pre-tokenizers, BPE / WordPiece / Unigram, post-processors, decoders; see
+//     docs/tokenizers-hf.md), and GGUF's embedded vocabularies (gguf_vocab.h).
+// GPT-2-style files take the original fast path. Either built-in model can first decompose Hangul
+// syllables into jamo. Special tokens (<|endoftext|>, [PAD] ...) are matched in text only when
+// EncodeOptions asks. All const methods are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +23,10 @@
 
 namespace llmkit::tokenizer {
 
-enum class Model { kBpe, kChar };
+// kWordPiece and kUnigram exist only with a Hugging Face pipeline (TokenizerParts::pipeline).
+enum class Model { kBpe, kChar, kWordPiece, kUnigram };
+
+struct GgufVocab;
 
 // Common special-token sets (any strings work).
 inline const std::vector<std::string> kGptSpecialTokens = {"<|endoftext|>"};
@@ -46,6 +53,8 @@ struct TrainOptions {
 struct EncodeOptions {
   bool allow_special = false;                // recognise every special token in the text
   std::vector<std::string> allowed_special;  // or only these; each must be a special token
+  // Run the tokenizer.json post-processor ([CLS] ... [SEP], <s> ...). No effect without one.
+  bool add_special_tokens = false;
 };
 
 // Everything a tokenizer is made of; what the file readers and the trainer produce.
@@ -56,6 +65,12 @@ struct TokenizerParts {
   std::vector<int32_t> special_ids;  // ids of the added tokens ("special" in tokenizer.json)
   int32_t unk_id = -1;               // char model: id for characters it does not know
   bool hangul_to_jamo = false;
+  std::vector<double> scores;  // Unigram: log-probability of each token
+  // A Hugging Face pipeline, as JSON text: tokenizer.json's normalizer, pre_tokenizer, model
+  // (without vocab and merges), post_processor, decoder, added_tokens, truncation, padding.
+  // Empty: the built-in GPT-2 byte-level BPE or char pipeline. With a pipeline, special_ids
+  // are the added tokens marked special; other added tokens always match in text.
+  std::string pipeline;
 };
 
 class Tokenizer {
@@ -78,6 +93,8 @@ class Tokenizer {
   std::string to_json() const;
   // `name` is used in error messages (a file name).
   static Tokenizer from_json(std::string_view json, const std::string& name = "tokenizer.json");
+  // The tokenizer GGUF files embed (tokenizer.ggml.*), from the already-read arrays.
+  static Tokenizer from_gguf_vocab(const GgufVocab& vocab);
 
   std::vector<int32_t> encode(std::string_view text, const EncodeOptions& options = {}) const;
   // Encodes many texts, in parallel over num_threads().

@@ -1,8 +1,9 @@
-// Hugging Face tokenizer.json, read and written. What we read: a BPE model with the ByteLevel
-// pre-tokenizer (GPT-2's pattern, no prefix space) and decoder, merges as "a b" strings or
-// ["a", "b"] pairs, added tokens, and an optional NFD normaliser (our Hangul -> jamo step); and
-// our own character model, stored as WordLevel over single characters. Anything else is refused
-// with one line naming the field, rather than encoded differently from Hugging Face.
+// Hugging Face tokenizer.json, read and written. Files that are GPT-2's byte-level BPE (ByteLevel
+// pre-tokenizer without prefix space, ByteLevel or no decoder, special added tokens, an optional
+// NFD normaliser read as our Hangul -> jamo step) and our own character model (WordLevel over
+// single characters) take the built-in fast path; every other file keeps its pipeline as JSON
+// (TokenizerParts::pipeline, run by hf_pipeline.h) and is written back as read. What the
+// pipeline does not implement is refused with one line naming the component and the file.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -123,6 +124,112 @@ void check_pipeline(const json& root, const std::string& name, Model model, Toke
   if (m.value("byte_fallback", false)) fail(name, ": model.byte_fallback is not supported");
 }
 
+// Whether the built-in GPT-2 byte-level BPE (or char model) reproduces this file exactly.
+bool is_builtin(const json& root) {
+  const json& m = root["model"];
+  const std::string type = m.value("type", std::string("BPE"));
+  if (type == "WordLevel") return true;
+  if (type != "BPE") return false;
+  const json normalizer = root.value("normalizer", json());
+  if (!normalizer.is_null() && !is_type(normalizer, "NFD")) return false;
+  const json pre = root.value("pre_tokenizer", json());
+  if (!is_type(pre, "ByteLevel") || pre.value("add_prefix_space", false) ||
+      !pre.value("use_regex", true))
+    return false;
+  for (const char* key : {"decoder", "post_processor"}) {
+    const json c = root.value(key, json());
+    if (!c.is_null() && !is_type(c, "ByteLevel")) return false;
+  }
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix", "unk_token"}) {
+    if (m.contains(key) && !m[key].is_null() && m[key] != "") return false;
+  }
+  if (m.value("byte_fallback", false) || m.value("ignore_merges", false)) return false;
+  const json added = root.value("added_tokens", json::array());
+  if (!added.is_array()) return true;  // read_added_tokens reports it
+  for (const json& t : added) {
+    if (!t.is_object() || !t.value("special", true) || t.value("lstrip", false) ||
+        t.value("rstrip", false) || t.value("single_word", false))
+      return false;
+  }
+  return true;
+}
+
+// Unigram's vocab: [[piece, score], ...] in id order.
+void read_unigram_vocab(const json& vocab, const std::string& name, TokenizerParts& parts) {
+  if (!vocab.is_array()) fail(name, ": model.vocab of a Unigram must be a list of [piece, score]");
+  for (const json& e : vocab) {
+    if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
+      fail(name, ": model.vocab[", parts.tokens.size(), "] is not [piece, score]");
+    parts.tokens.push_back(e[0].get<std::string>());
+    parts.scores.push_back(e[1].get<double>());
+  }
+}
+
+// A file the built-in path cannot run: keep its pipeline and let hf::Pipeline run it.
+TokenizerParts read_pipeline(const json& root, const std::string& name) {
+  const json& model = root["model"];
+  const std::string type = model.value("type", std::string("BPE"));
+  TokenizerParts parts;
+  if (type == "BPE") {
+    parts.model = Model::kBpe;
+    read_vocab(field(model, "vocab", "model.", name), name, parts);
+  } else if (type == "WordPiece") {
+    parts.model = Model::kWordPiece;
+    read_vocab(field(model, "vocab", "model.", name), name, parts);
+  } else if (type == "Unigram") {
+    parts.model = Model::kUnigram;
+    read_unigram_vocab(field(model, "vocab", "model.", name), name, parts);
+  } else {
+    fail(name, ": model.type \"", type, "\" is not supported (BPE, WordPiece, Unigram, WordLevel)");
+  }
+  read_added_tokens(root, name, parts);
+  for (size_t id = 0; id < parts.tokens.size(); ++id) {
+    if (parts.tokens[id].empty() && parts.model != Model::kUnigram)
+      fail(name, ": no token has id ", id);
+  }
+  if (parts.model == Model::kUnigram) parts.scores.resize(parts.tokens.size(), 0.0);
+  parts.special_ids.clear();
+  for (const json& t : root.value("added_tokens", json::array()))
+    if (t.value("special", true)) parts.special_ids.push_back(t["id"].get<int32_t>());
+  if (parts.model == Model::kBpe) read_merges(field(model, "merges", "model.", name), name, parts);
+  json config;
+  for (const char* key : {"normalizer", "pre_tokenizer", "post_processor", "decoder",
+                          "added_tokens", "truncation", "padding"})
+    config[key] = root.value(key, json());
+  config["model"] = model;
+  config["model"].erase("vocab");
+  config["model"].erase("merges");
+  parts.pipeline = config.dump();
+  return parts;
+}
+
+ordered_json write_pipeline(const TokenizerParts& p) {
+  const json config = json::parse(p.pipeline);
+  ordered_json root;
+  root["version"] = "1.0";
+  for (const char* key : {"truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer",
+                          "post_processor", "decoder"})
+    root[key] = config.value(key, json());
+  ordered_json model = config["model"];
+  if (p.model == Model::kUnigram) {
+    ordered_json vocab = ordered_json::array();
+    for (size_t id = 0; id < p.tokens.size(); ++id) vocab.push_back({p.tokens[id], p.scores[id]});
+    model["vocab"] = std::move(vocab);
+  } else {
+    ordered_json vocab = ordered_json::object();
+    auto& entries = vocab.get_ref<ordered_json::object_t&>();
+    for (size_t id = 0; id < p.tokens.size(); ++id) entries.emplace_back(p.tokens[id], id);
+    model["vocab"] = std::move(vocab);
+  }
+  if (p.model == Model::kBpe) {
+    ordered_json merges = ordered_json::array();
+    for (const auto& [a, b] : p.merges) merges.push_back({p.tokens[a], p.tokens[b]});
+    model["merges"] = std::move(merges);
+  }
+  root["model"] = std::move(model);
+  return root;
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
@@ -144,6 +251,22 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
     return it->get<std::string>();
   };
   const std::string type = model.is_object() ? model_string("type", "BPE") : "";
+  bool builtin = true;
+  TokenizerParts pipeline_parts;
+  try {
+    builtin = !model.is_object() || is_builtin(root);
+    if (!builtin) pipeline_parts = read_pipeline(root, name);
+  } catch (const json::exception& e) {  // a field of the wrong JSON type
+    fail(name, ": a field has the wrong JSON type (", e.what(), ")");
+  }
+  if (!builtin) {
+    TokenizerParts parts = std::move(pipeline_parts);
+    try {
+      return Tokenizer(std::move(parts));
+    } catch (const Error& e) {
+      fail(name, ": ", e.what());
+    }
+  }
   TokenizerParts parts;
   if (type == "BPE")
     parts.model = Model::kBpe;
@@ -173,6 +296,8 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& name) {
 
 std::string Tokenizer::to_json() const {
   const TokenizerParts& p = parts();
+  if (!p.pipeline.empty())
+    return write_pipeline(p).dump(2, ' ', false, json::error_handler_t::replace);
   ordered_json root;
   root["version"] = "1.0";
   root["truncation"] = nullptr;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_world.h"
+#include "common/reference.h"
 
 namespace llmkit::testing {
 namespace {
@@ -132,6 +133,25 @@ TEST_F(CliTokenizer, IllTypedTokenizerJsonNamesTheFileAndField) {
     const std::string path = edited(c.name, c.edit);
     expect_clean_error(encode(path), {c.name, c.field}, c.name);
   }
+}
+
+// A Hugging Face tokenizer.json (all-MiniLM-L6-v2's WordPiece): --add-special-tokens runs its
+// TemplateProcessing, [CLS] = 101 ... [SEP] = 102; ids from the tokenizers wheel.
+TEST_F(CliTokenizer, AddSpecialTokensWithMiniLM) {
+  const std::string dir = model_path("minilm");
+  if (dir.empty()) GTEST_SKIP() << "all-MiniLM-L6-v2 is absent (scripts/get-models.sh)";
+  const std::string json = dir + "/tokenizer.json";
+  auto plain = run_llmkit({"tokenizer", "encode", "--tokenizer", json, "--text", "Hello, world!"});
+  ASSERT_TRUE(succeeded(plain));
+  EXPECT_EQ(last_line(plain.out), "7592 1010 2088 999");
+  auto with = run_llmkit({"tokenizer", "encode", "--tokenizer", json, "--text", "Hello, world!",
+                          "--add-special-tokens"});
+  ASSERT_TRUE(succeeded(with));
+  EXPECT_EQ(last_line(with.out), "101 7592 1010 2088 999 102");
+  auto dec = run_llmkit({"tokenizer", "decode", "--tokenizer", json, "--skip-special", "--ids",
+                         "101 7592 1010 2088 999 102"});
+  ASSERT_TRUE(succeeded(dec));
+  EXPECT_EQ(dec.out, "hello, world!");
 }
 
 TEST_F(CliTokenizer, DecodeBadIds) {

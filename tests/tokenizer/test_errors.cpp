@@ -43,7 +43,18 @@ TEST(Errors, TokenizerJson) {
   expect_error(write("truncated.json", good.substr(0, good.size() / 2)), "not valid JSON");
   expect_error(write("array.json", "[1, 2]"), "expected a JSON object");
   expect_error(write("nomodel.json", "{}"), "model is missing");
-  expect_error(write("unigram.json", R"({"model": {"type": "Unigram"}})"), "not supported");
+  expect_error(write("unknown_model.json", R"({"model": {"type": "Tiktoken", "vocab": {}}})"),
+               "model.type \"Tiktoken\" is not supported");
+  expect_error(write("precompiled.json",
+                     R"({"normalizer": {"type": "Precompiled", "precompiled_charsmap": ""},
+                         "model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}})"),
+               "normalizer \"Precompiled\" is not supported");
+  expect_error(write("bad_pre.json", R"({"pre_tokenizer": {"type": "UnicodeScripts"},
+                         "model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}})"),
+               "pre_tokenizer \"UnicodeScripts\" is not supported");
+  expect_error(write("bad_decoder.json", R"({"decoder": {"type": "CTC"},
+                         "model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}})"),
+               "decoder \"CTC\" is not supported");
   std::string bad_merge = good;
   bad_merge.replace(bad_merge.find("\"merges\": ["), 11, "\"merges\": [\"zz qq\",");
   expect_error(write("badmerge.json", bad_merge), "not in model.vocab");

@@ -29,6 +29,7 @@ struct Args {
   std::string tokenizer;
   std::string text, ids;
   bool json = false, stats = false, allow_special = false, skip_special = false;
+  bool add_special_tokens = false;
   std::vector<std::string> special;
   int threads = 0;
 };
@@ -72,6 +73,7 @@ void run_encode(const Args& a) {
   EncodeOptions opt;
   opt.allow_special = a.allow_special;
   opt.allowed_special = a.special;
+  opt.add_special_tokens = a.add_special_tokens;
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<int32_t> ids = tok.encode(text, opt);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -159,6 +161,8 @@ std::function<void()> setup(CLI::App& app) {
   encode->add_flag("--allow-special", a->allow_special, "Recognise special tokens in the text");
   encode->add_option("--special", a->special, "Recognise only these special tokens")
       ->delimiter(',');
+  encode->add_flag("--add-special-tokens", a->add_special_tokens,
+                   "Run the tokenizer.json post-processor ([CLS] ... [SEP], <s> ...)");
 
   CLI::App* decode = app.add_subcommand("decode", "Token ids -> text on stdout");
   decode
@@ -181,6 +185,6 @@ std::function<void()> setup(CLI::App& app) {
   };
 }
 
-LLMKIT_COMMAND({"tokenizer", "Train, encode and decode byte-level BPE tokenizers", setup});
+LLMKIT_COMMAND({"tokenizer", "Train byte-level BPE tokenizers; encode and decode with any", setup});
 
 }  // namespace
