@@ -10,7 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "llmkit/io/safetensors.h"
 #include "llmkit/models/gpt.h"
+
+namespace llmkit::io {
+class GgufFile;
+}
 
 namespace llmkit::models {
 
@@ -29,5 +34,11 @@ nlohmann::json llama_config_to_hf(const GPTConfig& c);
 // rows (it interleaves each head's two rotate_half halves for GGML's adjacent-pair RoPE):
 // w [n_head * HS, ...] with rows (h, i, j) for i < HS/2, j < 2 goes back to rows (h, j, i).
 Tensor unpermute_rope_rows(const Tensor& w, int64_t n_head);
+
+// GGUF metadata (general.architecture llama; llama.* keys, tokenizer.ggml.bos/eos_token_id)
+// -> GPTConfig; tied when the file has no output.weight.
+GPTConfig llama_config_from_gguf(const io::GgufFile& f);
+// The GGUF tensors under Hugging Face names, dequantised to f32, q/k rows un-permuted.
+io::NamedTensors llama_weights_from_gguf(const io::GgufFile& f, const GPTConfig& c);
 
 }  // namespace llmkit::models

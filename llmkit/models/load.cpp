@@ -7,8 +7,10 @@
 #include <set>
 
 #include "llmkit/io/atomic_file.h"
+#include "llmkit/io/gguf.h"
 #include "llmkit/models/config_file.h"
 #include "llmkit/models/hf_llama.h"
+#include "llmkit/tokenizer/gguf_vocab.h"
 #include "llmkit/tokenizer/read_file.h"
 
 namespace llmkit::models {
@@ -198,6 +200,66 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
   read_hf_tokenizer(m, d, opt);
 }
 
+// tokenizer.ggml.* -> GgufVocab (the tokenizer's from_gguf_vocab builds the pipeline).
+tokenizer::GgufVocab gguf_vocab(const io::GgufFile& f) {
+  tokenizer::GgufVocab v;
+  auto str = [&](const char* k, std::string def) {
+    const io::GgufValue* x = f.find(k);
+    return x ? x->as_string() : def;
+  };
+  auto integer = [&](const char* k) {
+    const io::GgufValue* x = f.find(k);
+    return x ? static_cast<int32_t>(x->as_int()) : -1;
+  };
+  auto flag = [&](const char* k, bool def) {
+    const io::GgufValue* x = f.find(k);
+    return x ? x->as_bool() : def;
+  };
+  v.model = f.get("tokenizer.ggml.model").as_string();
+  v.pre = str("tokenizer.ggml.pre", "default");
+  v.tokens = f.get("tokenizer.ggml.tokens").as_strings();
+  if (const io::GgufValue* x = f.find("tokenizer.ggml.scores")) v.scores = x->as_floats();
+  if (const io::GgufValue* x = f.find("tokenizer.ggml.token_type"))
+    for (int64_t t : x->as_ints()) v.token_types.push_back(static_cast<int32_t>(t));
+  if (const io::GgufValue* x = f.find("tokenizer.ggml.merges")) v.merges = x->as_strings();
+  v.bos = integer("tokenizer.ggml.bos_token_id");
+  v.eos = integer("tokenizer.ggml.eos_token_id");
+  v.unk = integer("tokenizer.ggml.unknown_token_id");
+  v.pad = integer("tokenizer.ggml.padding_token_id");
+  v.add_bos = flag("tokenizer.ggml.add_bos_token", v.model == "llama");
+  v.add_eos = flag("tokenizer.ggml.add_eos_token", false);
+  v.add_space_prefix = flag("tokenizer.ggml.add_space_prefix", v.model == "llama");
+  return v;
+}
+
+void load_gguf_file(LoadedModel& m, const std::string& path, const LoadOptions& opt) {
+  const io::GgufFile f = io::load_gguf(path);
+  m.arch = "llama";
+  const GPTConfig c = llama_config_from_gguf(f);
+  auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
+  load_named_weights(*g, llama_weights_from_gguf(f, c), path);
+  if (c.bos_token_id >= 0) m.bos_id = static_cast<int32_t>(c.bos_token_id);
+  for (int64_t e : c.eos_token_ids) add_eos(m, e);
+  adopt_gpt(m, std::move(g));
+  if (const io::GgufValue* t = f.find("tokenizer.chat_template")) m.chat_template = t->as_string();
+  if (f.find("tokenizer.ggml.model") == nullptr) return;
+  const tokenizer::GgufVocab v = gguf_vocab(f);
+  auto text = [&](int32_t id) {
+    return id >= 0 && id < static_cast<int32_t>(v.tokens.size()) ? v.tokens[id] : std::string();
+  };
+  m.bos_token = text(v.bos);
+  m.eos_token = text(v.eos);
+  m.add_bos = v.add_bos;
+  m.tokenizer_config = {{"add_bos_token", v.add_bos}};
+  if (opt.tokenizer) {
+    try {
+      m.tokenizer = tokenizer::Tokenizer::from_gguf_vocab(v);
+    } catch (const Error& e) {
+      fail(path, ": tokenizer: ", e.what());
+    }
+  }
+}
+
 }  // namespace
 
 io::NamedTensors read_hf_weights(const std::string& dir) {
@@ -270,7 +332,7 @@ LoadedModel load(const std::string& path, const LoadOptions& opt) {
   LLMKIT_CHECK(fs::exists(p), "model: '", path, "' does not exist");
   if (fs::is_regular_file(p) && p.extension() == ".gguf") {
     m.source = SourceKind::Gguf;
-    fail(path, ": GGUF loading needs io/gguf (not merged yet)");
+    load_gguf_file(m, path, opt);
   } else if (fs::is_directory(p)) {
     LLMKIT_CHECK(fs::exists(p / "config.json"), "model: '", path,
                  "' is not a model directory (no config.json)");

@@ -98,8 +98,9 @@ def greedy(model, ids):
     return torch.tensor(toks, dtype=torch.int32)
 
 
-def smollm2(gguf_path, out):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def gguf_llama(gguf_path):
+    """(LlamaConfig, Hugging Face state dict) of a llama GGUF, dequantised by gguf-py."""
+    from transformers import LlamaConfig
     meta, t = read_gguf(gguf_path)
     nh, nkv = int(meta["llama.attention.head_count"]), int(meta["llama.attention.head_count_kv"])
     tied = "output.weight" not in t
@@ -132,6 +133,12 @@ def smollm2(gguf_path, out):
             elif g == "attn_k":
                 w = unpermute(w, nkv)
             sd[f"model.layers.{i}.{h}.weight"] = w
+    return cfg, sd
+
+
+def smollm2(gguf_path, out):
+    from transformers import AutoTokenizer, LlamaForCausalLM
+    cfg, sd = gguf_llama(gguf_path)
     model = LlamaForCausalLM(cfg).float().eval()
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert not unexpected and all("lm_head" in m for m in missing), (missing, unexpected)

@@ -100,17 +100,32 @@ TEST(LlamaHfParity, SmolLM2LogitsAndGreedyDecoding) {
                  << ": SmolLM2 parity skipped";
   const std::string& out = reference_dir("smollm2");
   ASSERT_FALSE(out.empty());
-  models::LoadOptions opt;
-  opt.tokenizer = false;
-  // The Hugging Face directory the reference wrote from the same dequantised weights.
-  models::LoadedModel m = models::load(out + "/hf", opt);
+  // Our GGUF path: our dequantisation, our q/k un-permutation, our tokenizer.
+  models::LoadedModel m = models::load(gguf);
   ASSERT_NE(m.gpt, nullptr);
-  std::printf("SmolLM2 loaded in %.3f s\n", m.load_seconds);
+  ASSERT_TRUE(m.tokenizer.has_value());
+  std::printf("SmolLM2 GGUF loaded (dequantised to f32) in %.3f s\n", m.load_seconds);
   const auto ref = read_ref(out + "/reference.safetensors");
   NoGradGuard ng;
+  {  // The Hugging Face directory the reference wrote from gguf-py's dequantisation.
+    models::LoadOptions opt;
+    opt.tokenizer = false;
+    models::LoadedModel h = models::load(out + "/hf", opt);
+    std::printf("SmolLM2 HF dir (f32 safetensors) loaded in %.3f s\n", h.load_seconds);
+    const Tensor ids = ref.at("ids.0");
+    EXPECT_EQ(llmkit::testing::max_abs_diff(h.gpt->forward(ids).to_vector<float>(),
+                                            m.gpt->forward(ids).to_vector<float>()),
+              0.0)
+        << "the GGUF and the HF dir give different logits";
+  }
+  const char* prompts[] = {"The capital of France is",
+                           "한국의 수도는 서울이고, 가장 큰 항구 도시는",
+                           "def fibonacci(n):\n    if n < 2:\n        return n\n"};
   for (int n = 0; ref.count("ids." + std::to_string(n)); ++n) {
     const std::string k = std::to_string(n);
     const Tensor ids = ref.at("ids." + k);
+    EXPECT_EQ(m.tokenizer->encode(prompts[n]), ids.to_vector<int32_t>())
+        << "prompt " << n << ": our GGUF tokenizer differs from transformers'";
     const double e = rel_err(m.gpt->forward(ids), ref.at("logits." + k));
     std::printf("prompt %d (%lld tokens): max relative error of logits %.3g\n", n,
                 static_cast<long long>(ids.size(1)), e);
