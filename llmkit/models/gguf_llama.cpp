@@ -3,6 +3,9 @@
 // GGML's RoPE, which rotates adjacent pairs (2i, 2i+1), computes what Hugging Face's rotate_half
 // does on pairs (i, i + HS/2); ours is rotate_half, so the permutation is undone here, as
 // transformers' GGUF loader does.
+#include <cstdio>
+#include <string>
+
 #include "llmkit/io/gguf.h"
 #include "llmkit/models/hf_llama.h"
 
@@ -36,7 +39,11 @@ GPTConfig llama_config_from_gguf(const io::GgufFile& f) {
   c.norm_eps = real_or("llama.attention.layer_norm_rms_epsilon", 1e-5);
   // GGUF stores it as F32: 1e-5 comes back as 9.99999974738e-06. Round to float precision's
   // shortest decimal so that config.json says 1e-05 like the original.
-  c.norm_eps = std::stod(std::to_string(static_cast<float>(c.norm_eps)));
+  {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", c.norm_eps);
+    c.norm_eps = std::stod(buf);
+  }
   c.rope_theta = real_or("llama.rope.freq_base", 10000.0);
   const io::GgufTensor& emb = f.tensor("token_embd.weight");
   c.vocab_size = num_or("llama.vocab_size", emb.shape().at(0));

@@ -7,9 +7,9 @@
                   scaling, tied head).
   smollm2 GGUF OUT  dequantises the SmolLM2 GGUF with the `gguf` package itself, un-permutes q/k
                   (the inverse of convert_hf_to_gguf.py's permute), builds LlamaForCausalLM in fp32
-                  with those weights, and writes OUT/hf/ (save_pretrained, the tokenizer from the
-                  GGUF) and OUT/reference.safetensors: ids.N, logits.N and greedy.N (64 new
-                  tokens, transformers' KV cache) for the prompts in PROMPTS.
+                  with those weights, tokenises with transformers' GGUF tokenizer and writes
+                  OUT/reference.safetensors: ids.N, logits.N and greedy.N (64 new tokens,
+                  transformers' KV cache) for the prompts in PROMPTS.
 Not a test by itself; the C++ test compares.
 """
 import json
@@ -139,14 +139,15 @@ def gguf_llama(gguf_path):
 def smollm2(gguf_path, out):
     from transformers import AutoTokenizer, LlamaForCausalLM
     cfg, sd = gguf_llama(gguf_path)
-    model = LlamaForCausalLM(cfg).float().eval()
+    from transformers.modeling_utils import no_init_weights
+    with no_init_weights():  # every weight comes from the GGUF; skip 135M random draws
+        model = LlamaForCausalLM(cfg).float().eval()
+    model.tie_weights()
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert not unexpected and all("lm_head" in m for m in missing), (missing, unexpected)
     tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf_path),
                                         gguf_file=os.path.basename(gguf_path))
-    hf = os.path.join(out, "hf")
-    model.save_pretrained(hf, safe_serialization=True)
-    tok.save_pretrained(hf)
+    os.makedirs(out, exist_ok=True)
     ref = {}
     torch.set_num_threads(2)
     for n, p in enumerate(PROMPTS):
