@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "llmkit/io/atomic_file.h"
 
@@ -43,19 +44,24 @@ struct Entry {
   DType dtype;
   Shape shape;
   uint64_t begin, end;
+  bool skipped = false;  // a dtype llmkit has no type for, skipped on request
 };
 
 [[noreturn]] void too_short(const std::string& file, size_t size) {
   fail(file, ": not a safetensors file (", size, " bytes, shorter than the 8-byte header length)");
 }
 
-DType read_dtype(const json& e, const std::string& file, const std::string& where) {
+// nullopt: a valid safetensors dtype llmkit has no type for, when `skip_unsupported`.
+std::optional<DType> read_dtype(const json& e, const std::string& file, const std::string& where,
+                                bool skip_unsupported) {
   const auto it = e.find("dtype");
   if (it == e.end()) fail(file, ": ", where, " has no dtype");
   if (!it->is_string()) fail(file, ": ", where, " has a dtype that is not a string: ", it->dump());
   const std::string s = it->get<std::string>();
   for (const auto& [n, d] : kDTypes)
     if (s == n) return d;
+  for (const char* n : kOtherDTypes)
+    if (s == n && skip_unsupported) return std::nullopt;
   for (const char* n : kOtherDTypes)
     if (s == n)
       fail(file, ": ", where, " has dtype '", s,
@@ -85,12 +91,15 @@ std::pair<Shape, uint64_t> read_shape(const json& e, DType dtype, const std::str
 }
 
 Entry read_entry(const std::string& name, const json& e, uint64_t data_size,
-                 const std::string& file) {
+                 const std::string& file, bool skip_unsupported) {
   const std::string where = "tensor '" + name + "'";
   if (!e.is_object()) fail(file, ": ", where, " is not a JSON object: ", e.dump());
-  Entry en{name, read_dtype(e, file, where), {}, 0, 0};
+  const std::optional<DType> dtype = read_dtype(e, file, where, skip_unsupported);
+  Entry en{name, dtype.value_or(DType::U8), {}, 0, 0, !dtype.has_value()};
   uint64_t need = 0;
-  std::tie(en.shape, need) = read_shape(e, en.dtype, file, where);
+  // A skipped tensor's byte size is not checked (its element size may be under a byte); its
+  // offsets still must lie in the data section and cover it with the others.
+  if (!en.skipped) std::tie(en.shape, need) = read_shape(e, en.dtype, file, where);
   const auto it = e.find("data_offsets");
   if (it == e.end()) fail(file, ": ", where, " has no data_offsets");
   if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_unsigned() ||
@@ -104,7 +113,7 @@ Entry read_entry(const std::string& name, const json& e, uint64_t data_size,
   if (en.end > data_size)
     fail(file, ": truncated: ", where, " needs bytes up to ", en.end, " but the data section has ",
          data_size);
-  if (en.end - en.begin != need)
+  if (!en.skipped && en.end - en.begin != need)
     fail(file, ": ", where, ": shape ", shape_str(en.shape), " of ", st_dtype(en.dtype), " needs ",
          need, " bytes but data_offsets span ", en.end - en.begin);
   return en;
@@ -113,12 +122,13 @@ Entry read_entry(const std::string& name, const json& e, uint64_t data_size,
 // Validates the header against a data section of `data_size` bytes; the entries come back in
 // data order.
 std::vector<Entry> read_header(const json& h, uint64_t data_size, const std::string& file,
-                               std::map<std::string, std::string>* metadata) {
+                               std::map<std::string, std::string>* metadata,
+                               bool skip_unsupported) {
   if (!h.is_object()) fail(file, ": header is not a JSON object but ", h.type_name());
   std::vector<Entry> entries;
   for (const auto& [name, e] : h.items()) {
     if (name != "__metadata__") {
-      entries.push_back(read_entry(name, e, data_size, file));
+      entries.push_back(read_entry(name, e, data_size, file, skip_unsupported));
       continue;
     }
     if (!e.is_object()) fail(file, ": __metadata__ is not a JSON object");
@@ -236,11 +246,17 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   f.commit();
 }
 
-SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name) {
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name,
+                                  bool skip_unsupported) {
   auto [h, data_start] = split_file(bytes, name);
   SafetensorsFile out;
   out.path = name;
-  for (const auto& e : read_header(h, bytes.size() - data_start, name, &out.metadata)) {
+  for (const auto& e :
+       read_header(h, bytes.size() - data_start, name, &out.metadata, skip_unsupported)) {
+    if (e.skipped) {
+      out.skipped.push_back(e.name);
+      continue;
+    }
     Tensor t = Tensor::empty(e.shape, e.dtype);
     if (e.end > e.begin)
       std::memcpy(t.raw_data(), bytes.data() + data_start + e.begin, e.end - e.begin);
@@ -249,7 +265,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& nam
   return out;
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
+SafetensorsFile load_safetensors(const std::string& path, bool skip_unsupported) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   LLMKIT_CHECK(fd >= 0, "cannot open '", path, "': ", std::strerror(errno));
   struct stat st = {};
@@ -286,7 +302,11 @@ SafetensorsFile load_safetensors(const std::string& path) {
   auto [h, data_start] = split_file(bytes, path);
   SafetensorsFile out;
   out.path = path;
-  for (const auto& e : read_header(h, size - data_start, path, &out.metadata)) {
+  for (const auto& e : read_header(h, size - data_start, path, &out.metadata, skip_unsupported)) {
+    if (e.skipped) {
+      out.skipped.push_back(e.name);
+      continue;
+    }
     const uint64_t at = data_start + e.begin;
     const size_t esize = dtype_size(e.dtype);
     if (at % esize != 0) {  // unaligned (a writer that does not pad): copy instead of viewing

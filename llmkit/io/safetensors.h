@@ -23,6 +23,10 @@ struct SafetensorsFile {
   NamedTensors tensors;  // in data order (ascending data_offsets; ties by name)
   std::map<std::string, std::string> metadata;
   std::string path;
+  // Tensors left out because their dtype (I64, BOOL, ...) has no llmkit type; filled only when
+  // the loader was asked to skip them (e.g. Hugging Face BERT's int64 "embeddings.position_ids"
+  // buffer). Sorted in data order.
+  std::vector<std::string> skipped;
   // The tensor called `name`; an Error naming the file and the tensor if absent. Linear search.
   Tensor get(const std::string& name) const;
 };
@@ -41,10 +45,13 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 // section must be covered exactly by the tensors, without holes or overlaps. Tensors whose bytes
 // are not aligned to their element size (files from writers that do not pad) are copied.
 // Truncating the file on disk while its tensors are alive is undefined (SIGBUS), as for any mmap.
-SafetensorsFile load_safetensors(const std::string& path);
+// skip_unsupported: a tensor of a valid dtype llmkit has no type for is listed in `skipped`
+// instead of being an Error.
+SafetensorsFile load_safetensors(const std::string& path, bool skip_unsupported = false);
 
 // Parses and validates a whole file held in memory (what load_safetensors does after mapping);
 // `name` is used in error messages. The tensors copy the data.
-SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name);
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name,
+                                  bool skip_unsupported = false);
 
 }  // namespace llmkit::io

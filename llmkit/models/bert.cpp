@@ -50,7 +50,7 @@ BertConfig BertConfig::from_json(const json& j) {
   LLMKIT_CHECK(j.is_object(), "config: the model config must be a JSON object");
   static const char* known[] = {"arch",    "vocab_size", "n_layer",         "n_head",
                                 "n_embd",  "block_size", "type_vocab_size", "ffn_hidden",
-                                "dropout", "norm_eps",   "pad_id"};
+                                "dropout", "norm_eps",   "pad_id",          "pretraining_heads"};
   for (auto& [key, v] : j.items()) {
     bool ok = false;
     for (const char* k : known) ok |= key == k;
@@ -69,6 +69,7 @@ BertConfig BertConfig::from_json(const json& j) {
   get("dropout", c.dropout);
   get("norm_eps", c.norm_eps);
   get("pad_id", c.pad_id);
+  get("pretraining_heads", c.pretraining_heads);
   LLMKIT_CHECK(c.arch == "bert", "config: arch '", c.arch, "' is not bert");
   c.validate();
   return c;
@@ -85,7 +86,8 @@ json BertConfig::to_json() const {
               {"ffn_hidden", hidden()},
               {"dropout", dropout},
               {"norm_eps", norm_eps},
-              {"pad_id", pad_id}};
+              {"pad_id", pad_id},
+              {"pretraining_heads", pretraining_heads}};
 }
 
 Pooling parse_pooling(const std::string& name) {
@@ -159,7 +161,8 @@ Tensor BertLayer::forward(const Tensor& x, const Tensor& key_mask) {
 
 // --- the model ---
 
-Bert::Bert(const BertConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(seed) {
+Bert::Bert(const BertConfig& config, uint64_t seed, DType dt, bool initialise)
+    : cfg_(config), gen_(seed) {
   cfg_.validate();
   const int64_t C = cfg_.n_embd;
   embeddings =
@@ -168,6 +171,10 @@ Bert::Bert(const BertConfig& config, uint64_t seed, DType dt) : cfg_(config), ge
     layer.push_back(register_module("bert.encoder.layer." + std::to_string(i),
                                     std::make_shared<BertLayer>(cfg_, &gen_, dt)));
   pooler = register_module("bert.pooler.dense", std::make_shared<nn::Linear>(C, C, true, dt));
+  if (!cfg_.pretraining_heads) {
+    if (initialise) init_weights(seed);
+    return;
+  }
   transform = register_module("cls.predictions.transform.dense",
                               std::make_shared<nn::Linear>(C, C, true, dt));
   transform_norm = register_module("cls.predictions.transform.LayerNorm",
@@ -175,7 +182,7 @@ Bert::Bert(const BertConfig& config, uint64_t seed, DType dt) : cfg_(config), ge
   decoder_bias = register_parameter("cls.predictions.bias", Tensor::zeros({cfg_.vocab_size}, dt));
   seq_relationship =
       register_module("cls.seq_relationship", std::make_shared<nn::Linear>(C, 2, true, dt));
-  init_weights(seed);
+  if (initialise) init_weights(seed);
 }
 
 void Bert::init_weights(uint64_t seed) {
@@ -229,7 +236,14 @@ Tensor Bert::encode(const Tensor& ids, const Tensor& token_type_ids, const Tenso
   return x;
 }
 
+void Bert::require_heads(const char* what) const {
+  LLMKIT_CHECK(cfg_.pretraining_heads, "Bert: ", what,
+               " needs the pretraining heads (cls.*); this model is an encoder only "
+               "(pretraining_heads = false)");
+}
+
 Tensor Bert::mlm_head(const Tensor& hidden) {
+  require_heads("the MLM head");
   Tensor h = ops::gelu(transform->forward(hidden), ops::GeluApprox::Erf);
   h = transform_norm->forward(h);
   return ops::linear(h, embeddings->word_embeddings->weight, decoder_bias);  // tied decoder
@@ -240,11 +254,13 @@ Tensor Bert::pooled(const Tensor& hidden) {
 }
 
 Tensor Bert::nsp_head(const Tensor& hidden) {
+  require_heads("the NSP head");
   return seq_relationship->forward(pooled(hidden));
 }
 
 BertOutput Bert::forward(const Tensor& ids, const Tensor& token_type_ids,
                          const Tensor& attention_mask) {
+  require_heads("forward (MLM and NSP logits)");
   BertOutput o;
   o.hidden = encode(ids, token_type_ids, attention_mask);
   o.mlm_logits = mlm_head(o.hidden);
@@ -255,6 +271,7 @@ BertOutput Bert::forward(const Tensor& ids, const Tensor& token_type_ids,
 Tensor Bert::pretraining_loss(const Tensor& ids, const Tensor& token_type_ids,
                               const Tensor& attention_mask, const Tensor& labels,
                               const Tensor& nsp_labels, BertOutput* out) {
+  require_heads("pretraining_loss");
   LLMKIT_CHECK(labels.dtype() == DType::I32 && labels.shape() == ids.shape(), "Bert: labels ",
                labels.str(), " must be i32 shaped like ids ", ids.str());
   Tensor hidden = encode(ids, token_type_ids, attention_mask);

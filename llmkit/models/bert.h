@@ -12,6 +12,7 @@
 // its own (Hugging Face's "cls.predictions.decoder.weight" is the word embedding table).
 // Not here: dropout on the attention probabilities (the fused attention kernel has none; with
 // dropout = 0 the two agree), fine-tuning heads (classification lives with the fine-tuning code).
+// With config.pretraining_heads = false the cls.* members are null (BertModel; see hf_bert.h).
 #pragma once
 
 #include <memory>
@@ -33,6 +34,9 @@ struct BertConfig {
   double dropout = 0.0;         // hidden_dropout_prob (embeddings, attention and FFN outputs)
   double norm_eps = 1e-12;      // layer_norm_eps
   int64_t pad_id = 0;           // [PAD]; its attention is masked when no mask is given
+  // The MLM and NSP heads (cls.*), as BertForPreTraining. false: the encoder and pooler only,
+  // as Hugging Face's BertModel (sentence encoders such as all-MiniLM-L6-v2 ship no heads).
+  bool pretraining_heads = true;
 
   int64_t hidden() const { return ffn_hidden > 0 ? ffn_hidden : 4 * n_embd; }
   void validate() const;  // Error naming the field
@@ -91,15 +95,19 @@ class Bert : public nn::Module {
  public:
   // Builds the model and initialises it as BERT does (seeded): N(0, 0.02) weights and
   // embeddings, the [PAD] row of the word embeddings zero, zero biases, unit LayerNorms.
-  // dt: F32 for training and inference; F64 for gradient checks.
-  explicit Bert(const BertConfig& config, uint64_t seed = 0, DType dt = DType::F32);
+  // dt: F32 for training and inference; F64 for gradient checks. initialise = false leaves
+  // every parameter zero, for a caller that loads all of them next (a checkpoint): drawing
+  // 22 M normals is most of the time it takes to load all-MiniLM-L6-v2.
+  explicit Bert(const BertConfig& config, uint64_t seed = 0, DType dt = DType::F32,
+                bool initialise = true);
 
   // The encoder. ids i32 [B, T]; token_type_ids i32 [B, T] or undefined (all 0);
   // attention_mask u8 [B, T] (1 = attend) or undefined (ids != pad_id; everything when
   // pad_id < 0). Returns the last hidden states [B, T, C].
   Tensor encode(const Tensor& ids, const Tensor& token_type_ids = Tensor(),
                 const Tensor& attention_mask = Tensor());
-  // MLM head on hidden states [..., C] -> logits [..., V].
+  // MLM head on hidden states [..., C] -> logits [..., V]. The MLM and NSP heads, forward() and
+  // pretraining_loss() raise an Error when the model has no pretraining heads.
   Tensor mlm_head(const Tensor& hidden);
   // Pooler + NSP head on hidden [B, T, C] -> [B, 2].
   Tensor nsp_head(const Tensor& hidden);
@@ -137,13 +145,14 @@ class Bert : public nn::Module {
   std::shared_ptr<BertEmbeddings> embeddings;
   std::vector<std::shared_ptr<BertLayer>> layer;  // bert.encoder.layer.{i}
   std::shared_ptr<nn::Linear> pooler;             // bert.pooler.dense          [C, C]
-  // cls.*
+  // cls.* (null / undefined without pretraining heads)
   std::shared_ptr<nn::Linear> transform;          // cls.predictions.transform.dense [C, C]
   std::shared_ptr<nn::LayerNorm> transform_norm;  // cls.predictions.transform.LayerNorm
   Tensor decoder_bias;                            // cls.predictions.bias       [V]
   std::shared_ptr<nn::Linear> seq_relationship;   // cls.seq_relationship       [2, C]
 
  private:
+  void require_heads(const char* what) const;  // Error when there are none
   BertConfig cfg_;
   Generator gen_;
 };

@@ -225,6 +225,39 @@ json llama_json(const GgufVocab& v) {
             {"merges", spm_merges(v)}}}};
 }
 
+// llama.cpp's converter stores BERT's WordPiece vocabulary with a "phantom space": word-initial
+// pieces get "▁", "##" continuations lose their prefix, "[...]" tokens stay. Undone here.
+std::string wordpiece_token(const std::string& t) {
+  const std::string space = "\xE2\x96\x81";
+  if (t.size() >= 2 && t.front() == '[' && t.back() == ']') return t;
+  if (t.compare(0, space.size(), space) == 0) return t.substr(space.size());
+  return "##" + t;
+}
+
+json bert_json(const GgufVocab& given) {
+  GgufVocab v = given;
+  for (std::string& t : v.tokens) t = wordpiece_token(t);
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", added_tokens(v)},
+          {"normalizer",
+           {{"type", "BertNormalizer"},
+            {"clean_text", true},
+            {"handle_chinese_chars", true},
+            {"strip_accents", nullptr},
+            {"lowercase", true}}},
+          {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+          {"post_processor", post_processor(v)},
+          {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
+          {"model",
+           {{"type", "WordPiece"},
+            {"unk_token", v.unk >= 0 ? check_id(v, v.unk, "unknown") : json("[UNK]")},
+            {"continuing_subword_prefix", "##"},
+            {"max_input_chars_per_word", 100},
+            {"vocab", vocab_object(v)}}}};
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_gguf_vocab(const GgufVocab& v) {
@@ -237,8 +270,10 @@ Tokenizer Tokenizer::from_gguf_vocab(const GgufVocab& v) {
     j = gpt2_json(v);
   else if (v.model == "llama")
     j = llama_json(v);
+  else if (v.model == "bert")
+    j = bert_json(v);
   else
-    fail("gguf: tokenizer.ggml.model \"", v.model, "\" is not supported (gpt2, llama)");
+    fail("gguf: tokenizer.ggml.model \"", v.model, "\" is not supported (gpt2, llama, bert)");
   return from_json(j.dump(-1, ' ', false, json::error_handler_t::replace),
                    "gguf vocabulary (" + v.model + ", pre \"" + v.pre + "\")");
 }

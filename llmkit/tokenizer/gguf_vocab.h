@@ -4,7 +4,9 @@
 //   "gpt2":  byte-level BPE; `pre` (llama.cpp's tokenizer.ggml.pre) picks the pre-tokenizer;
 //   "llama": SentencePiece BPE with byte fallback; merges come from the scores the way
 //            transformers' LlamaConverter derives them (higher score merges first).
-// Not here: reading the GGUF file itself, "bert" / "t5" vocabularies (refused with an Error).
+//   "bert":  WordPiece behind BERT's normalizer (lowercase) and pre-tokenizer; llama.cpp's "▁"
+//            phantom spaces become "##" continuations again. Pass [CLS] as bos, [SEP] as eos.
+// Not here: reading the GGUF file itself, "t5" and other vocabularies (refused with an Error).
 #pragma once
 
 #include <cstdint>

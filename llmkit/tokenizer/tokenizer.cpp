@@ -1,6 +1,7 @@
 // Tokenizer: assembling the parts, encoding (special-token split -> pre-tokenize -> BPE with a
 // per-call cache, threads over big inputs) and decoding. File formats live in tokenizer_json.cpp
-// and gpt2_files.cpp, training in bpe_trainer.cpp and char_model.cpp.
+// and gpt2_files.cpp, training in bpe_trainer.cpp and char_model.cpp. A tokenizer with a Hugging
+// Face pipeline (TokenizerParts::pipeline) hands encode and decode to hf::Pipeline instead.
 #include "llmkit/tokenizer/tokenizer.h"
 
 #include <algorithm>

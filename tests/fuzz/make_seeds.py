@@ -169,6 +169,77 @@ def seeds_gguf():
     put("gguf", "q3k-unsupported.gguf", gguf_file([], [("q", [256], 11, bytes(110))]))
 
 
+def seeds_hf_pipelines():
+    """Small tokenizer.json files for each Hugging Face pipeline family (hf_pipeline.h)."""
+    sp = "\u2581"
+    def tok(i, content, special=True, lstrip=False, rstrip=False, single_word=False):
+        return {"id": i, "content": content, "single_word": single_word, "lstrip": lstrip,
+                "rstrip": rstrip, "normalized": not special, "special": special}
+    added = [tok(0, "[UNK]"), tok(1, "[CLS]", lstrip=True), tok(2, "[SEP]", rstrip=True),
+             tok(3, "hi", special=False, single_word=True)]
+    template = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                           {"Sequence": {"id": "A", "type_id": 0}},
+                           {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [1], "tokens": ["[CLS]"]},
+                                   "[SEP]": {"id": "[SEP]", "ids": [2], "tokens": ["[SEP]"]}}}
+    words = ["[UNK]", "[CLS]", "[SEP]", "hi", "a", "b", "##a", "##b", "ab", "##ab", "\uc548", "!"]
+    put("tokenizer_json", "hf-wordpiece.json", json.dumps({
+        "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "lowercase": True, "strip_accents": None},
+        "pre_tokenizer": {"type": "BertPreTokenizer"}, "post_processor": template,
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 8,
+                  "vocab": {w: i for i, w in enumerate(words)}}}))
+    pieces = ["[UNK]", "[CLS]", "[SEP]", "hi", sp, sp + "a", "a", "b", "ab", sp + "ab",
+              "<0x41>", "<0xC3>", "<0xA9>"]
+    put("tokenizer_json", "hf-unigram.json", json.dumps({
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFKC"}, {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+        "pre_tokenizer": {"type": "Metaspace", "replacement": sp, "prepend_scheme": "first",
+                          "split": True},
+        "post_processor": template,
+        "decoder": {"type": "Metaspace", "replacement": sp, "prepend_scheme": "first"},
+        "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": True,
+                  "vocab": [[p, -float(i)] for i, p in enumerate(pieces)]}}))
+    put("tokenizer_json", "hf-spm-bpe.json", json.dumps({
+        "added_tokens": added[:3],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": sp},
+            {"type": "Replace", "pattern": {"String": " "}, "content": sp}]},
+        "pre_tokenizer": None, "post_processor": template,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": sp}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "unk_token": "[UNK]", "byte_fallback": True, "fuse_unk": True,
+                  "dropout": None, "vocab": {p: i for i, p in enumerate(pieces)},
+                  "merges": [[sp, "a"], ["a", "b"], [sp, "ab"]]}}))
+    put("tokenizer_json", "hf-split-digits.json", json.dumps({
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Strip", "strip_left": True, "strip_right": False}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "Digits", "individual_digits": False},
+            {"type": "Split", "pattern": {"String": "b"}, "behavior": "MergedWithNext",
+             "invert": True},
+            {"type": "WhitespaceSplit"}, {"type": "Punctuation", "behavior": "Contiguous"}]},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+        "decoder": {"type": "BPEDecoder", "suffix": "</w>"},
+        "model": {"type": "BPE", "unk_token": "[UNK]", "end_of_word_suffix": "</w>",
+                  "continuing_subword_prefix": "##",
+                  "vocab": {w: i for i, w in enumerate(
+                      ["[UNK]", "[CLS]", "[SEP]", "hi", "a", "b</w>", "##b</w>", "ab</w>",
+                       "1", "##2</w>", "!</w>"])},
+                  "merges": ["a ##b</w>"]}}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llmkit", help="the llmkit binary (for the tokenizer.json seeds)")
@@ -179,6 +250,7 @@ def main():
     seeds_pairs()
     seeds_chat()
     seeds_gguf()
+    seeds_hf_pipelines()
     if a.llmkit:
         seeds_tokenizers(a.llmkit)
 

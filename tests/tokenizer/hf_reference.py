@@ -152,7 +152,25 @@ def minilm(out, path):
     p = os.path.join(path or "", "tokenizer.json")
     if not path or not os.path.exists(p):
         return skip(out, "minilm", "all-MiniLM-L6-v2 absent (scripts/get-models.sh)")
-    write_case(out, "minilm", Tokenizer.from_file(p))
+    tok = Tokenizer.from_file(p)
+    # The GGUF "bert" vocabulary llama.cpp's convert_hf_to_gguf.py writes for it: phantom spaces,
+    # added (special) tokens as control tokens, [CLS] / [SEP] as bos / eos, both added.
+    j = json.loads(tok.to_str())
+    names = [t for t, _ in sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])]
+    special = {a["content"] for a in j["added_tokens"] if a["special"]}
+
+    def phantom(t):
+        if t.startswith("[") and t.endswith("]"):
+            return t
+        return t[2:] if t.startswith("##") else "\u2581" + t
+
+    vocab = {
+        "model": "bert", "pre": "default", "tokens": [phantom(t) for t in names],
+        "token_types": [3 if t in special else 1 for t in names], "merges": [],
+        "bos": names.index("[CLS]"), "eos": names.index("[SEP]"), "unk": names.index("[UNK]"),
+        "pad": names.index("[PAD]"), "add_bos": True, "add_eos": True, "add_space_prefix": False,
+    }
+    write_case(out, "minilm", tok, extra={"gguf_vocab.json": vocab})
 
 
 def gpt2(out):
@@ -193,6 +211,45 @@ def qwen2(out):
     )
     tok.add_tokens([AddedToken("hello", single_word=True, normalized=True), AddedToken("Caf\u00e9", normalized=True)])
     write_case(out, "qwen2", tok, texts=ADDED_TEXTS)
+
+
+LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def llama3(out):
+    """Llama-3-style byte-level BPE: its Split regex, ignore_merges, <|begin_of_text|> template."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    j = json.loads(tok.to_str())
+    j["model"]["ignore_merges"] = True
+    # A whole-word token that merges alone would not make, so ignore_merges shows in the ids.
+    j["model"]["vocab"]["\u0120quick"] = len(j["model"]["vocab"])
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 0)]
+            ),
+        ]
+    )
+    write_case(out, "llama3", tok)
 
 
 def llama2_trained():
@@ -352,6 +409,7 @@ def main():
         "gpt2": lambda: gpt2(out),
         "qwen2": lambda: qwen2(out),
         "llama2": lambda: llama2(out),
+        "llama3": lambda: llama3(out),
         "t5": lambda: t5(out),
         "llama_gguf": lambda: llama_gguf(out),
         "words_bpe": lambda: words_bpe(out),
