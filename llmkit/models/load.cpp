@@ -9,6 +9,8 @@
 #include "llmkit/io/atomic_file.h"
 #include "llmkit/io/gguf.h"
 #include "llmkit/models/config_file.h"
+#include "llmkit/models/hf_bert.h"
+#include "llmkit/models/hf_gpt2.h"
 #include "llmkit/models/hf_llama.h"
 #include "llmkit/tokenizer/gguf_vocab.h"
 #include "llmkit/tokenizer/read_file.h"
@@ -190,13 +192,42 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
     if (c.bos_token_id >= 0) m.bos_id = static_cast<int32_t>(c.bos_token_id);
     for (int64_t e : c.eos_token_ids) add_eos(m, e);
     adopt_gpt(m, std::move(g));
-  } else if (type == "gpt2" || type == "bert") {
-    fail(cfg_path, ": Hugging Face ", type,
-         " directories are not wired into models::load yet (hf_gpt2 / hf_bert)");
+  } else if (type == "gpt2") {
+    m.arch = "gpt";
+    GPTConfig c;
+    try {
+      c = gpt2_config_from_hf(cfg);
+    } catch (const Error& e) {
+      fail(cfg_path, ": ", e.what());
+    }
+    auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
+    try {
+      gpt2_load_hf_weights(*g, read_hf_weights(d.string()));
+    } catch (const Error& e) {
+      fail(d.string(), ": ", e.what());
+    }
+    adopt_gpt(m, std::move(g));
+  } else if (type == "bert") {
+    m.arch = "bert";
+    BertConfig c;
+    try {
+      c = bert_config_from_hf(cfg);
+    } catch (const Error& e) {
+      fail(cfg_path, ": ", e.what());
+    }
+    auto b = std::make_unique<Bert>(c, 0, DType::F32, /*initialise=*/false);
+    try {
+      bert_load_hf_weights(*b, read_hf_weights(d.string()));
+    } catch (const Error& e) {
+      fail(d.string(), ": ", e.what());
+    }
+    m.bert = b.get();
+    m.module = std::move(b);
   } else {
     fail(cfg_path, ": unknown model_type '", type,
-         "' (supported: llama, smollm, mistral, qwen2; gpt2 and bert soon)");
+         "' (supported: llama, smollm, mistral, qwen2, gpt2, bert)");
   }
+  if (m.gpt != nullptr) read_eos_field(m, cfg, cfg_path);
   read_hf_tokenizer(m, d, opt);
 }
 
@@ -355,15 +386,30 @@ LoadedModel load(const std::string& path, const LoadOptions& opt) {
 void save_model_dir(const LoadedModel& m, const std::string& dir, const std::string& format) {
   LLMKIT_CHECK(format == "hf" || format == "llmkit", "convert: format '", format,
                "' is not one of hf, llmkit");
-  LLMKIT_CHECK(m.gpt != nullptr && m.arch == "llama", "convert: ", m.arch,
-               " models cannot be converted yet (llama family only)");
+  LLMKIT_CHECK(m.gpt != nullptr || m.bert != nullptr, "convert: ", m.arch,
+               " models cannot be converted yet (llama, gpt, bert)");
   fs::create_directories(dir);
   const fs::path d(dir);
-  const GPTConfig& c = m.gpt->config();
-  const json cfg = format == "hf" ? llama_config_to_hf(c) : c.to_json();
+  json cfg;
+  io::NamedTensors weights;
+  int64_t block_size = 0;
+  if (m.bert != nullptr) {
+    cfg = format == "hf" ? bert_config_to_hf(m.bert->config()) : m.bert->config().to_json();
+    weights = format == "hf" ? bert_hf_weights(*m.bert) : m.bert->named_parameters();
+    block_size = m.bert->config().block_size;
+  } else if (m.arch == "llama") {
+    const GPTConfig& c = m.gpt->config();
+    cfg = format == "hf" ? llama_config_to_hf(c) : c.to_json();
+    weights = m.gpt->named_parameters();
+    block_size = c.block_size;
+  } else {
+    const GPTConfig& c = m.gpt->config();
+    cfg = format == "hf" ? gpt2_config_to_hf(c) : c.to_json();
+    weights = format == "hf" ? gpt2_hf_weights(*m.gpt) : m.gpt->named_parameters();
+    block_size = c.block_size;
+  }
   io::write_file_atomic((d / "config.json").string(), cfg.dump(2) + "\n");
-  io::save_safetensors((d / "model.safetensors").string(), m.gpt->named_parameters(),
-                       {{"format", "pt"}});
+  io::save_safetensors((d / "model.safetensors").string(), weights, {{"format", "pt"}});
   if (!m.tokenizer_json.empty())
     io::write_file_atomic((d / "tokenizer.json").string(), m.tokenizer_json);
   else if (m.tokenizer)
@@ -374,7 +420,7 @@ void save_model_dir(const LoadedModel& m, const std::string& dir, const std::str
   if (!m.bos_token.empty()) tc["bos_token"] = m.bos_token;
   if (!m.eos_token.empty()) tc["eos_token"] = m.eos_token;
   if (!tc.contains("add_bos_token")) tc["add_bos_token"] = m.add_bos;
-  if (!tc.contains("model_max_length")) tc["model_max_length"] = c.block_size;
+  if (!tc.contains("model_max_length")) tc["model_max_length"] = block_size;
   io::write_file_atomic((d / "tokenizer_config.json").string(), tc.dump(2) + "\n");
   if (format == "hf" && !m.eos_ids.empty()) {
     json gc{{"_from_model_config", true}};

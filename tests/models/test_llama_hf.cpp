@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "llmkit/io/safetensors.h"
+#include "llmkit/models/hf_bert.h"
+#include "llmkit/models/hf_gpt2.h"
 #include "llmkit/models/hf_llama.h"
 #include "llmkit/models/load.h"
 #include "tests/common/compare.h"
@@ -277,4 +279,36 @@ TEST(LoadErrors, OneClearLine) {
   { std::ofstream(dir.file("model.safetensors"), std::ios::trunc) << "12345"; }
   const std::string e3 = error_of([&] { models::load(dir.path.string(), {false}); });
   EXPECT_NE(e3.find("model.safetensors"), std::string::npos) << e3;
+}
+
+TEST(LoadDispatch, HuggingFaceGpt2AndBertDirectories) {
+  // GPT-2 and BERT directories as transformers writes them (hf_gpt2.h / hf_bert.h) load through
+  // the one loader too.
+  const llmkit::testing::TempDir dir;
+  models::GPTConfig g;
+  g.n_layer = 1;
+  g.n_head = 2;
+  g.n_embd = 16;
+  g.block_size = 16;
+  g.vocab_size = 40;
+  models::GPT gpt(g, 5);
+  gpt.eval();
+  models::save_hf_gpt2_dir(gpt, dir.file("gpt2"));
+  models::LoadedModel lg = models::load(dir.file("gpt2"), {false});
+  ASSERT_NE(lg.gpt, nullptr);
+  EXPECT_EQ(lg.arch, "gpt");
+  NoGradGuard ng;
+  const Tensor ids = ids_tensor(7, g.vocab_size);
+  EXPECT_EQ(llmkit::testing::max_abs_diff(lg.gpt->forward(ids), gpt.forward(ids)), 0.0);
+  models::BertConfig b;
+  b.vocab_size = 40;
+  b.block_size = 16;
+  models::Bert bert(b, 5);
+  models::save_hf_bert_dir(bert, dir.file("bert"));
+  models::LoadedModel lb = models::load(dir.file("bert"), {false});
+  ASSERT_NE(lb.bert, nullptr);
+  EXPECT_EQ(lb.arch, "bert");
+  EXPECT_EQ(lb.source, models::SourceKind::HfDir);
+  for (const auto& [n, t] : bert.named_parameters())
+    EXPECT_EQ(llmkit::testing::max_abs_diff(lb.bert->state_dict().at(n), t), 0.0) << n;
 }
