@@ -312,3 +312,26 @@ TEST(LoadDispatch, HuggingFaceGpt2AndBertDirectories) {
   for (const auto& [n, t] : bert.named_parameters())
     EXPECT_EQ(llmkit::testing::max_abs_diff(lb.bert->state_dict().at(n), t), 0.0) << n;
 }
+
+TEST(LlamaNames, LayoutGradientsMatchFiniteDifferences) {
+  // The llama layout (separate projections, q/k/v biases, llama3-scaled RoPE) end to end in f64.
+  models::GPTConfig c = tiny_llama();
+  c.n_layer = 1;
+  c.n_embd = 16;
+  c.ffn_hidden = 24;
+  c.vocab_size = 12;
+  c.qkv_bias = true;
+  c.rope_scaling = {"llama3", 4.0, 1.0, 4.0, 8};
+  models::GPT m(c, 3, DType::F64);
+  {
+    NoGradGuard ng;
+    Generator g(5);
+    for (auto& [n, p] : m.named_parameters())
+      g.normal_(p, n.find("norm") != std::string::npos ? 1.0 : 0.0, 0.3);
+  }
+  std::vector<int32_t> iv = {1, 5, 2, 9, 9, 3, 0, 10, 4, 4},
+                       tv = {5, 2, 9, 9, 3, 0, 10, -100, 4, 7};
+  const Tensor ids = Tensor::from_vector(iv, {2, 5}), tgt = Tensor::from_vector(tv, {2, 5});
+  gradcheck([&](const std::vector<Tensor>&) { return m.loss(ids, tgt); }, m.parameters(), 1e-6,
+            1e-7, 1e-5);
+}
