@@ -103,7 +103,13 @@ std::string generate_text(Decoder& decoder, const tokenizer::Tokenizer& tok,
                           std::string_view prompt, const GenerateOptions& opt,
                           const std::function<void(std::string_view)>& on_text,
                           GenerateStats* stats) {
-  const std::vector<int32_t> ids = tok.encode(prompt);
+  return generate_text_from_ids(decoder, tok, tok.encode(prompt), opt, on_text, stats);
+}
+
+std::string generate_text_from_ids(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                                   std::span<const int32_t> ids, const GenerateOptions& opt,
+                                   const std::function<void(std::string_view)>& on_text,
+                                   GenerateStats* stats) {
   // Whole characters only, and never any part of a stop string (text_stream.h).
   TokenTextStream text(tok);
   StopMatcher stop(opt.stop_strings);
@@ -133,6 +139,29 @@ std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok,
                           GenerateStats* stats) {
   GptDecoder d(model);
   return generate_text(d, tok, prompt, opt, on_text, stats);
+}
+
+std::unique_ptr<Decoder> make_decoder(models::LoadedModel& loaded) {
+  if (loaded.gpt != nullptr) return std::make_unique<GptDecoder>(*loaded.gpt);
+  if (loaded.rnn != nullptr) return std::make_unique<RnnDecoder>(*loaded.rnn);
+  fail("'", loaded.path, "' holds a ", loaded.arch,
+       " model; this command needs a decoder (gpt, llama or rnn)");
+}
+
+GenerateOptions with_model_stops(const models::LoadedModel& loaded, GenerateOptions opt) {
+  for (int32_t id : loaded.eos_ids)
+    if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) == opt.stop_ids.end())
+      opt.stop_ids.push_back(id);
+  return opt;
+}
+
+std::vector<int32_t> encode_prompt(const models::LoadedModel& loaded, std::string_view prompt) {
+  LLMKIT_CHECK(loaded.tokenizer.has_value(), "'", loaded.path, "' has no tokenizer");
+  std::vector<int32_t> ids;
+  if (loaded.add_bos && loaded.bos_id >= 0) ids.push_back(loaded.bos_id);
+  const auto body = loaded.tokenizer->encode(prompt);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
 }
 
 }  // namespace llmkit::infer

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "llmkit/infer/sampler.h"
 #include "llmkit/models/gpt.h"
+#include "llmkit/models/load.h"
 #include "llmkit/models/rnn_lm.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
@@ -73,6 +75,23 @@ class RnnDecoder : public Decoder {
   models::RNNLM& model_;
   nn::RNNState state_;
 };
+
+// generate_text with the prompt already tokenised (a bos id first, a chat template's ids).
+std::string generate_text_from_ids(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                                   std::span<const int32_t> prompt_ids, const GenerateOptions& opt,
+                                   const std::function<void(std::string_view)>& on_text = {},
+                                   GenerateStats* stats = nullptr);
+
+// The generation adapter over a loaded decoder (gpt, llama or rnn; it borrows the module, which
+// must outlive it); an Error naming the arch for encoders (bert, t5).
+std::unique_ptr<Decoder> make_decoder(models::LoadedModel& loaded);
+
+// Generation options from a loaded model: stop at its eos ids.
+GenerateOptions with_model_stops(const models::LoadedModel& loaded, GenerateOptions opt);
+
+// The prompt's ids with the loaded model's tokenizer (an Error when it has none), bos first when
+// the tokenizer config says add_bos_token.
+std::vector<int32_t> encode_prompt(const models::LoadedModel& loaded, std::string_view prompt);
 
 // Generates after `prompt` (ids) with any decoder (model in eval mode). Generation stops
 // ("context") when the decoder's context is full; a prompt that leaves no room is an Error.

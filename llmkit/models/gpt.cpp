@@ -36,6 +36,9 @@ void GPTConfig::validate() const {
   nn::parse_activation(activation);
   LLMKIT_CHECK(pos_encoding != "rope" || (n_embd / n_head) % 2 == 0,
                "config: rope needs an even head size, got ", n_embd / n_head);
+  if (pos_encoding == "rope") ops::rope_inv_freq(n_embd / n_head, rope_theta, rope_scaling);
+  LLMKIT_CHECK(!(attention_bias || qkv_bias) || llama_layout(), "config: attention_bias and ",
+               "qkv_bias need arch llama (arch gpt has 'bias')");
   LLMKIT_CHECK(ffn_hidden >= 0, "config: ffn_hidden must be >= 0 (0: the default), got ",
                ffn_hidden);
   // Sizes before anything is allocated: C n_embd, H FFN hidden, V vocab, T block_size.
@@ -78,10 +81,24 @@ GPTConfig GPTConfig::from_json(const json& j) {
   get("dropout", c.dropout);
   get("norm_eps", c.norm_eps);
   get("rope_theta", c.rope_theta);
+  get("attention_bias", c.attention_bias);
+  get("qkv_bias", c.qkv_bias);
+  get("bos_token_id", c.bos_token_id);
+  get("eos_token_ids", c.eos_token_ids);
+  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
+    LLMKIT_CHECK(it->is_object(), "config: field 'rope_scaling' must be an object");
+    read_field(*it, "type", c.rope_scaling.type);
+    read_field(*it, "factor", c.rope_scaling.factor);
+    read_field(*it, "low_freq_factor", c.rope_scaling.low_freq_factor);
+    read_field(*it, "high_freq_factor", c.rope_scaling.high_freq_factor);
+    read_field(*it, "original_max_position_embeddings",
+               c.rope_scaling.original_max_position_embeddings);
+  }
   static const char* known[] = {
-      "arch",           "n_layer",    "n_head",       "n_kv_head", "n_embd",     "block_size",
-      "vocab_size",     "ffn_hidden", "pos_encoding", "norm",      "activation", "bias",
-      "tie_embeddings", "post_ln",    "dropout",      "norm_eps",  "rope_theta"};
+      "arch",           "n_layer",    "n_head",       "n_kv_head",    "n_embd",     "block_size",
+      "vocab_size",     "ffn_hidden", "pos_encoding", "norm",         "activation", "bias",
+      "tie_embeddings", "post_ln",    "dropout",      "norm_eps",     "rope_theta", "rope_scaling",
+      "attention_bias", "qkv_bias",   "bos_token_id", "eos_token_ids"};
   for (auto& [key, v] : j.items()) {
     bool ok = false;
     for (const char* k : known) ok |= key == k;
@@ -94,23 +111,37 @@ GPTConfig GPTConfig::from_json(const json& j) {
 }
 
 json GPTConfig::to_json() const {
-  return json{{"arch", arch},
-              {"n_layer", n_layer},
-              {"n_head", n_head},
-              {"n_kv_head", kv_heads()},
-              {"n_embd", n_embd},
-              {"block_size", block_size},
-              {"vocab_size", vocab_size},
-              {"ffn_hidden", hidden()},
-              {"pos_encoding", pos_encoding},
-              {"norm", norm},
-              {"activation", activation},
-              {"bias", bias},
-              {"tie_embeddings", tie_embeddings},
-              {"post_ln", post_ln},
-              {"dropout", dropout},
-              {"norm_eps", norm_eps},
-              {"rope_theta", rope_theta}};
+  json j{{"arch", arch},
+         {"n_layer", n_layer},
+         {"n_head", n_head},
+         {"n_kv_head", kv_heads()},
+         {"n_embd", n_embd},
+         {"block_size", block_size},
+         {"vocab_size", vocab_size},
+         {"ffn_hidden", hidden()},
+         {"pos_encoding", pos_encoding},
+         {"norm", norm},
+         {"activation", activation},
+         {"bias", bias},
+         {"tie_embeddings", tie_embeddings},
+         {"post_ln", post_ln},
+         {"dropout", dropout},
+         {"norm_eps", norm_eps},
+         {"rope_theta", rope_theta}};
+  if (!rope_scaling.type.empty() && rope_scaling.type != "default") {
+    json rs{{"type", rope_scaling.type}, {"factor", rope_scaling.factor}};
+    if (rope_scaling.type == "llama3") {
+      rs["low_freq_factor"] = rope_scaling.low_freq_factor;
+      rs["high_freq_factor"] = rope_scaling.high_freq_factor;
+      rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
+    }
+    j["rope_scaling"] = rs;
+  }
+  if (attention_bias) j["attention_bias"] = true;
+  if (qkv_bias) j["qkv_bias"] = true;
+  if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
+  if (!eos_token_ids.empty()) j["eos_token_ids"] = eos_token_ids;
+  return j;
 }
 
 GPTConfig GPTConfig::load(const std::string& path) {
@@ -119,7 +150,9 @@ GPTConfig GPTConfig::load(const std::string& path) {
 
 Block::Block(const GPTConfig& c, Generator* gen, DType dt) : post_ln_(c.post_ln) {
   const nn::NormKind nk = nn::parse_norm(c.norm);
-  ln_1 = register_module("ln_1", std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
+  const bool hf = c.llama_layout();
+  ln_1 = register_module(hf ? "input_layernorm" : "ln_1",
+                         std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
   nn::AttentionConfig ac;
   ac.n_embd = c.n_embd;
   ac.n_head = c.n_head;
@@ -128,12 +161,18 @@ Block::Block(const GPTConfig& c, Generator* gen, DType dt) : post_ln_(c.post_ln)
   ac.causal = true;
   ac.pos = nn::parse_pos_encoding(c.pos_encoding);
   ac.rope_theta = c.rope_theta;
+  ac.rope_scaling = c.rope_scaling;
   ac.dropout = c.dropout;
-  attn = register_module("attn", std::make_shared<nn::MultiHeadAttention>(ac, gen, dt));
-  ln_2 = register_module("ln_2", std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
+  ac.split_qkv = hf;
+  ac.bias = c.bias || c.attention_bias;
+  ac.qkv_bias = c.qkv_bias;
+  attn = register_module(hf ? "self_attn" : "attn",
+                         std::make_shared<nn::MultiHeadAttention>(ac, gen, dt));
+  ln_2 = register_module(hf ? "post_attention_layernorm" : "ln_2",
+                         std::make_shared<nn::Norm>(nk, c.n_embd, c.bias, c.norm_eps, dt));
   mlp = register_module("mlp", std::make_shared<nn::FeedForward>(c.n_embd, c.hidden(),
                                                                  nn::parse_activation(c.activation),
-                                                                 c.bias, c.dropout, gen, dt));
+                                                                 c.bias, c.dropout, gen, dt, hf));
 }
 
 Tensor Block::forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask) {
@@ -145,9 +184,11 @@ Tensor Block::forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mas
   return y + mlp->forward(ln_2->forward(y));
 }
 
-GPT::GPT(const GPTConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(seed) {
+GPT::GPT(const GPTConfig& config, uint64_t seed, DType dt, bool init) : cfg_(config), gen_(seed) {
   cfg_.validate();
-  wte = register_module("wte", std::make_shared<nn::Embedding>(cfg_.vocab_size, cfg_.n_embd, dt));
+  const bool hf = cfg_.llama_layout();
+  wte = register_module(hf ? "model.embed_tokens" : "wte",
+                        std::make_shared<nn::Embedding>(cfg_.vocab_size, cfg_.n_embd, dt));
   const auto pos = nn::parse_pos_encoding(cfg_.pos_encoding);
   if (pos == nn::PosEncoding::Learned)
     wpe = register_module("wpe", std::make_shared<nn::Embedding>(cfg_.block_size, cfg_.n_embd, dt));
@@ -155,14 +196,15 @@ GPT::GPT(const GPTConfig& config, uint64_t seed, DType dt) : cfg_(config), gen_(
     sinusoidal_ = nn::sinusoidal_table(cfg_.block_size, cfg_.n_embd, dt);
   drop_ = register_module("drop", std::make_shared<nn::Dropout>(cfg_.dropout, &gen_));
   for (int64_t i = 0; i < cfg_.n_layer; ++i)
-    h.push_back(
-        register_module("h." + std::to_string(i), std::make_shared<Block>(cfg_, &gen_, dt)));
-  ln_f = register_module("ln_f", std::make_shared<nn::Norm>(nn::parse_norm(cfg_.norm), cfg_.n_embd,
-                                                            cfg_.bias, cfg_.norm_eps, dt));
+    h.push_back(register_module((hf ? "model.layers." : "h.") + std::to_string(i),
+                                std::make_shared<Block>(cfg_, &gen_, dt)));
+  ln_f = register_module(hf ? "model.norm" : "ln_f",
+                         std::make_shared<nn::Norm>(nn::parse_norm(cfg_.norm), cfg_.n_embd,
+                                                    cfg_.bias, cfg_.norm_eps, dt));
   if (!cfg_.tie_embeddings)
     lm_head = register_module(
         "lm_head", std::make_shared<nn::Linear>(cfg_.n_embd, cfg_.vocab_size, false, dt));
-  init_weights(seed);
+  if (init) init_weights(seed);
 }
 
 void GPT::init_weights(uint64_t seed) {
@@ -171,12 +213,16 @@ void GPT::init_weights(uint64_t seed) {
   const double resid_std = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
   for (auto& [name, p] : named_parameters()) {
     const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    const bool is_norm = name.find("ln_") != std::string::npos;
+    const bool is_norm = name.find("ln_") != std::string::npos ||
+                         name.find("layernorm") != std::string::npos ||
+                         name.rfind("model.norm.", 0) == 0;
     if (is_bias)
       p.zero_();
     else if (is_norm)
       p.fill_(1.0);
-    else if (name.find("c_proj.weight") != std::string::npos)
+    else if (name.find("c_proj.weight") != std::string::npos ||
+             name.find("o_proj.weight") != std::string::npos ||
+             name.find("down_proj.weight") != std::string::npos)
       g.normal_(p, 0.0, resid_std);
     else
       g.normal_(p, 0.0, 0.02);
@@ -214,6 +260,58 @@ std::vector<nn::KVCache> GPT::make_caches(int64_t batch, int64_t capacity) const
   for (const auto& b : h)
     c.push_back(b->attn->make_cache(batch, std::min(capacity, cfg_.block_size)));
   return c;
+}
+
+std::map<std::string, Tensor> upgrade_gpt_state(const GPTConfig& c,
+                                                std::map<std::string, Tensor> state) {
+  if (!c.llama_layout() || !state.count("wte.weight")) return state;
+  const int64_t HS = c.n_embd / c.n_head, q = c.n_head * HS, kv = c.kv_heads() * HS, H = c.hidden();
+  std::map<std::string, Tensor> out;
+  auto rows = [](const Tensor& t, int64_t a, int64_t b) { return t.slice(0, a, b).contiguous(); };
+  for (auto& [name, t] : state) {
+    auto ends = [&](const std::string& s) {
+      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    std::string leaf = ends(".weight") ? "weight" : "bias";
+    if (name == "wte.weight") {
+      out["model.embed_tokens.weight"] = t;
+    } else if (name.rfind("ln_f.", 0) == 0) {
+      out["model.norm." + name.substr(5)] = t;
+    } else if (name.rfind("h.", 0) == 0) {
+      const size_t dot = name.find('.', 2);
+      const std::string pre = "model.layers." + name.substr(2, dot - 2) + ".";
+      const std::string rest = name.substr(dot + 1);
+      if (rest.rfind("ln_1.", 0) == 0) {
+        out[pre + "input_layernorm." + rest.substr(5)] = t;
+      } else if (rest.rfind("ln_2.", 0) == 0) {
+        out[pre + "post_attention_layernorm." + rest.substr(5)] = t;
+      } else if (rest.rfind("attn.c_attn.", 0) == 0) {
+        LLMKIT_CHECK(t.size(0) == q + 2 * kv, "checkpoint: ", name, " has ", t.size(0),
+                     " rows, the config says ", q + 2 * kv);
+        out[pre + "self_attn.q_proj." + leaf] = rows(t, 0, q);
+        out[pre + "self_attn.k_proj." + leaf] = rows(t, q, q + kv);
+        out[pre + "self_attn.v_proj." + leaf] = rows(t, q + kv, q + 2 * kv);
+      } else if (rest.rfind("attn.c_proj.", 0) == 0) {
+        out[pre + "self_attn.o_proj." + leaf] = t;
+      } else if (rest.rfind("mlp.c_fc.", 0) == 0) {
+        if (c.activation == "swiglu") {
+          LLMKIT_CHECK(t.size(0) == 2 * H, "checkpoint: ", name, " has ", t.size(0),
+                       " rows, the config says ", 2 * H);
+          out[pre + "mlp.gate_proj." + leaf] = rows(t, 0, H);
+          out[pre + "mlp.up_proj." + leaf] = rows(t, H, 2 * H);
+        } else {
+          out[pre + "mlp.up_proj." + leaf] = t;
+        }
+      } else if (rest.rfind("mlp.c_proj.", 0) == 0) {
+        out[pre + "mlp.down_proj." + leaf] = t;
+      } else {
+        out[name] = t;
+      }
+    } else {
+      out[name] = t;
+    }
+  }
+  return out;
 }
 
 }  // namespace llmkit::models

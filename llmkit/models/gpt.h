@@ -5,9 +5,14 @@
 //                    x = x + mlp(ln_2(x))
 //     or post-LN:    x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))    (the original transformer)
 //   logits = ln_f(x) W_out^T                          W_out = wte (tied) or lm_head
-// Parameter names are GPT-2's (wte.weight, h.{i}.attn.c_attn.weight, ...), stored [out, in].
+// Parameter names, stored [out, in]: arch "gpt" uses GPT-2's (wte.weight,
+// h.{i}.attn.c_attn.weight, ...); arch "llama" uses Hugging Face llama's
+// (model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight, ..., model.norm.weight,
+// lm_head.weight) with separate q/k/v/o and gate/up/down projections. upgrade_gpt_state() maps old
+// fused llama checkpoints.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +21,7 @@
 
 #include "llmkit/nn/attention.h"
 #include "llmkit/nn/feedforward.h"
+#include "llmkit/ops/rope.h"
 
 namespace llmkit::models {
 
@@ -32,7 +38,15 @@ struct GPTConfig {
   double dropout = 0.0;
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
+  ops::RopeScaling rope_scaling;  // type "": none
+  // Llama layout only: biases on q/k/v/o (Llama's attention_bias) or on q/k/v only (Qwen2).
+  bool attention_bias = false;
+  bool qkv_bias = false;
+  // Special token ids of a pretrained model (-1 / empty: unknown); generation stops at eos.
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
 
+  bool llama_layout() const { return arch == "llama"; }
   int64_t hidden() const;
   int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }
   void validate() const;  // Error naming the field
@@ -58,8 +72,9 @@ class GPT : public nn::Module {
  public:
   // Builds the model and initialises it as GPT-2 does (seeded): N(0, 0.02) weights, residual
   // projections N(0, 0.02 / sqrt(2 n_layer)), zero biases, unit norms.
-  // dt: F32 for training and inference; F64 for gradient checks.
-  explicit GPT(const GPTConfig& config, uint64_t seed = 0, DType dt = DType::F32);
+  // dt: F32 for training and inference; F64 for gradient checks. init = false leaves the
+  // weights zero (a loader fills them next).
+  explicit GPT(const GPTConfig& config, uint64_t seed = 0, DType dt = DType::F32, bool init = true);
 
   // ids i32 [B, T] -> logits [B, T, V]. With caches (one per layer, from make_caches), ids are
   // the next T positions after what the caches hold.
@@ -85,5 +100,11 @@ class GPT : public nn::Module {
   Tensor sinusoidal_;  // [block_size, C] when pos_encoding == sinusoidal
   std::shared_ptr<nn::Dropout> drop_;
 };
+
+// A state dict written by an older llmkit for arch "llama" (GPT-2 names, fused c_attn and c_fc)
+// mapped to the llama names: c_attn split into q/k/v rows, c_fc into gate/up. Any other state
+// (already llama names, or arch "gpt") comes back unchanged.
+std::map<std::string, Tensor> upgrade_gpt_state(const GPTConfig& c,
+                                                std::map<std::string, Tensor> state);
 
 }  // namespace llmkit::models

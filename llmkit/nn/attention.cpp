@@ -11,14 +11,26 @@ MultiHeadAttention::MultiHeadAttention(const AttentionConfig& cfg, Generator* ge
                " is not a multiple of n_kv_head ", cfg_.n_kv_head);
   head_size_ = cfg.n_embd / cfg.n_head;
   const int64_t qkv = (cfg.n_head + 2 * cfg_.n_kv_head) * head_size_;
-  c_attn = register_module("c_attn", std::make_shared<Linear>(cfg.n_embd, qkv, cfg.bias, dt));
-  c_proj =
-      register_module("c_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, dt));
+  if (cfg.split_qkv) {
+    const int64_t kv = cfg_.n_kv_head * head_size_;
+    const bool qb = cfg.bias || cfg.qkv_bias;
+    q_proj = register_module("q_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, qb, dt));
+    k_proj = register_module("k_proj", std::make_shared<Linear>(cfg.n_embd, kv, qb, dt));
+    v_proj = register_module("v_proj", std::make_shared<Linear>(cfg.n_embd, kv, qb, dt));
+    o_proj =
+        register_module("o_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, dt));
+  } else {
+    c_attn = register_module("c_attn", std::make_shared<Linear>(cfg.n_embd, qkv, cfg.bias, dt));
+    c_proj =
+        register_module("c_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, dt));
+  }
+  if (cfg.pos == PosEncoding::Rope)
+    inv_freq_ = ops::rope_inv_freq(head_size_, cfg.rope_theta, cfg.rope_scaling);
   resid_dropout_ = register_module("resid_dropout", std::make_shared<Dropout>(cfg.dropout, gen));
 }
 
 KVCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
-  const DType dt = c_attn->weight.dtype();
+  const DType dt = (c_attn ? c_attn : q_proj)->weight.dtype();
   return {Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt),
           Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt), 0};
 }
@@ -30,13 +42,20 @@ Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor
                "]");
   const int64_t pos0 = cache ? cache->len : 0;
   // qkv [B, T, NH + 2 NKV, HS] -> q [B, NH, T, HS], k and v [B, NKV, T, HS]
-  Tensor qkv = c_attn->forward(x).reshape({B, T, NH + 2 * NKV, HS});
-  Tensor q = qkv.slice(2, 0, NH).transpose(1, 2);
-  Tensor k = qkv.slice(2, NH, NH + NKV).transpose(1, 2);
-  Tensor v = qkv.slice(2, NH + NKV, NH + 2 * NKV).transpose(1, 2);
+  Tensor q, k, v;
+  if (c_attn) {
+    Tensor qkv = c_attn->forward(x).reshape({B, T, NH + 2 * NKV, HS});
+    q = qkv.slice(2, 0, NH).transpose(1, 2);
+    k = qkv.slice(2, NH, NH + NKV).transpose(1, 2);
+    v = qkv.slice(2, NH + NKV, NH + 2 * NKV).transpose(1, 2);
+  } else {
+    q = q_proj->forward(x).reshape({B, T, NH, HS}).transpose(1, 2);
+    k = k_proj->forward(x).reshape({B, T, NKV, HS}).transpose(1, 2);
+    v = v_proj->forward(x).reshape({B, T, NKV, HS}).transpose(1, 2);
+  }
   if (cfg_.pos == PosEncoding::Rope) {
-    q = ops::rope(q, pos0, cfg_.rope_theta);
-    k = ops::rope(k, pos0, cfg_.rope_theta);
+    q = ops::rope(q, pos0, inv_freq_);
+    k = ops::rope(k, pos0, inv_freq_);
   }
   if (cache != nullptr) {
     const int64_t cap = cache->k.size(2);
@@ -54,7 +73,7 @@ Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor
   if (cfg_.pos == PosEncoding::Alibi) opt.bias = alibi_bias(NH, T, pos0 + T, pos0, x.dtype());
   Tensor y = ops::scaled_dot_product_attention(q, k, v, opt);  // [B, NH, T, HS]
   y = y.transpose(1, 2).reshape({B, T, C});
-  return resid_dropout_->forward(c_proj->forward(y));
+  return resid_dropout_->forward((c_proj ? c_proj : o_proj)->forward(y));
 }
 
 }  // namespace llmkit::nn

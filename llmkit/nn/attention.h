@@ -1,13 +1,15 @@
-// MultiHeadAttention (2.3.4 멀티 헤드 어텐션): one fused QKV projection (c_attn), heads split
-// from it, the fused attention op, and the output projection (c_proj). Grouped-query heads:
-// n_kv_head < n_head shares each key/value head among n_head / n_kv_head query heads (llama 2/3).
-// With a KVCache the keys and values of earlier tokens are kept, so generating one token costs
-// one row of attention instead of recomputing the whole sequence.
+// MultiHeadAttention (2.3.4 멀티 헤드 어텐션): the QKV projection, heads split from it, the fused
+// attention op, and the output projection. Two parameter layouts: GPT-2's fused c_attn (q|k|v rows
+// stacked) + c_proj, and Hugging Face llama's separate q_proj, k_proj, v_proj, o_proj (split_qkv).
+// Grouped-query heads: n_kv_head < n_head shares each key/value head among n_head / n_kv_head query
+// heads (llama 2/3). With a KVCache the keys and values of earlier tokens are kept, so generating
+// one token costs one row of attention instead of recomputing the whole sequence.
 #pragma once
 
 #include "llmkit/core/random.h"
 #include "llmkit/nn/layers.h"
 #include "llmkit/nn/positional.h"
+#include "llmkit/ops/rope.h"
 
 namespace llmkit::nn {
 
@@ -24,7 +26,12 @@ struct AttentionConfig {
   bool causal = true;
   PosEncoding pos = PosEncoding::Learned;
   double rope_theta = 10000.0;
+  ops::RopeScaling rope_scaling;
   double dropout = 0.0;
+  // Llama layout: q_proj/k_proj/v_proj/o_proj instead of c_attn/c_proj. `bias` then applies to
+  // all four; qkv_bias adds biases to q/k/v only (Qwen2).
+  bool split_qkv = false;
+  bool qkv_bias = false;
 };
 
 class MultiHeadAttention : public Module {
@@ -36,11 +43,13 @@ class MultiHeadAttention : public Module {
   // Allocates a cache for `batch` sequences of up to `capacity` tokens.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 
-  std::shared_ptr<Linear> c_attn, c_proj;
+  std::shared_ptr<Linear> c_attn, c_proj;                  // GPT-2 layout
+  std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;  // llama layout (split_qkv)
 
  private:
   AttentionConfig cfg_;
   int64_t head_size_;
+  std::vector<double> inv_freq_;  // RoPE
   // Dropout on the output projection. The fused kernel has no dropout on the attention
   // probabilities themselves (nanoGPT's attn_dropout); with dropout = 0, the default, they agree.
   std::shared_ptr<Dropout> resid_dropout_;

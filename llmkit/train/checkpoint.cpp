@@ -20,6 +20,7 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/io/svg_plot.h"
 #include "llmkit/models/config_file.h"
+#include "llmkit/models/load.h"
 #include "llmkit/tokenizer/read_file.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
@@ -416,7 +417,10 @@ namespace {
 
 void load_weights(const fs::path& d, nn::Module& model) {
   io::SafetensorsFile f = io::load_safetensors((d / "model.safetensors").string());
-  model.load_state_dict(std::map<std::string, Tensor>(f.tensors.begin(), f.tensors.end()));
+  std::map<std::string, Tensor> state(f.tensors.begin(), f.tensors.end());
+  if (auto* g = dynamic_cast<models::GPT*>(&model))  // older llama checkpoints: fused names
+    state = models::upgrade_gpt_state(g->config(), std::move(state));
+  model.load_state_dict(state);
   model.eval();
 }
 
@@ -428,36 +432,13 @@ void check_model_dir(const fs::path& d) {
 }  // namespace
 
 std::unique_ptr<models::GPT> load_model(const std::string& dir) {
-  const fs::path d(dir);
-  check_model_dir(d);
-  const json cfg = read_json((d / "config.json").string());
-  const std::string arch = cfg.value("arch", "gpt");
-  LLMKIT_CHECK(arch == "gpt" || arch == "llama", "'", dir, "' holds a ", arch,
-               " model; this command needs a decoder (gpt, llama or rnn)");
-  auto model = std::make_unique<models::GPT>(
-      models::load_config_file<models::GPTConfig>((d / "config.json").string()));
-  load_weights(d, *model);
-  return model;
-}
-
-LoadedDecoder load_decoder(const std::string& dir) {
-  const fs::path d(dir);
-  check_model_dir(d);
-  const json cfg = read_json((d / "config.json").string());
-  LoadedDecoder out;
-  out.arch = cfg.value("arch", "gpt");
-  if (out.arch == "rnn") {
-    auto m = std::make_unique<models::RNNLM>(
-        models::load_config_file<models::RNNLMConfig>((d / "config.json").string()));
-    load_weights(d, *m);
-    out.decoder = std::make_unique<infer::RnnDecoder>(*m);
-    out.model = std::move(m);
-  } else {
-    auto m = load_model(dir);
-    out.decoder = std::make_unique<infer::GptDecoder>(*m);
-    out.model = std::move(m);
-  }
-  return out;
+  models::LoadOptions opt;
+  opt.tokenizer = false;
+  models::LoadedModel m = models::load(dir, opt);
+  LLMKIT_CHECK(m.gpt != nullptr, "'", dir, "' holds a ", m.arch,
+               " model; this command needs a decoder (gpt, llama)");
+  m.gpt = nullptr;
+  return std::unique_ptr<models::GPT>(static_cast<models::GPT*>(m.module.release()));
 }
 
 std::unique_ptr<Task> load_task(const std::string& dir, TaskData data, int64_t batch_size) {

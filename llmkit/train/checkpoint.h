@@ -79,17 +79,9 @@ void restore_checkpoint(const std::string& checkpoint_dir, Task& task, AdamW& op
                         std::vector<StepRecord>& history);
 LrSchedule make_schedule(const TrainConfig& tc);
 
-// Loads a trained GPT directory (config.json + model.safetensors) for generation.
+// Loads a trained GPT directory (config.json + model.safetensors) through models::load (the
+// one loader; generate and chat use it directly).
 std::unique_ptr<models::GPT> load_model(const std::string& dir);
-
-// A decoder model directory (gpt, llama or rnn) ready for generation: the model and the
-// generation adapter over it (declared in this order, so the adapter dies first).
-struct LoadedDecoder {
-  std::unique_ptr<nn::Module> model;
-  std::unique_ptr<infer::Decoder> decoder;
-  std::string arch;
-};
-LoadedDecoder load_decoder(const std::string& dir);
 
 // Rebuilds the Task of a model directory (any family) with its trained weights, in eval mode,
 // for `llmkit eval`: the objective is the one it was trained with (trainer_state.json), or the

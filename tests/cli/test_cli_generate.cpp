@@ -101,8 +101,9 @@ TEST_F(CliGenerate, BadModelDirectories) {
   const std::string empty = d.file("empty_dir");
   std::filesystem::create_directory(empty);
   expect_clean_error(generate({}, "the", empty), {empty, "config.json"}, "no config.json");
-  expect_clean_error(generate({}, "the", world().corpus), {"--model", "corpus.txt"},
-                     "a file, not a directory");
+  // --model takes a directory or a .gguf file; any other file is refused by the loader.
+  expect_clean_error(generate({}, "the", world().corpus), {"corpus.txt", "neither"},
+                     "a file, neither a directory nor a .gguf");
   // A copy of the run with a broken config.json, then with a broken tokenizer.json.
   namespace fs = std::filesystem;
   const std::string bad_cfg = d.file("bad_cfg");

@@ -74,16 +74,23 @@ def forward(cfg, p, ids):
     B, T = ids.shape
     C, NH = cfg["n_embd"], cfg["n_head"]
     NKV, HS = cfg["n_kv_head"], C // NH
-    x = p["wte.weight"][ids.long()]
+    hf = cfg.get("arch") == "llama"  # Hugging Face llama names, separate projections
+    emb = "model.embed_tokens.weight" if hf else "wte.weight"
+    x = p[emb][ids.long()]
     if cfg["pos_encoding"] == "learned":
         x = x + p["wpe.weight"][:T]
     for i in range(cfg["n_layer"]):
-        pre = f"h.{i}."
-        h = norm(cfg, x, p, pre + "ln_1")
-        qkv = linear(h, p, pre + "attn.c_attn").view(B, T, NH + 2 * NKV, HS)
-        q = qkv[:, :, :NH].transpose(1, 2)
-        k = qkv[:, :, NH:NH + NKV].transpose(1, 2)
-        v = qkv[:, :, NH + NKV:].transpose(1, 2)
+        pre = f"model.layers.{i}." if hf else f"h.{i}."
+        h = norm(cfg, x, p, pre + ("input_layernorm" if hf else "ln_1"))
+        if hf:
+            q = linear(h, p, pre + "self_attn.q_proj").view(B, T, NH, HS).transpose(1, 2)
+            k = linear(h, p, pre + "self_attn.k_proj").view(B, T, NKV, HS).transpose(1, 2)
+            v = linear(h, p, pre + "self_attn.v_proj").view(B, T, NKV, HS).transpose(1, 2)
+        else:
+            qkv = linear(h, p, pre + "attn.c_attn").view(B, T, NH + 2 * NKV, HS)
+            q = qkv[:, :, :NH].transpose(1, 2)
+            k = qkv[:, :, NH:NH + NKV].transpose(1, 2)
+            v = qkv[:, :, NH + NKV:].transpose(1, 2)
         if cfg["pos_encoding"] == "rope":
             q, k = rope(q, cfg["rope_theta"]), rope(k, cfg["rope_theta"])
         k = k.repeat_interleave(NH // NKV, dim=1)
@@ -92,16 +99,25 @@ def forward(cfg, p, ids):
         mask = torch.ones(T, T, dtype=torch.bool).tril()
         att = att.masked_fill(~mask, float("-inf")).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, C)
-        x = x + linear(y, p, pre + "attn.c_proj")
-        h = linear(norm(cfg, x, p, pre + "ln_2"), p, pre + "mlp.c_fc")
+        x = x + linear(y, p, pre + ("self_attn.o_proj" if hf else "attn.c_proj"))
+        h = norm(cfg, x, p, pre + ("post_attention_layernorm" if hf else "ln_2"))
+        if hf:
+            up = linear(h, p, pre + "mlp.up_proj")
+            if cfg["activation"] == "gelu":
+                h = F.gelu(up, approximate="tanh")
+            else:
+                h = F.silu(linear(h, p, pre + "mlp.gate_proj")) * up
+            x = x + linear(h, p, pre + "mlp.down_proj")
+            continue
+        h = linear(h, p, pre + "mlp.c_fc")
         if cfg["activation"] == "gelu":
             h = F.gelu(h, approximate="tanh")
         else:
             gate, up = h.chunk(2, -1)
             h = F.silu(gate) * up
         x = x + linear(h, p, pre + "mlp.c_proj")
-    x = norm(cfg, x, p, "ln_f")
-    w = p["wte.weight"] if cfg["tie_embeddings"] else p["lm_head.weight"]
+    x = norm(cfg, x, p, "model.norm" if hf else "ln_f")
+    w = p[emb] if cfg["tie_embeddings"] else p["lm_head.weight"]
     return x @ w.t()
 
 

@@ -37,7 +37,8 @@ void check_parity(const models::GPTConfig& cfg, const std::string& name) {
     NoGradGuard ng;
     Generator g(9);
     for (auto& [n, p] : model.named_parameters())
-      if (n.find("ln_") == std::string::npos) g.normal_(p, 0.0, 0.1);
+      if (n.find("ln_") == std::string::npos && n.find("norm") == std::string::npos)
+        g.normal_(p, 0.0, 0.1);
   }
   std::ofstream(dir / "config.json") << cfg.to_json().dump();
   io::save_safetensors((dir / "model.safetensors").string(), model.named_parameters());

@@ -138,7 +138,7 @@ TEST(AdamW, DecayedSetPerFamilyIsTheProjectionWeights) {
   const std::vector<Case> cases = {
       {"gpt2-tiny", nlohmann::json::object(), {"wte.weight", "wpe.weight"}},
       {"gpt2-tiny", {{"tie_embeddings", false}}, {"wte.weight", "wpe.weight"}},
-      {"llama-tiny", nlohmann::json::object(), {"wte.weight"}},
+      {"llama-tiny", nlohmann::json::object(), {"model.embed_tokens.weight"}},
       {"bert-tiny",
        nlohmann::json::object(),
        {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",

@@ -8,8 +8,8 @@
 
 #include "llmkit/infer/chat.h"
 #include "llmkit/io/atomic_file.h"
+#include "llmkit/models/load.h"
 #include "llmkit/tokenizer/read_file.h"
-#include "llmkit/train/checkpoint.h"
 #include "tools/llmkit/command.h"
 
 namespace {
@@ -20,15 +20,17 @@ struct ChatArgs {
 };
 
 void run_chat(ChatArgs& a) {
-  auto loaded = llmkit::train::load_decoder(a.dir);
-  const auto tok = llmkit::tokenizer::Tokenizer::load(a.dir + "/tokenizer.json");
-  if (auto eot = tok.find_token("<|endoftext|>")) a.gen.stop_ids.push_back(*eot);
+  auto loaded = llmkit::models::load(a.dir);
+  auto decoder = llmkit::infer::make_decoder(loaded);
+  LLMKIT_CHECK(loaded.tokenizer.has_value(), "'", a.dir, "' has no tokenizer");
+  const auto& tok = *loaded.tokenizer;
+  a.gen = llmkit::infer::with_model_stops(loaded, a.gen);
   llmkit::infer::Conversation conversation;
   if (!a.transcript.empty()) {
     conversation =
         llmkit::infer::parse_transcript(llmkit::tokenizer::read_file(a.transcript), a.transcript);
   }
-  const int64_t ctx = loaded.decoder->context();
+  const int64_t ctx = decoder->context();
   std::fprintf(stderr,
                "chatting with %s (context %s tokens, %zu earlier turns); empty line to quit\n",
                a.dir.c_str(), ctx > 0 ? std::to_string(ctx).c_str() : "unbounded, kept to 4096",
@@ -40,7 +42,7 @@ void run_chat(ChatArgs& a) {
     bool started = false;
     try {
       llmkit::infer::chat_reply(
-          *loaded.decoder, tok, conversation, line, a.gen,
+          *decoder, tok, conversation, line, a.gen,
           [&started](std::string_view s) {
             if (!started) std::fputs("model>", stdout);
             started = true;
@@ -71,9 +73,9 @@ LLMKIT_COMMAND(
        a->gen.sampler.temperature = 0.8;
        a->gen.sampler.top_k = 50;
        a->gen.max_new_tokens = 100;
-       sub.add_option("--model", a->dir, "model directory")
+       sub.add_option("--model", a->dir, "llmkit run dir, Hugging Face dir or .gguf file")
            ->required()
-           ->check(CLI::ExistingDirectory);
+           ->check(CLI::ExistingPath);
        sub.add_option("--temperature", a->gen.sampler.temperature, "0 = greedy")
            ->capture_default_str()
            ->check(llmkit::cli::non_negative());

@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "llmkit/infer/generate.h"
-#include "llmkit/train/checkpoint.h"
+#include "llmkit/models/load.h"
 #include "tools/llmkit/command.h"
 
 namespace {
@@ -20,9 +20,9 @@ LLMKIT_COMMAND(
        auto a = std::make_shared<Args>();
        a->gen.sampler.temperature = 0.8;
        a->gen.sampler.top_k = 50;
-       sub.add_option("--model", a->model_dir, "model directory")
+       sub.add_option("--model", a->model_dir, "llmkit run dir, Hugging Face dir or .gguf file")
            ->required()
-           ->check(CLI::ExistingDirectory);
+           ->check(CLI::ExistingPath);
        sub.add_option("--prompt", a->prompt, "text to continue")->required();
        sub.add_option("--max-new-tokens", a->gen.max_new_tokens, "tokens to generate")
            ->capture_default_str()
@@ -44,10 +44,13 @@ LLMKIT_COMMAND(
        sub.add_flag("--no-cache", a->no_cache, "recompute the whole sequence each step");
        sub.add_flag("--stats", a->stats, "print prefill/decode speed to stderr");
        return [a] {
-         auto loaded = llmkit::train::load_decoder(a->model_dir);
-         const auto tok = llmkit::tokenizer::Tokenizer::load(a->model_dir + "/tokenizer.json");
-         if (auto eot = tok.find_token("<|endoftext|>")) a->gen.stop_ids.push_back(*eot);
+         auto loaded = llmkit::models::load(a->model_dir);
+         auto decoder = llmkit::infer::make_decoder(loaded);
+         LLMKIT_CHECK(loaded.tokenizer.has_value(), "'", a->model_dir, "' has no tokenizer");
+         const auto& tok = *loaded.tokenizer;
+         a->gen = llmkit::infer::with_model_stops(loaded, a->gen);
          a->gen.use_cache = !a->no_cache;
+         const std::vector<int32_t> prompt_ids = llmkit::infer::encode_prompt(loaded, a->prompt);
          llmkit::infer::GenerateStats st;
          // The prompt is echoed with the first token, not before: a prompt or an option that
          // generate_text rejects then leaves stdout empty, not a prompt followed by an error.
@@ -56,8 +59,8 @@ LLMKIT_COMMAND(
            if (!echoed) std::fputs(a->prompt.c_str(), stdout);
            echoed = true;
          };
-         llmkit::infer::generate_text(
-             *loaded.decoder, tok, a->prompt, a->gen,
+         llmkit::infer::generate_text_from_ids(
+             *decoder, tok, prompt_ids, a->gen,
              [&](std::string_view s) {
                echo();
                std::fwrite(s.data(), 1, s.size(), stdout);
@@ -68,10 +71,11 @@ LLMKIT_COMMAND(
          std::fputs("\n", stdout);
          if (a->stats)
            std::fprintf(stderr,
-                        "prefill %lld tokens in %.3f s (%.0f tok/s); decode %lld tokens in %.3f s "
+                        "load %.3f s; prefill %lld tokens in %.3f s (%.0f tok/s); decode %lld "
+                        "tokens in %.3f s "
                         "(%.1f tok/s); stop: %s\n",
-                        static_cast<long long>(st.prompt_tokens), st.prefill_seconds,
-                        st.prompt_tokens / std::max(st.prefill_seconds, 1e-9),
+                        loaded.load_seconds, static_cast<long long>(st.prompt_tokens),
+                        st.prefill_seconds, st.prompt_tokens / std::max(st.prefill_seconds, 1e-9),
                         static_cast<long long>(st.new_tokens), st.decode_seconds,
                         st.new_tokens / std::max(st.decode_seconds, 1e-9), st.stop_reason.c_str());
        };
