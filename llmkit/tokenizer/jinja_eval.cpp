@@ -230,6 +230,13 @@ class Renderer {
     if (!t.attribute.empty()) {
       const Value ns = lookup(t.names[0]);
       if (!ns.is_namespace()) fail("cannot assign attribute on non-namespace object");
+      // A namespace attribute holding a namespace or a function could close a cycle.
+      if (v.may_cycle())
+        fail("assigning a namespace or a function (or a list or dict holding one) to a namespace ",
+             "attribute is not supported");
+      // The namespace's own nesting was fixed when it was made: its attributes stay within it.
+      if (v.nesting() >= Value::kMaxNesting)
+        fail("lists, dicts and namespaces nested deeper than ", Value::kMaxNesting, " levels");
       ns.namespace_dict().set(t.attribute, v);
     } else if (t.tuple) {
       if (!v.is_list() && !v.is_string() && !v.is_dict() && !v.is_undefined())

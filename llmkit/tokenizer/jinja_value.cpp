@@ -67,28 +67,40 @@ Value Value::string(std::string s) {
   v.s_ = std::make_shared<const std::string>(std::move(s));
   return v;
 }
+void Value::set_nesting(const Value& child) {
+  if (child.nesting_ + 1 > nesting_) nesting_ = child.nesting_ + 1;
+  may_cycle_ = may_cycle_ || child.may_cycle_;
+  if (nesting_ > kMaxNesting)
+    fail("lists, dicts and namespaces nested deeper than ", kMaxNesting, " levels");
+}
 Value Value::list(List items, bool tuple) {
   Value v;
   v.kind_ = Kind::kList;
   v.tuple_ = tuple;
+  v.nesting_ = 1;
+  for (const Value& x : items) v.set_nesting(x);
   v.list_ = std::make_shared<const List>(std::move(items));
   return v;
 }
 Value Value::dict(Dict d) {
   Value v;
   v.kind_ = Kind::kDict;
+  v.nesting_ = 1;
+  for (const auto& [k, x] : d.items) v.set_nesting(x);
   v.dict_ = std::make_shared<Dict>(std::move(d));
   return v;
 }
 Value Value::namespace_object(Dict d) {
   Value v = dict(std::move(d));
   v.kind_ = Kind::kNamespace;
+  v.may_cycle_ = true;
   return v;
 }
 Value Value::function(std::string name, std::function<Value(CallArgs&)> fn) {
   Value v;
   v.kind_ = Kind::kCallable;
   v.fn_ = std::make_shared<const Callable>(Callable{std::move(name), std::move(fn)});
+  v.may_cycle_ = true;
   return v;
 }
 
@@ -430,7 +442,9 @@ std::string to_json(const Value& v, const JsonOptions& options) {
   return out;
 }
 
-Value from_json(const nlohmann::json& j) {
+Value from_json(const nlohmann::json& j, int depth) {
+  if (depth > Value::kMaxNesting)
+    fail("chat template: JSON nested deeper than ", Value::kMaxNesting, " levels");
   switch (j.type()) {
     case nlohmann::json::value_t::null:
       return Value::none();
@@ -446,12 +460,12 @@ Value from_json(const nlohmann::json& j) {
       return Value::string(j.get<std::string>());
     case nlohmann::json::value_t::array: {
       List l;
-      for (const auto& e : j) l.push_back(from_json(e));
+      for (const auto& e : j) l.push_back(from_json(e, depth + 1));
       return Value::list(std::move(l));
     }
     case nlohmann::json::value_t::object: {
       Dict d;
-      for (const auto& [k, e] : j.items()) d.items.emplace_back(k, from_json(e));
+      for (const auto& [k, e] : j.items()) d.items.emplace_back(k, from_json(e, depth + 1));
       return Value::dict(std::move(d));
     }
     default:

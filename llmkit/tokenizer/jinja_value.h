@@ -107,6 +107,14 @@ class Value {
   // Why this value is undefined, as jinja2 words it ("'x' is undefined").
   const std::string& undefined_hint() const { return as_string(); }
 
+  // How deeply lists, dicts and namespaces nest in this value (a scalar: 0). Printing, comparing
+  // and destroying recurse, so a value nested deeper than kMaxNesting is refused when built.
+  static constexpr int kMaxNesting = 256;
+  int nesting() const { return nesting_; }
+  // Whether a namespace or a callable is in this value: assigning one to a namespace attribute
+  // could make a cycle (which shared_ptr leaks and printing follows forever), so it is refused.
+  bool may_cycle() const { return may_cycle_; }
+
   bool truthy() const;
   std::string str() const;   // Python str(); undefined prints as ""
   std::string repr() const;  // Python repr()
@@ -117,6 +125,9 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   bool tuple_ = false;
+  bool may_cycle_ = false;
+  int nesting_ = 0;
+  void set_nesting(const Value& child);
   int64_t i_ = 0;
   double f_ = 0;
   // The string, or the undefined hint; shared so that copying a Value (every lookup does) never
@@ -151,7 +162,7 @@ struct JsonOptions {
 std::string to_json(const Value& v, const JsonOptions& options);
 
 // nlohmann::json -> Value (objects keep nlohmann's key order).
-Value from_json(const nlohmann::json& j);
+Value from_json(const nlohmann::json& j, int depth = 0);  // deeper than kMaxNesting: Error
 
 // UTF-8 <-> code points (Python str semantics). Invalid UTF-8 bytes become U+FFFD.
 std::u32string utf8_decode(std::string_view s);

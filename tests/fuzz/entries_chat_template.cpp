@@ -25,22 +25,26 @@ void chat_inputs(std::string_view json, std::vector<tokenizer::ChatMessage>& mes
                  nlohmann::json& extra) {
   messages = {{"system", "Be brief."}, {"user", "hi"}, {"assistant", "hello"}, {"user", "안녕?"}};
   extra = nlohmann::json::object();
-  const nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  // Moved, never copied: nlohmann's copy recurses (a deeply nested input would overflow the
+  // stack in the harness, not in the library).
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded()) return;
-  const nlohmann::json* list = &j;
+  nlohmann::json list;
   if (j.is_object()) {
-    extra = j;
+    extra = std::move(j);
+    if (extra.contains("messages")) list = std::move(extra["messages"]);
     extra.erase("messages");
-    list = j.contains("messages") ? &j["messages"] : nullptr;
+  } else {
+    list = std::move(j);
   }
-  if (list == nullptr || !list->is_array()) return;
+  if (!list.is_array()) return;
   messages.clear();
   auto text = [](const nlohmann::json& m, const char* key) -> std::string {
     if (!m.is_object() || !m.contains(key)) return "";
     const nlohmann::json& v = m[key];
     return v.is_string() ? v.get<std::string>() : v.dump();
   };
-  for (const nlohmann::json& m : *list) messages.push_back({text(m, "role"), text(m, "content")});
+  for (const nlohmann::json& m : list) messages.push_back({text(m, "role"), text(m, "content")});
 }
 
 }  // namespace

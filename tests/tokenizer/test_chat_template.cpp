@@ -309,6 +309,28 @@ TEST(JinjaErrors, IntegerOverflowAndBudgets) {
             std::string::npos);
 }
 
+// Also from the fuzz target: printing, comparing and destroying values recurse, so nesting is
+// bounded; a namespace may not hold a namespace or a function (a cycle would leak and print
+// forever).
+TEST(JinjaErrors, NestingAndNamespaceCycles) {
+  EXPECT_NE(error_of("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}"
+                     "{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}")
+                .find("nested deeper than 256 levels"),
+            std::string::npos);
+  EXPECT_EQ(render("{% set ns = namespace(x=[]) %}{% for i in range(3) %}"
+                   "{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}"),
+            "[[[[]]]]");
+  for (const char* v : {"ns", "[ns]", "{'k': namespace()}", "range"})
+    EXPECT_NE(error_of(std::string("{% set ns = namespace() %}{% set ns.x = ") + v + " %}")
+                  .find("is not supported"),
+              std::string::npos)
+        << v;
+  json deep = json::array();
+  for (int i = 0; i < 300; ++i) deep = json::array({deep});
+  EXPECT_NE(error_of("{{ tools }}", {{"tools", deep}}).find("JSON nested deeper than 256 levels"),
+            std::string::npos);
+}
+
 TEST(ChatTemplate, ChatmlAndVariables) {
   const std::vector<ChatMessage> msgs = {{"system", "Be brief."}, {"user", "안녕 😀"}};
   EXPECT_EQ(ChatTemplate::chatml().apply(msgs, true),
