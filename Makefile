@@ -25,6 +25,7 @@ build: deps $(BUILD)/CMakeCache.txt
 demo: build
 	scripts/demo-corpus.sh runs/kjv.txt
 	$(BUILD)/llmkit demo --data runs/kjv.txt
+	scripts/demo-chat.sh $(BUILD)
 
 test:
 	@scripts/install-deps.sh --test
