@@ -114,13 +114,14 @@ std::vector<Prompt> make_prompts(const models::LoadedModel& m) {
 }
 
 // Runs llamacpp_reference.py on `model` for the prompts, decoding `new_tokens` greedy tokens each
-// (once per model file per process); null (with a test failure) on error.
+// (once per model file and count per process); null (with a test failure) on error.
 const json* reference(const std::string& model, const std::vector<Prompt>& prompts,
                       int new_tokens = kNewTokens) {
   static std::map<std::string, json> done;
   static std::unique_ptr<llmkit::testing::TempDir> tmp;
   if (!tmp) tmp = std::make_unique<llmkit::testing::TempDir>();
-  auto it = done.find(model);
+  const std::string key = model + "#" + std::to_string(new_tokens);
+  auto it = done.find(key);
   if (it != done.end()) return &it->second;
   json in = {{"new_tokens", new_tokens}, {"prompts", json::array()}, {"texts", json::array()}};
   for (const Prompt& p : prompts) {
@@ -139,7 +140,7 @@ const json* reference(const std::string& model, const std::vector<Prompt>& promp
     ADD_FAILURE() << "llama.cpp reference failed: " << cmd << "\n" << log.rdbuf();
     return nullptr;
   }
-  return &(done[model] = json::parse(std::ifstream(out_path)));
+  return &(done[key] = json::parse(std::ifstream(out_path)));
 }
 
 struct Greedy {
