@@ -1,13 +1,9 @@
-// SmolLM2-135M-Instruct against llama.cpp (llama-cpp-python built from its PyPI sdist, driven by
-// tests/models/llamacpp_reference.py with llmkit::testing::ref_python()):
-//   - the Q4_1 GGUF and its f32 copy (scripts/gguf-to-f32.py, cached next to the test's working
-//     directory, keyed by the source file's size and mtime) load to identical f32 weights;
-//   - llama.cpp's tokenisation of our prompt texts (special tokens parsed, BOS as the GGUF says)
-//     equals ours;
-//   - greedy decoding of 64 tokens (our KV cache) equals llama.cpp's on the f32 file for an
-//     English and a Korean ChatML prompt and a code prompt;
-//   - on the Q4_1 file llama.cpp's tokens are only reported (not asserted): see the Q4_1 note.
-// Skips visibly when llama_cpp, gguf or the model is absent.
+// SmolLM2-135M-Instruct against llama.cpp (llama-cpp-python from its PyPI sdist, driven by
+// tests/models/llamacpp_reference.py): the Q4_1 GGUF and its f32 copy (scripts/gguf-to-f32.py,
+// cached in the working directory by source size+mtime) load to identical weights; llama.cpp
+// tokenises our English/Korean ChatML and code prompts as we do; our 64 greedy tokens (KV cache)
+// equal llama.cpp's on the f32 file. On the Q4_1 file the agreement is only reported (see the
+// note at GreedyDecoding64Tokens). Skips visibly when llama_cpp, gguf or the model is absent.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
