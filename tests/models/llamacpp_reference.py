@@ -4,7 +4,8 @@ Usage: llamacpp_reference.py MODEL.gguf IN.json OUT.json
 IN.json: {"prompts": [[ids...], ...], "new_tokens": N}; the prompts are token ids (llmkit's own
 tokenisation, so only the model is compared). OUT.json: {"tokens": [[ids...], ...],
 "tokenized": [[ids...], ...]} where "tokenized" is llama.cpp's tokenisation of IN's "texts" (if
-given), to compare the GGUF tokenizers too. Greedy = argmax of the last position's logits, one
+given; special tokens parsed, BOS added exactly when the GGUF's tokenizer.ggml.add_bos_token says
+so), to compare the GGUF tokenizers too. Greedy = argmax of the last position's logits, one
 token at a time, as llmkit's greedy sampler does."""
 import json
 import sys
@@ -23,8 +24,12 @@ def main():
     spec = json.load(open(inp))
     n_new = int(spec["new_tokens"])
     longest = max(len(p) for p in spec["prompts"])
+    # The KV cache in f32 (llama.cpp's default is f16, which rounds K and V to 11 bits and flips
+    # near ties within 64 tokens): with it, llama.cpp's f32 path differs from ours only in the
+    # order of float sums.
     llm = llama_cpp.Llama(model_path=path, n_ctx=longest + n_new + 8, n_threads=2,
-                          n_threads_batch=2, verbose=False, logits_all=False)
+                          n_threads_batch=2, verbose=False, logits_all=False,
+                          type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     results = []
     for prompt in spec["prompts"]:
         llm.reset()
@@ -35,7 +40,8 @@ def main():
             toks.append(nxt)
             llm.eval([nxt])
         results.append(toks)
-    tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True)
+    # add_bos=True is llama_tokenize's add_special: BOS only where the vocabulary asks for it.
+    tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True)
                  for t in spec.get("texts", [])]
     json.dump({"tokens": results, "tokenized": tokenized}, open(out, "w"))
 

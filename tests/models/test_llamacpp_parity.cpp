@@ -1,0 +1,266 @@
+// SmolLM2-135M-Instruct against llama.cpp (llama-cpp-python from its PyPI sdist, driven by
+// tests/models/llamacpp_reference.py): the Q4_1 GGUF and its f32 copy (scripts/gguf-to-f32.py,
+// cached in the working directory by source size+mtime) load to identical weights; llama.cpp
+// tokenises our English/Korean ChatML and code prompts as we do; our 64 greedy tokens (KV cache)
+// equal llama.cpp's on the f32 file. On the Q4_1 file the agreement is only reported (see the
+// note at GreedyDecoding64Tokens). Skips visibly when llama_cpp, gguf or the model is absent.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "llmkit/models/load.h"
+#include "llmkit/tokenizer/chat_template.h"
+#include "tests/common/reference.h"
+#include "tests/common/temp_dir.h"
+
+using namespace llmkit;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kNewTokens = 64;
+
+// Why a test cannot run ("" when it can).
+std::string skip_reason() {
+  if (llmkit::testing::model_path("smollm2").empty())
+    return "SmolLM2 GGUF not found under " + llmkit::testing::models_dir() +
+           " (scripts/get-models.sh): llama.cpp parity skipped";
+  for (const char* mod : {"llama_cpp", "gguf"})
+    if (!llmkit::testing::ref_python_has(mod))
+      return std::string(mod) + " not importable in " + llmkit::testing::ref_python() +
+             " (scripts/install-deps.sh --test): llama.cpp parity skipped";
+  return "";
+}
+
+#define SKIP_UNLESS_READY()                \
+  do {                                     \
+    const std::string why = skip_reason(); \
+    if (!why.empty()) GTEST_SKIP() << why; \
+  } while (0)
+
+// The f32 copy of the SmolLM2 GGUF, made once and cached under the working directory (the build
+// tree under ctest) as smollm2-f32-<size>-<mtime>.gguf; "" (with a test failure) on error. A lock
+// file serialises the conversion between test processes that ctest runs at once.
+std::string f32_copy() {
+  static std::string done;
+  if (!done.empty()) return done;
+  const std::string src = llmkit::testing::model_path("smollm2");
+  struct stat st {};
+  if (::stat(src.c_str(), &st) != 0) {
+    ADD_FAILURE() << "cannot stat " << src;
+    return "";
+  }
+  const fs::path dir = fs::absolute("llamacpp_parity_cache");
+  fs::create_directories(dir);
+  const std::string dst = (dir / ("smollm2-f32-" + std::to_string(st.st_size) + "-" +
+                                  std::to_string(st.st_mtime) + ".gguf"))
+                              .string();
+  if (!fs::exists(dst)) {
+    const std::string cmd = "flock '" + dst + ".lock' sh -c \"test -f '" + dst + "' || " +
+                            llmkit::testing::ref_python() + " '" + llmkit::testing::source_dir() +
+                            "/scripts/gguf-to-f32.py' '" + src + "' '" + dst + "'\" > '" + dst +
+                            ".log' 2>&1";
+    if (std::system(cmd.c_str()) != 0 || !fs::exists(dst)) {
+      ADD_FAILURE() << "f32 conversion failed: " << cmd << " (log in " << dst << ".log)";
+      return "";
+    }
+  }
+  return done = dst;
+}
+
+struct Prompt {
+  std::string name, text;
+  std::vector<int32_t> ids;  // ours
+};
+
+// English and Korean ChatML chat prompts (the model's own template, generation prompt added) and
+// a raw code prompt, tokenised by our GGUF tokenizer with special tokens recognised.
+std::vector<Prompt> make_prompts(const models::LoadedModel& m) {
+  const tokenizer::ChatTemplate tpl(m.chat_template, m.bos_token, m.eos_token);
+  auto chat = [&](const char* user) {
+    const tokenizer::ChatMessage msgs[] = {{"user", user}};
+    return tpl.apply(msgs, /*add_generation_prompt=*/true);
+  };
+  std::vector<Prompt> p = {
+      {"english", chat("What is the capital of France? Answer in one sentence."), {}},
+      {"korean", chat("한국의 수도는 어디인가요? 짧게 설명해 주세요."), {}},
+      {"code", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", {}}};
+  tokenizer::EncodeOptions eo;
+  eo.allow_special = true;
+  for (Prompt& q : p) {
+    if (m.add_bos) q.ids.push_back(m.bos_id);
+    const std::vector<int32_t> body = m.tokenizer->encode(q.text, eo);
+    q.ids.insert(q.ids.end(), body.begin(), body.end());
+  }
+  return p;
+}
+
+// Runs llamacpp_reference.py on `model` for the prompts, decoding `new_tokens` greedy tokens each
+// (once per model file and count per process); null (with a test failure) on error.
+const json* reference(const std::string& model, const std::vector<Prompt>& prompts,
+                      int new_tokens = kNewTokens) {
+  static std::map<std::string, json> done;
+  static std::unique_ptr<llmkit::testing::TempDir> tmp;
+  if (!tmp) tmp = std::make_unique<llmkit::testing::TempDir>();
+  const std::string key = model + "#" + std::to_string(new_tokens);
+  auto it = done.find(key);
+  if (it != done.end()) return &it->second;
+  json in = {{"new_tokens", new_tokens}, {"prompts", json::array()}, {"texts", json::array()}};
+  for (const Prompt& p : prompts) {
+    in["prompts"].push_back(p.ids);
+    in["texts"].push_back(p.text);
+  }
+  const std::string tag = std::to_string(done.size());
+  const std::string in_path = tmp->file("in" + tag + ".json"),
+                    out_path = tmp->file("out" + tag + ".json");
+  std::ofstream(in_path) << in.dump();
+  const std::string cmd = llmkit::testing::ref_python() + " '" + llmkit::testing::source_dir() +
+                          "/tests/models/llamacpp_reference.py' '" + model + "' '" + in_path +
+                          "' '" + out_path + "' > '" + out_path + ".log' 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    std::ifstream log(out_path + ".log");
+    ADD_FAILURE() << "llama.cpp reference failed: " << cmd << "\n" << log.rdbuf();
+    return nullptr;
+  }
+  return &(done[key] = json::parse(std::ifstream(out_path)));
+}
+
+struct Greedy {
+  std::vector<int32_t> tokens;
+  std::vector<float> margin;  // top-1 minus top-2 logit at each step
+};
+
+// Our greedy decoding: prefill with the KV cache, then one token at a time (argmax, first index
+// on ties, as numpy's argmax in the reference).
+Greedy our_greedy(models::GPT& g, const std::vector<int32_t>& prompt) {
+  NoGradGuard ng;
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  auto caches = g.make_caches(1, n + kNewTokens);
+  Tensor logits = g.forward(Tensor::from_vector(prompt, {1, n}), &caches);
+  Greedy out;
+  for (int i = 0; i < kNewTokens; ++i) {
+    const int64_t T = logits.size(1), V = logits.size(2);
+    const std::vector<float> last = logits.slice(1, T - 1, T).contiguous().to_vector<float>();
+    int32_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (last[v] > last[best]) best = static_cast<int32_t>(v);
+    float second = -INFINITY;
+    for (int64_t v = 0; v < V; ++v)
+      if (v != best && last[v] > second) second = last[v];
+    out.tokens.push_back(best);
+    out.margin.push_back(last[best] - second);
+    logits = g.forward(Tensor::from_vector(std::vector<int32_t>{best}, {1, 1}), &caches);
+  }
+  return out;
+}
+
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return i;
+}
+
+models::LoadedModel load_f32_model() {
+  const std::string f32 = f32_copy();
+  if (f32.empty()) return {};
+  return models::load(f32);
+}
+
+}  // namespace
+
+// The f32 copy must hold exactly the values our Q4_1 dequantisation gives (the `gguf` package
+// dequantised it), so "the same weights" holds for both readers.
+TEST(LlamaCppParity, F32CopyLoadsLikeQ4_1Original) {
+  SKIP_UNLESS_READY();
+  models::LoadOptions lo;
+  lo.tokenizer = false;
+  const std::string f32 = f32_copy();
+  ASSERT_FALSE(f32.empty());
+  const models::LoadedModel a = models::load(llmkit::testing::model_path("smollm2"), lo);
+  const models::LoadedModel b = models::load(f32, lo);
+  ASSERT_NE(a.gpt, nullptr);
+  ASSERT_NE(b.gpt, nullptr);
+  const auto pa = a.gpt->state_dict(), pb = b.gpt->state_dict();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& [name, ta] : pa) {
+    ASSERT_TRUE(pb.count(name)) << name << " missing from the f32 copy";
+    const std::vector<float> va = ta.to_vector<float>(), vb = pb.at(name).to_vector<float>();
+    ASSERT_EQ(va.size(), vb.size()) << name;
+    EXPECT_EQ(std::memcmp(va.data(), vb.data(), va.size() * sizeof(float)), 0)
+        << name << ": Q4_1 and f32 copy differ";
+  }
+  std::printf("%zu tensors identical (Q4_1 dequantised by llmkit == f32 copy)\n", pa.size());
+}
+
+TEST(LlamaCppParity, TokenizationMatches) {
+  SKIP_UNLESS_READY();
+  const models::LoadedModel m = load_f32_model();
+  ASSERT_NE(m.gpt, nullptr);
+  ASSERT_TRUE(m.tokenizer.has_value());
+  const std::vector<Prompt> prompts = make_prompts(m);
+  const json* ref = reference(f32_copy(), prompts, /*new_tokens=*/0);
+  ASSERT_NE(ref, nullptr);
+  ASSERT_EQ(ref->at("tokenized").size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto want = ref->at("tokenized")[i].get<std::vector<int32_t>>();
+    std::printf("%s: %zu tokens (llama.cpp %zu)\n", prompts[i].name.c_str(), prompts[i].ids.size(),
+                want.size());
+    EXPECT_EQ(prompts[i].ids, want) << prompts[i].name << ": llama.cpp tokenises differently";
+  }
+}
+
+// f32, asserted: llama.cpp's f32 matmuls and ours sum in different orders, but with its KV cache
+// in f32 too (tests/models/llamacpp_reference.py) the logits agree far closer than the top-1/top-2
+// margins here (smallest seen: 2.3e-3, Korean step 31 -- which llama.cpp's default f16 KV cache
+// does flip), so all 64 tokens agree. Should a prompt ever diverge, the test prints the step and
+// our top-2 margin there; a divergence is accepted only where that margin is below 1e-3 (a near
+// tie that summation order may flip), and fails otherwise.
+//
+// Q4_1, reported, not asserted: for Q4_1 (as for the other quantised types) llama.cpp quantises
+// the activations to Q8 blocks before each matmul and works in integer dot products, while llmkit
+// dequantises the weights to f32 (the same values as the f32 copy, see above) and multiplies in
+// f32; the logits differ by far more than rounding, so greedy tokens may diverge after a while.
+TEST(LlamaCppParity, GreedyDecoding64Tokens) {
+  SKIP_UNLESS_READY();
+  models::LoadedModel m = load_f32_model();
+  ASSERT_NE(m.gpt, nullptr);
+  const std::vector<Prompt> prompts = make_prompts(m);
+  const json* ref = reference(f32_copy(), prompts);
+  ASSERT_NE(ref, nullptr);
+  const json* q4 = reference(llmkit::testing::model_path("smollm2"), prompts);
+  ASSERT_NE(q4, nullptr);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto want = ref->at("tokens")[i].get<std::vector<int32_t>>();
+    const Greedy got = our_greedy(*m.gpt, prompts[i].ids);
+    const size_t k = common_prefix(got.tokens, want);
+    float min_margin = INFINITY;
+    for (float x : got.margin) min_margin = std::min(min_margin, x);
+    std::printf("f32 %s: %zu/%d greedy tokens agree with llama.cpp (smallest top-2 margin %.4g)\n",
+                prompts[i].name.c_str(), k, kNewTokens, min_margin);
+    std::printf("Q4_1 %s: %zu/%d leading greedy tokens agree with llama.cpp's Q4_1 (reported)\n",
+                prompts[i].name.c_str(),
+                common_prefix(got.tokens, q4->at("tokens")[i].get<std::vector<int32_t>>()),
+                kNewTokens);
+    if (k == want.size() && k == got.tokens.size()) continue;
+    ASSERT_LT(k, got.tokens.size());
+    std::printf("  first difference at step %zu: ours %d, llama.cpp %d, our top-2 margin %.4g\n", k,
+                got.tokens[k], k < want.size() ? want[k] : -1, got.margin[k]);
+    EXPECT_LT(got.margin[k], 1e-3f)
+        << prompts[i].name << ": greedy tokens differ from llama.cpp's at step " << k
+        << " where our top-2 margin is " << got.margin[k] << " (not a near tie)";
+  }
+}
