@@ -296,7 +296,8 @@ void load_gguf_file(LoadedModel& m, const std::string& path, const LoadOptions& 
 io::NamedTensors read_hf_weights(const std::string& dir) {
   const fs::path d(dir);
   if (fs::exists(d / "model.safetensors"))
-    return io::load_safetensors((d / "model.safetensors").string()).tensors;
+    return io::load_safetensors((d / "model.safetensors").string(), /*skip_unsupported=*/true)
+        .tensors;
   const fs::path index = d / "model.safetensors.index.json";
   LLMKIT_CHECK(fs::exists(index), "model: '", dir,
                "' has neither model.safetensors nor model.safetensors.index.json");
@@ -314,7 +315,7 @@ io::NamedTensors read_hf_weights(const std::string& dir) {
   io::NamedTensors out;
   for (const std::string& s : shards) {
     LLMKIT_CHECK(fs::exists(d / s), index.string(), ": shard '", s, "' is missing");
-    io::SafetensorsFile f = io::load_safetensors((d / s).string());
+    io::SafetensorsFile f = io::load_safetensors((d / s).string(), /*skip_unsupported=*/true);
     for (auto& nt : f.tensors) {
       const auto it = j["weight_map"].find(nt.first);
       LLMKIT_CHECK(it != j["weight_map"].end() && it->get<std::string>() == s, (d / s).string(),

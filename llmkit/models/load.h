@@ -54,7 +54,8 @@ struct LoadedModel {
 LoadedModel load(const std::string& path, const LoadOptions& options = {});
 
 // Reads a Hugging Face weights set from `dir`: model.safetensors, or every shard named by
-// model.safetensors.index.json. Tensors keep their file dtype (mapped, not copied).
+// model.safetensors.index.json. Tensors keep their file dtype (mapped, not copied); tensors of a
+// dtype llmkit has no type for (int64 buffers such as BERT's embeddings.position_ids) are skipped.
 io::NamedTensors read_hf_weights(const std::string& dir);
 
 // Copies `weights` into `model` by name (dtype converted: bf16/f16 -> f32), checking that every

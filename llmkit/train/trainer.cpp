@@ -234,14 +234,16 @@ void print_run_header(const Checkpoint& ck, const nn::Module& model, int64_t ste
 }  // namespace
 
 double evaluate_tokens(models::GPT& model, std::span<const int32_t> tokens, int64_t batch,
-                       int64_t max_batches) {
+                       int64_t max_batches, int64_t context) {
   NoGradGuard ng;
   const bool was_training = model.is_training();
+  LLMKIT_CHECK(context >= 0 && context <= model.config().block_size, "evaluate: context ", context,
+               " is not in 1..", model.config().block_size, " (the model's block_size)");
   model.eval();
-  const int64_t T = model.config().block_size;
+  const int64_t T = context > 0 ? context : model.config().block_size;
   const int64_t windows = (static_cast<int64_t>(tokens.size()) - 1) / T;
   LLMKIT_CHECK(windows > 0, "evaluate: ", tokens.size(), " tokens do not fill one window of ",
-               T + 1, " (block_size + 1)");
+               T + 1, context > 0 ? " (context + 1)" : " (block_size + 1)");
   const int64_t limit = max_batches > 0 ? std::min(windows, max_batches * batch) : windows;
   double sum = 0;
   for (int64_t w0 = 0; w0 < limit; w0 += batch) {

@@ -109,10 +109,11 @@ struct TrainResult {
 // time may train in a directory (an Error otherwise).
 TrainResult train_model(const TrainRun& run);
 
-// Mean next-token loss over consecutive windows of block_size + 1 tokens (all of them, or the
-// first max_batches * batch). The model's train/eval mode is restored afterwards.
+// Mean next-token loss over consecutive windows of context + 1 tokens (all of them, or the
+// first max_batches * batch); context 0 means the model's block_size. The model's train/eval
+// mode is restored afterwards.
 double evaluate_tokens(models::GPT& model, std::span<const int32_t> tokens, int64_t batch,
-                       int64_t max_batches = 0);
+                       int64_t max_batches = 0, int64_t context = 0);
 // The same over a token shard file (llmkit/data).
 double evaluate_shard(models::GPT& model, const std::string& shard_path, int64_t batch,
                       int64_t max_batches);
