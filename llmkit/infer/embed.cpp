@@ -8,27 +8,19 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "llmkit/io/json_file.h"
 #include "llmkit/models/hf_bert.h"
 
 namespace llmkit::infer {
 
+using io::read_json_file;
 using nlohmann::json;
 
 namespace {
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  LLMKIT_CHECK(in.good(), "cannot open '", path, "'");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail("'", path, "' is not valid JSON: ", e.what());
-  }
-}
-
 // The pooling a sentence-transformers Pooling config asks for.
 Pooling read_pooling(const std::string& path) {
-  const json j = read_json(path);
+  const json j = read_json_file(path);
   LLMKIT_CHECK(j.is_object(), path, ": not a JSON object");
   auto flag = [&](const char* key) {
     const auto it = j.find(key);
@@ -58,7 +50,7 @@ EmbedDefaults read_sentence_transformers_config(const std::string& dir) {
   const std::string modules_path = dir + "/modules.json";
   if (!std::filesystem::exists(modules_path)) return d;
   d.found = true;
-  const json modules = read_json(modules_path);
+  const json modules = read_json_file(modules_path);
   LLMKIT_CHECK(modules.is_array(), modules_path, ": not a JSON array of modules");
   for (const auto& m : modules) {
     const std::string type = m.is_object() ? m.value("type", "") : "";
@@ -75,7 +67,7 @@ EmbedDefaults read_sentence_transformers_config(const std::string& dir) {
   }
   const std::string sbert_path = dir + "/sentence_bert_config.json";
   if (std::filesystem::exists(sbert_path)) {
-    const json s = read_json(sbert_path);
+    const json s = read_json_file(sbert_path);
     if (const auto it = s.find("max_seq_length"); it != s.end() && !it->is_null()) {
       LLMKIT_CHECK(it->is_number_integer() && it->get<int64_t>() >= 2, sbert_path,
                    ": max_seq_length must be an integer >= 2, got ", it->dump());

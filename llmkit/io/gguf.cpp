@@ -6,11 +6,6 @@
 // general.alignment a U32 power of two, tensor data aligned, in bounds and not overlapping.
 #include "llmkit/io/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -20,6 +15,7 @@
 
 #include "llmkit/core/parallel.h"
 #include "llmkit/io/atomic_file.h"
+#include "llmkit/io/mapped_file.h"
 
 namespace llmkit::io {
 
@@ -641,33 +637,16 @@ GgufFile parse_gguf(std::string_view bytes, const std::string& name) {
 }
 
 GgufFile load_gguf(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  LLMKIT_CHECK(fd >= 0, "cannot open '", path, "': ", std::strerror(errno));
-  struct stat st = {};
-  const int stat_rc = fstat(fd, &st);
-  if (stat_rc != 0 || !S_ISREG(st.st_mode)) {
-    const int err = stat_rc != 0 ? errno : 0;
-    close(fd);
-    fail("cannot read '", path, "': ",
-         err != 0              ? std::strerror(err)
-         : S_ISDIR(st.st_mode) ? "it is a directory"
-                               : "not a regular file");
+  // Private, writable pages (mapped_file.h): an F32 view handed out by to_f32 may be written
+  // (copy-on-write) without touching the file.
+  const FileMapping fm = map_file(path);
+  if (fm.size < 8) {
+    unmap_file(fm);
+    fail(path, ": not a GGUF file (", fm.size, " bytes, shorter than magic and version)");
   }
-  const size_t size = static_cast<size_t>(st.st_size);
-  if (size < 8) {
-    close(fd);
-    fail(path, ": not a GGUF file (", size, " bytes, shorter than magic and version)");
-  }
-  // Private and writable: an F32 view handed out by to_f32 may be written (copy-on-write) without
-  // touching the file, which was opened read-only.
-  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  const int err = errno;
-  close(fd);
-  LLMKIT_CHECK(addr != MAP_FAILED, "cannot map '", path, "': ", std::strerror(err));
-  std::shared_ptr<const void> mapping(
-      addr, [size](const void* p) { munmap(const_cast<void*>(p), size); });
-  GgufFile f = parse(std::string_view(static_cast<const char*>(addr), size), path,
-                     static_cast<const uint8_t*>(addr));
+  std::shared_ptr<const void> mapping(fm.addr, [fm](const void*) { unmap_file(fm); });
+  GgufFile f = parse(std::string_view(static_cast<const char*>(fm.addr), fm.size), path,
+                     static_cast<const uint8_t*>(fm.addr));
   f.mapping = std::move(mapping);
   return f;
 }

@@ -1,10 +1,5 @@
 #include "llmkit/io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -13,6 +8,7 @@
 #include <optional>
 
 #include "llmkit/io/atomic_file.h"
+#include "llmkit/io/mapped_file.h"
 
 namespace llmkit::io {
 
@@ -188,14 +184,9 @@ std::pair<json, uint64_t> split_file(std::string_view bytes, const std::string& 
   return {std::move(h), 8 + n};
 }
 
-struct Mapping {
-  void* addr;
-  size_t size;
-};
-
 void unmap(void*, void* ctx) {
-  auto* m = static_cast<Mapping*>(ctx);
-  munmap(m->addr, m->size);
+  auto* m = static_cast<FileMapping*>(ctx);
+  unmap_file(*m);
   delete m;
 }
 
@@ -266,31 +257,17 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& nam
 }
 
 SafetensorsFile load_safetensors(const std::string& path, bool skip_unsupported) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  LLMKIT_CHECK(fd >= 0, "cannot open '", path, "': ", std::strerror(errno));
-  struct stat st = {};
-  const int stat_rc = fstat(fd, &st);
-  if (stat_rc != 0 || !S_ISREG(st.st_mode)) {
-    const int err = stat_rc != 0 ? errno : 0;
-    close(fd);
-    fail("cannot read '", path, "': ",
-         err != 0              ? std::strerror(err)
-         : S_ISDIR(st.st_mode) ? "it is a directory"
-                               : "not a regular file");
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  // Copy-on-write pages (mapped_file.h): callers may update loaded tensors in place (optimizer
+  // moments) without touching the file.
+  const FileMapping fm = map_file(path);
+  const size_t size = fm.size;
+  void* addr = fm.addr;
   if (size < 8) {
-    close(fd);
+    unmap_file(fm);
     too_short(path, size);
   }
-  // PROT_WRITE on a private mapping is copy-on-write: callers may update loaded tensors in place
-  // (optimizer moments) without touching the file, which was opened read-only.
-  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  const int err = errno;
-  close(fd);
-  LLMKIT_CHECK(addr != MAP_FAILED, "cannot map '", path, "': ", std::strerror(err));
   // One Storage owns the mapping; every tensor is a view into it, so the last one unmaps it.
-  auto* m = new Mapping{addr, size};
+  auto* m = new FileMapping(fm);
   std::shared_ptr<Storage> storage;
   try {
     storage = std::make_shared<Storage>(addr, size, &unmap, m);

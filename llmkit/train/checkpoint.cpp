@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "llmkit/io/atomic_file.h"
+#include "llmkit/io/json_file.h"
 #include "llmkit/io/safetensors.h"
 #include "llmkit/io/svg_plot.h"
 #include "llmkit/models/config_file.h"
@@ -33,15 +34,7 @@ using tokenizer::TrainOptions;
 
 namespace {
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  LLMKIT_CHECK(in.good(), "cannot open '", path, "'");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail("'", path, "' is not valid JSON: ", e.what());
-  }
-}
+using io::read_json_file;
 
 void write_json(const std::string& path, const json& j) {
   io::write_file_atomic(path, j.dump(2) + "\n");
@@ -176,7 +169,7 @@ RunLock::~RunLock() {
 std::string committed_checkpoint(const std::string& run_dir) {
   const fs::path root(run_dir), latest = root / kCheckpoints / kLatest;
   if (fs::exists(latest)) {
-    const json j = read_json(latest.string());
+    const json j = read_json_file(latest.string());
     LLMKIT_CHECK(j.is_object() && j.contains("dir") && j.at("dir").is_string(), latest.string(),
                  ": no \"dir\" naming the committed checkpoint");
     const std::string name = j.at("dir").get<std::string>();
@@ -194,14 +187,14 @@ std::string committed_checkpoint(const std::string& run_dir) {
 int64_t committed_step(const std::string& run_dir) {
   const fs::path latest = fs::path(run_dir) / kCheckpoints / kLatest;
   if (fs::exists(latest)) {
-    const json j = read_json(latest.string());
+    const json j = read_json_file(latest.string());
     LLMKIT_CHECK(j.contains("step") && j.at("step").is_number_integer(), latest.string(),
                  ": no integer \"step\"");
     return j.at("step").get<int64_t>();
   }
   const std::string dir = committed_checkpoint(run_dir);
   if (dir.empty()) return -1;
-  return read_json((fs::path(dir) / "trainer_state.json").string()).value("step", int64_t{-1});
+  return read_json_file((fs::path(dir) / "trainer_state.json").string()).value("step", int64_t{-1});
 }
 
 LrSchedule make_schedule(const TrainConfig& tc) {
@@ -237,8 +230,8 @@ Checkpoint prepare_run(const TrainRun& run) {
   json train_json;
   if (resume) {
     ck.resume_dir = committed;
-    const json state = read_json(state_path);
-    ck.model_config = read_json((fs::path(committed) / "config.json").string());
+    const json state = read_json_file(state_path);
+    ck.model_config = read_json_file((fs::path(committed) / "config.json").string());
     try {
       train_json = state.at("train");
       // Runs saved before schedule_steps existed had a schedule as long as their steps.
@@ -253,7 +246,7 @@ Checkpoint prepare_run(const TrainRun& run) {
     LLMKIT_CHECK(committed.empty(), "'", run.out_dir,
                  "' already holds a training run; continue it with --resume or pick another --out");
     LLMKIT_CHECK(!run.config_path.empty(), "train: --config FILE is required");
-    const json cfg = read_json(run.config_path);
+    const json cfg = read_json_file(run.config_path);
     LLMKIT_CHECK(cfg.contains("model") && cfg.at("model").is_object(), run.config_path,
                  ": no \"model\" object");
     ck.model_config = cfg.at("model");
@@ -376,7 +369,7 @@ void restore_checkpoint(const std::string& checkpoint_dir, Task& task, AdamW& op
                         std::vector<StepRecord>& history) {
   const fs::path d(checkpoint_dir);
   const std::string state_path = (d / "trainer_state.json").string();
-  const json state = read_json(state_path);
+  const json state = read_json_file(state_path);
   try {
     const int64_t step = state.at("step").get<int64_t>();
     io::SafetensorsFile mf = io::load_safetensors((d / "model.safetensors").string());
@@ -444,10 +437,10 @@ std::unique_ptr<models::GPT> load_model(const std::string& dir) {
 std::unique_ptr<Task> load_task(const std::string& dir, TaskData data, int64_t batch_size) {
   const fs::path d(dir);
   check_model_dir(d);
-  const json cfg = read_json((d / "config.json").string());
+  const json cfg = read_json_file((d / "config.json").string());
   json train_json = json::object();
   if (fs::exists(d / "trainer_state.json"))
-    train_json = read_json((d / "trainer_state.json").string()).value("train", json::object());
+    train_json = read_json_file((d / "trainer_state.json").string()).value("train", json::object());
   else if (cfg.value("arch", "") == "bert")
     train_json["objective"] = "mlm";
   else if (cfg.value("arch", "") == "t5" || cfg.value("arch", "") == "bart")
@@ -457,10 +450,6 @@ std::unique_ptr<Task> load_task(const std::string& dir, TaskData data, int64_t b
   std::unique_ptr<Task> task = make_task(cfg, tc, data);
   load_weights(d, task->model());
   return task;
-}
-
-json read_json_file(const std::string& path) {
-  return read_json(path);
 }
 
 }  // namespace llmkit::train

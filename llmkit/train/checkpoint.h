@@ -89,7 +89,5 @@ std::unique_ptr<models::GPT> load_model(const std::string& dir);
 // batch_size > 0 replaces the trained batch size.
 std::unique_ptr<Task> load_task(const std::string& dir, TaskData data, int64_t batch_size = 0);
 
-// Reads a JSON file; an Error names the file when it is missing or malformed.
-nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace llmkit::train

@@ -17,6 +17,7 @@
 #include "llmkit/data/shards.h"
 #include "llmkit/infer/chat.h"
 #include "llmkit/io/gguf.h"
+#include "llmkit/io/json_file.h"
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/bert.h"
 #include "llmkit/models/config_file.h"
@@ -171,7 +172,7 @@ void config_json(const uint8_t* data, size_t size) {
   // As `llmkit train --config` reads it: the whole file, its "model" and "train" objects.
   nlohmann::json cfg;
   try {
-    cfg = train::read_json_file(path);
+    cfg = io::read_json_file(path);
   } catch (const Error&) {
     return;
   }

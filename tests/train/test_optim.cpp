@@ -11,6 +11,7 @@
 
 #include "llmkit/core/autograd.h"
 #include "llmkit/data/shards.h"
+#include "llmkit/io/json_file.h"
 #include "llmkit/ops/ops.h"
 #include "llmkit/train/adamw.h"
 #include "llmkit/train/checkpoint.h"
@@ -86,7 +87,8 @@ struct FamilyTask {
   explicit FamilyTask(const std::string& config, const nlohmann::json& model_changes) {
     const char* src = std::getenv("LLMKIT_SOURCE_DIR");
     if (src == nullptr) throw std::runtime_error("LLMKIT_SOURCE_DIR not set (run through ctest)");
-    const nlohmann::json cfg = read_json_file(std::string(src) + "/configs/" + config + ".json");
+    const nlohmann::json cfg =
+        io::read_json_file(std::string(src) + "/configs/" + config + ".json");
     nlohmann::json model = cfg.at("model");
     if (model_changes.is_object()) model.update(model_changes);
     const TrainConfig tc = TrainConfig::from_json(cfg.value("train", nlohmann::json::object()));

@@ -15,6 +15,7 @@
 
 #include "llmkit/data/shards.h"
 #include "llmkit/infer/generate.h"
+#include "llmkit/io/json_file.h"
 #include "llmkit/models/load.h"
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/trainer.h"
@@ -52,7 +53,7 @@ void run_eval(const Args& a) {
   namespace fs = std::filesystem;
   const bool llmkit_dir =
       fs::is_directory(a.dir) && fs::exists(fs::path(a.dir) / "config.json") &&
-      !llmkit::train::read_json_file(a.dir + "/config.json").contains("model_type");
+      !llmkit::io::read_json_file(a.dir + "/config.json").contains("model_type");
   if (!llmkit_dir) return run_eval_pretrained(a);
   LLMKIT_CHECK(a.context == 0,
                "eval: --context applies to pretrained decoders (a Hugging Face "
