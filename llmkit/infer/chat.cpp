@@ -149,59 +149,7 @@ std::vector<std::string> chat_stop_strings() {
           std::string("\n") + role_label(Role::kAssistant) + ":", "\n\n"};
 }
 
-std::string chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
-                       Conversation& conversation, std::string_view question,
-                       const GenerateOptions& opt,
-                       const std::function<void(std::string_view)>& on_text, ChatReplyInfo* info,
-                       int64_t unbounded_context) {
-  const int64_t ctx = decoder.context() > 0 ? decoder.context() : unbounded_context;
-  // Room for the reply, but never more than half the context: a small model with the default
-  // --max-new-tokens would otherwise have no room for the question.
-  const int64_t room = std::max<int64_t>(1, std::min(opt.max_new_tokens, ctx / 2));
-  conversation.add(Role::kUser, question);
-  std::string reply;
-  ChatReplyInfo out;
-  try {
-    const ChatPrompt prompt = fit_prompt(conversation, tok, ctx - room);
-    out.dropped_turns = prompt.first_turn;
-    std::vector<std::string> stops = chat_stop_strings();
-    stops.insert(stops.end(), opt.stop_strings.begin(), opt.stop_strings.end());
-    StopMatcher matcher(std::move(stops));
-    TokenTextStream stream(tok);
-    auto show = [&](const std::string& s) {
-      if (s.empty()) return;
-      reply += s;
-      if (on_text) on_text(s);
-    };
-    GenerateOptions gen = opt;
-    gen.stop_strings.clear();  // the matcher handles them, holding back partial ones
-    generate_ids(
-        decoder, prompt.ids, gen,
-        [&](int32_t id) {
-          show(matcher.push(stream.push(id)));
-          return !matcher.stopped();
-        },
-        &out.stats);
-    show(matcher.push(stream.finish()));
-    show(matcher.finish());
-  } catch (...) {
-    conversation.turns.pop_back();  // leave the conversation as it was
-    throw;
-  }
-  conversation.add(Role::kAssistant, reply);
-  if (info) *info = out;
-  return reply;
-}
-
 namespace {
-
-// The history with the messages in [system_end, first) left out.
-std::vector<tokenizer::ChatMessage> without(std::span<const tokenizer::ChatMessage> history,
-                                            size_t system_end, size_t first) {
-  std::vector<tokenizer::ChatMessage> out(history.begin(), history.begin() + system_end);
-  out.insert(out.end(), history.begin() + first, history.end());
-  return out;
-}
 
 // Streams generated ids as text: stops at stop ids (GenerateOptions) and hides stop strings.
 std::string stream_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
@@ -229,6 +177,45 @@ std::string stream_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
   show(matcher.push(stream.finish()));
   show(matcher.finish());
   return reply;
+}
+
+}  // namespace
+
+std::string chat_reply(Decoder& decoder, const tokenizer::Tokenizer& tok,
+                       Conversation& conversation, std::string_view question,
+                       const GenerateOptions& opt,
+                       const std::function<void(std::string_view)>& on_text, ChatReplyInfo* info,
+                       int64_t unbounded_context) {
+  const int64_t ctx = decoder.context() > 0 ? decoder.context() : unbounded_context;
+  // Room for the reply, but never more than half the context: a small model with the default
+  // --max-new-tokens would otherwise have no room for the question.
+  const int64_t room = std::max<int64_t>(1, std::min(opt.max_new_tokens, ctx / 2));
+  conversation.add(Role::kUser, question);
+  std::string reply;
+  ChatReplyInfo out;
+  try {
+    const ChatPrompt prompt = fit_prompt(conversation, tok, ctx - room);
+    out.dropped_turns = prompt.first_turn;
+    std::vector<std::string> stops = chat_stop_strings();
+    stops.insert(stops.end(), opt.stop_strings.begin(), opt.stop_strings.end());
+    reply = stream_reply(decoder, tok, prompt.ids, opt, std::move(stops), on_text, &out.stats);
+  } catch (...) {
+    conversation.turns.pop_back();  // leave the conversation as it was
+    throw;
+  }
+  conversation.add(Role::kAssistant, reply);
+  if (info) *info = out;
+  return reply;
+}
+
+namespace {
+
+// The history with the messages in [system_end, first) left out.
+std::vector<tokenizer::ChatMessage> without(std::span<const tokenizer::ChatMessage> history,
+                                            size_t system_end, size_t first) {
+  std::vector<tokenizer::ChatMessage> out(history.begin(), history.begin() + system_end);
+  out.insert(out.end(), history.begin() + first, history.end());
+  return out;
 }
 
 }  // namespace

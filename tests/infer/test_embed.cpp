@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/error_of.h"
 #include "llmkit/infer/embed.h"
 #include "llmkit/models/hf_bert.h"
 #include "tests/common/parity.h"
@@ -21,6 +22,7 @@
 #include "tests/common/temp_dir.h"
 
 using namespace llmkit;
+using llmkit::testing::error_of;
 using llmkit::testing::rel_err;
 
 namespace {
@@ -44,16 +46,6 @@ double norm(const std::vector<float>& v) {
   double s = 0;
   for (float x : v) s += double(x) * x;
   return std::sqrt(s);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 void write(const std::string& path, const std::string& text) {

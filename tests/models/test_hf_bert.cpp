@@ -10,12 +10,14 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/error_of.h"
 #include "llmkit/models/hf_bert.h"
 #include "tests/common/parity.h"
 #include "tests/common/reference.h"
 #include "tests/common/temp_dir.h"
 
 using namespace llmkit;
+using llmkit::testing::error_of;
 using llmkit::testing::rel_err;
 using nlohmann::json;
 
@@ -32,16 +34,6 @@ bool run_ref(const std::string& args) {
 
 Tensor mask_u8(const Tensor& m) {
   return m.to(DType::U8);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 json tiny_hf_config() {

@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "common/error_of.h"
 #include "llmkit/models/hf_gpt2.h"
 #include "tests/common/parity.h"
 #include "tests/common/reference.h"
 #include "tests/common/temp_dir.h"
 
 using namespace llmkit;
+using llmkit::testing::error_of;
 using llmkit::testing::rel_err;
 using nlohmann::json;
 
@@ -24,16 +26,6 @@ bool run_ref(const std::string& args) {
   const std::string cmd = llmkit::testing::ref_python() + " " + llmkit::testing::source_dir() +
                           "/tests/models/hf_gpt2_ref.py " + args;
   return std::system(cmd.c_str()) == 0;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 json tiny_hf_config() {
