@@ -86,7 +86,9 @@ void run_eval(const Args& a) {
 }  // namespace
 
 LLMKIT_COMMAND(
-    {"eval", "Loss and perplexity (or MLM accuracy) of a model on a text file", [](CLI::App& sub) {
+    {"eval",
+     "Loss and perplexity (or MLM accuracy) of a model (llmkit run, HF dir, .gguf) on a text file",
+     [](CLI::App& sub) {
        auto a = std::make_shared<Args>();
        sub.add_option("--model", a->dir,
                       "an llmkit run directory, a Hugging Face directory or a .gguf file")

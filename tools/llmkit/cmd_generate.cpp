@@ -15,7 +15,9 @@ struct Args {
 }  // namespace
 
 LLMKIT_COMMAND(
-    {"generate", "Generate text from a trained decoder (GPT, llama-style or RNN)",
+    {"generate",
+     "Generate text from a decoder: a trained GPT, llama-style or RNN run, a Hugging Face "
+     "directory or a .gguf",
      [](CLI::App& sub) {
        auto a = std::make_shared<Args>();
        a->gen.sampler.temperature = 0.8;
