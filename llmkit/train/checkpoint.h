@@ -89,5 +89,4 @@ std::unique_ptr<models::GPT> load_model(const std::string& dir);
 // batch_size > 0 replaces the trained batch size.
 std::unique_ptr<Task> load_task(const std::string& dir, TaskData data, int64_t batch_size = 0);
 
-
 }  // namespace llmkit::train
