@@ -24,12 +24,7 @@ GPTConfig llama_config_from_gguf(const io::GgufFile& f) {
     const io::GgufValue* v = f.find(key);
     return v ? v->as_float() : def;
   };
-  GPTConfig c;
-  c.arch = "llama";
-  c.pos_encoding = "rope";
-  c.norm = "rmsnorm";
-  c.activation = "swiglu";
-  c.bias = false;
+  GPTConfig c = llama_base_config();
   c.n_embd = num("llama.embedding_length");
   c.ffn_hidden = num("llama.feed_forward_length");
   c.n_layer = num("llama.block_count");

@@ -31,11 +31,7 @@ T opt(const json& hf, const char* key, T def) {
 
 }  // namespace
 
-GPTConfig llama_config_from_hf(const json& hf) {
-  LLMKIT_CHECK(hf.is_object(), "config.json: not a JSON object");
-  const std::string type = opt<std::string>(hf, "model_type", "");
-  LLMKIT_CHECK(is_llama_model_type(type), "config.json: model_type '", type,
-               "' is not a llama-family decoder (llama, smollm, mistral, qwen2)");
+GPTConfig llama_base_config() {
   GPTConfig c;
   c.arch = "llama";
   c.pos_encoding = "rope";
@@ -43,6 +39,15 @@ GPTConfig llama_config_from_hf(const json& hf) {
   c.activation = "swiglu";
   c.bias = false;
   c.dropout = 0.0;
+  return c;
+}
+
+GPTConfig llama_config_from_hf(const json& hf) {
+  LLMKIT_CHECK(hf.is_object(), "config.json: not a JSON object");
+  const std::string type = opt<std::string>(hf, "model_type", "");
+  LLMKIT_CHECK(is_llama_model_type(type), "config.json: model_type '", type,
+               "' is not a llama-family decoder (llama, smollm, mistral, qwen2)");
+  GPTConfig c = llama_base_config();
   c.n_embd = need<int64_t>(hf, "hidden_size");
   c.ffn_hidden = need<int64_t>(hf, "intermediate_size");
   c.n_layer = need<int64_t>(hf, "num_hidden_layers");

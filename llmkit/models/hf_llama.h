@@ -22,6 +22,9 @@ namespace llmkit::models {
 // Whether config.json's model_type is one llama_config_from_hf takes.
 bool is_llama_model_type(const std::string& model_type);
 
+// The fixed part of every llama-family config: arch "llama", rope, rmsnorm, swiglu, no biases
+// (the readers below fill in the sizes and the options).
+GPTConfig llama_base_config();
 // A Hugging Face config.json -> GPTConfig (arch "llama"). Errors name the field: an unknown
 // model_type, hidden_act other than silu, mlp_bias, a head_dim other than hidden / heads, a
 // Mistral sliding_window shorter than the context, unsupported rope_scaling types.

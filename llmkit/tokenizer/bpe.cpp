@@ -101,42 +101,12 @@ void Bpe::merge_small(std::string_view word, std::vector<int32_t>& out) const {
   out.insert(out.end(), sym, sym + n);
 }
 
-// Linked list of symbols plus a min-heap of candidate merges keyed (rank, position). Entries go
-// stale when a neighbour merges; a popped entry is used only if its pair still has that rank.
+// Long words: the heap over a linked list (merge_by_rank in bpe.h).
 void Bpe::merge_large(std::string_view word, std::vector<int32_t>& out) const {
-  const auto n = static_cast<int32_t>(word.size());
-  std::vector<int32_t> sym(n), prev(n), next(n);
-  for (int32_t i = 0; i < n; ++i) {
-    sym[i] = byte_id(static_cast<uint8_t>(word[i]));
-    prev[i] = i - 1;
-    next[i] = i + 1 < n ? i + 1 : -1;
-  }
-  std::vector<uint64_t> heap;
-  auto push = [&](int32_t i) {
-    if (i < 0 || next[i] < 0) return;
-    const uint64_t m = lookup(sym[i], sym[next[i]]);
-    if (m == kNoMerge) return;
-    heap.push_back((m >> 32 << 32) | static_cast<uint32_t>(i));
-    std::push_heap(heap.begin(), heap.end(), std::greater<>());
-  };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-    const uint64_t top = heap.back();
-    heap.pop_back();
-    const auto i = static_cast<int32_t>(top & 0xFFFFFFFFu);
-    if (sym[i] < 0 || next[i] < 0) continue;
-    const uint64_t m = lookup(sym[i], sym[next[i]]);
-    if (m == kNoMerge || (m >> 32) != (top >> 32)) continue;  // stale entry
-    const int32_t j = next[i];
-    sym[i] = static_cast<int32_t>(m & 0xFFFFFFFFu);
-    sym[j] = -1;
-    next[i] = next[j];
-    if (next[j] >= 0) prev[next[j]] = i;
-    push(prev[i]);
-    push(i);
-  }
-  for (int32_t i = 0; i >= 0; i = next[i]) out.push_back(sym[i]);
+  std::vector<int32_t> sym(word.size());
+  for (size_t i = 0; i < word.size(); ++i) sym[i] = byte_id(static_cast<uint8_t>(word[i]));
+  merge_by_rank(sym, [this](int32_t a, int32_t b) { return lookup(a, b); });
+  out.insert(out.end(), sym.begin(), sym.end());
 }
 
 }  // namespace llmkit::tokenizer

@@ -5,8 +5,10 @@
 // tokenizer.h). Immutable after construction, so encoding is thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +17,46 @@
 #include "llmkit/tokenizer/hash_table.h"
 
 namespace llmkit::tokenizer {
+
+// Applies merges lowest rank first to the symbols `sym`, in place. lookup(a, b) returns
+// (rank << 32 | merged id) for the pair (a, b), or ~0 when they do not merge. A linked list of
+// symbols plus a min-heap of candidate merges keyed (rank, position), O(n log n): entries go stale
+// when a neighbour merges, and a popped entry is used only if its pair still has that rank. Shared
+// by the byte-level model's long words and the tokenizer.json BPE model.
+template <class Lookup>
+void merge_by_rank(std::vector<int32_t>& sym, const Lookup& lookup) {
+  constexpr uint64_t kNone = ~uint64_t{0};
+  const auto n = static_cast<int32_t>(sym.size());
+  if (n < 2) return;
+  std::vector<int32_t> prev(n), next(n);
+  for (int32_t i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
+  std::vector<uint64_t> heap;
+  auto push = [&](int32_t i) {
+    if (i < 0 || next[i] < 0) return;
+    const uint64_t m = lookup(sym[i], sym[next[i]]);
+    if (m == kNone) return;
+    heap.push_back((m >> 32 << 32) | static_cast<uint32_t>(i));
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    const uint64_t top = heap.back();
+    heap.pop_back();
+    const auto i = static_cast<int32_t>(top & 0xFFFFFFFFu);
+    if (sym[i] < 0 || next[i] < 0) continue;
+    const uint64_t m = lookup(sym[i], sym[next[i]]);
+    if (m == kNone || (m >> 32) != (top >> 32)) continue;  // stale entry
+    const int32_t j = next[i];
+    sym[i] = static_cast<int32_t>(m & 0xFFFFFFFFu);
+    sym[j] = -1;
+    next[i] = next[j];
+    if (next[j] >= 0) prev[next[j]] = i;
+    push(prev[i]);
+    push(i);
+  }
+  std::erase(sym, -1);
+}
 
 struct Merge {
   int32_t left = 0, right = 0;  // the pair's token ids

@@ -108,38 +108,8 @@ class CharBpe {
     return v ? *v : ~uint64_t{0};
   }
 
-  // A linked list of symbols and a min-heap of (rank, position); stale entries are skipped.
   void merge(std::vector<int32_t>& sym) const {
-    const auto n = static_cast<int32_t>(sym.size());
-    if (n < 2) return;
-    std::vector<int32_t> prev(n), next(n);
-    for (int32_t i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
-    std::vector<uint64_t> heap;
-    auto push = [&](int32_t i) {
-      if (i < 0 || next[i] < 0) return;
-      const uint64_t m = lookup(sym[i], sym[next[i]]);
-      if (m == ~uint64_t{0}) return;
-      heap.push_back((m >> 32 << 32) | static_cast<uint32_t>(i));
-      std::push_heap(heap.begin(), heap.end(), std::greater<>());
-    };
-    for (int32_t i = 0; i + 1 < n; ++i) push(i);
-    while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-      const uint64_t top = heap.back();
-      heap.pop_back();
-      const auto i = static_cast<int32_t>(top & 0xFFFFFFFFu);
-      if (sym[i] < 0 || next[i] < 0) continue;
-      const uint64_t m = lookup(sym[i], sym[next[i]]);
-      if (m == ~uint64_t{0} || (m >> 32) != (top >> 32)) continue;
-      const int32_t j = next[i];
-      sym[i] = static_cast<int32_t>(m & 0xFFFFFFFFu);
-      sym[j] = -1;
-      next[i] = next[j];
-      if (next[j] >= 0) prev[next[j]] = i;
-      push(prev[i]);
-      push(i);
-    }
-    std::erase(sym, -1);
+    merge_by_rank(sym, [this](int32_t a, int32_t b) { return lookup(a, b); });
   }
 
   BpeConfig c_;
