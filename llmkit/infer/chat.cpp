@@ -114,24 +114,13 @@ Conversation parse_transcript(std::string_view text, const std::string& name) {
   return c;
 }
 
-ChatPrompt fit_prompt(const Conversation& conversation, const tokenizer::Tokenizer& tok,
-                      int64_t budget) {
-  LLMKIT_CHECK(!conversation.turns.empty(), "chat: the conversation has no turn to answer");
-  auto fits = [&](size_t first, ChatPrompt& out) {
-    out = {tok.encode(conversation.prompt(first)), first};
-    return static_cast<int64_t>(out.ids.size()) <= budget;
-  };
-  ChatPrompt best, trial;
-  if (fits(0, best)) return best;  // the usual case: everything fits
-  const size_t last = conversation.turns.size() - 1;
-  if (!fits(last, best)) {
-    fail("chat: the new message needs ", best.ids.size(), " tokens",
-         conversation.preamble.empty() ? "" : " with the preamble", " but only ", budget,
-         " fit (the model's context less the room kept for the reply); shorten it");
-  }
-  // The fewest dropped turns that fit: prompt length shrinks as `first` grows (up to BPE merges
-  // at a turn boundary, which can only make the answer one turn more conservative).
-  size_t lo = 1, hi = last;  // fits(hi) holds
+namespace {
+
+// Binary search for the smallest k in [lo, hi] with fits(k, prompt) true, where fits(hi) holds
+// and `best` is its prompt: fits is monotone, the prompt shrinking as more turns are dropped.
+template <class Prompt, class Fits>
+Prompt fewest_dropped(size_t lo, size_t hi, Prompt best, const Fits& fits) {
+  Prompt trial;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
     if (fits(mid, trial)) {
@@ -142,6 +131,28 @@ ChatPrompt fit_prompt(const Conversation& conversation, const tokenizer::Tokeniz
     }
   }
   return best;
+}
+
+}  // namespace
+
+ChatPrompt fit_prompt(const Conversation& conversation, const tokenizer::Tokenizer& tok,
+                      int64_t budget) {
+  LLMKIT_CHECK(!conversation.turns.empty(), "chat: the conversation has no turn to answer");
+  auto fits = [&](size_t first, ChatPrompt& out) {
+    out = {tok.encode(conversation.prompt(first)), first};
+    return static_cast<int64_t>(out.ids.size()) <= budget;
+  };
+  ChatPrompt best;
+  if (fits(0, best)) return best;  // the usual case: everything fits
+  const size_t last = conversation.turns.size() - 1;
+  if (!fits(last, best)) {
+    fail("chat: the new message needs ", best.ids.size(), " tokens",
+         conversation.preamble.empty() ? "" : " with the preamble", " but only ", budget,
+         " fit (the model's context less the room kept for the reply); shorten it");
+  }
+  // The fewest dropped turns that fit: prompt length shrinks as `first` grows (up to BPE merges
+  // at a turn boundary, which can only make the answer one turn more conservative).
+  return fewest_dropped(1, last, std::move(best), fits);
 }
 
 std::vector<std::string> chat_stop_strings() {
@@ -237,7 +248,7 @@ TemplatePrompt fit_template_prompt(const tokenizer::ChatTemplate& tpl,
     out = {tok.encode(tpl.apply(kept, true), special), starts[k]};
     return static_cast<int64_t>(out.ids.size()) <= budget;
   };
-  TemplatePrompt best, trial;
+  TemplatePrompt best;
   if (starts.empty() || fits(0, best)) {
     if (starts.empty()) best = {tok.encode(tpl.apply(history, true), special), history.size()};
     return best;
@@ -248,17 +259,7 @@ TemplatePrompt fit_template_prompt(const tokenizer::ChatTemplate& tpl,
          system_end ? " with the system message" : "", " but only ", budget,
          " fit (the model's context less the room kept for the reply); shorten it");
   }
-  size_t lo = 1, hi = last;  // fits(hi) holds; the prompt shrinks as more turns go
-  while (lo < hi) {
-    const size_t mid = lo + (hi - lo) / 2;
-    if (fits(mid, trial)) {
-      hi = mid;
-      best = std::move(trial);
-    } else {
-      lo = mid + 1;
-    }
-  }
-  return best;
+  return fewest_dropped(1, last, std::move(best), fits);
 }
 
 std::vector<int32_t> end_of_turn_ids(const tokenizer::ChatTemplate& tpl,
