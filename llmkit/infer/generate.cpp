@@ -35,14 +35,16 @@ void GptDecoder::reset(bool use_cache) {
   if (use_cache) caches_ = model_.make_caches(1, context());
 }
 
-std::vector<float> GptDecoder::next_logits(std::span<const int32_t> seq, size_t fresh) {
+std::span<const float> GptDecoder::next_logits(std::span<const int32_t> seq, size_t fresh) {
   const Tensor logits = use_cache_ ? model_.forward(row_tensor(seq.last(fresh)), &caches_)
                                    : model_.forward(row_tensor(seq));
-  return last_row(logits);
+  row_ = last_row(logits);
+  return row_;
 }
 
-std::vector<float> RnnDecoder::next_logits(std::span<const int32_t> seq, size_t fresh) {
-  return last_row(model_.forward(row_tensor(seq.last(fresh)), &state_));
+std::span<const float> RnnDecoder::next_logits(std::span<const int32_t> seq, size_t fresh) {
+  row_ = last_row(model_.forward(row_tensor(seq.last(fresh)), &state_));
+  return row_;
 }
 
 std::vector<int32_t> generate_ids(Decoder& decoder, std::span<const int32_t> prompt,
@@ -63,7 +65,7 @@ std::vector<int32_t> generate_ids(Decoder& decoder, std::span<const int32_t> pro
   decoder.reset(opt.use_cache);
 
   auto t0 = Clock::now();
-  std::vector<float> row = decoder.next_logits(seq, seq.size());
+  std::span<const float> row = decoder.next_logits(seq, seq.size());
   st.prefill_seconds = seconds_since(t0);
   t0 = Clock::now();
   st.stop_reason = "max_new_tokens";

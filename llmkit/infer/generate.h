@@ -47,8 +47,9 @@ class Decoder {
   // Starts a new sequence.
   virtual void reset(bool use_cache) = 0;
   // `seq` is the whole sequence so far; its last `fresh` tokens have not been fed yet. Returns
-  // the next-token logits after seq.
-  virtual std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) = 0;
+  // the next-token logits after seq, in a buffer the decoder owns and reuses: valid until the
+  // next call.
+  virtual std::span<const float> next_logits(std::span<const int32_t> seq, size_t fresh) = 0;
 };
 
 class GptDecoder : public Decoder {
@@ -56,12 +57,13 @@ class GptDecoder : public Decoder {
   explicit GptDecoder(models::GPT& model) : model_(model) {}
   int64_t context() const override { return model_.config().block_size; }
   void reset(bool use_cache) override;
-  std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
+  std::span<const float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
 
  private:
   models::GPT& model_;
   bool use_cache_ = true;
   std::vector<nn::KVCache> caches_;
+  std::vector<float> row_;
 };
 
 class RnnDecoder : public Decoder {
@@ -69,11 +71,12 @@ class RnnDecoder : public Decoder {
   explicit RnnDecoder(models::RNNLM& model) : model_(model) {}
   int64_t context() const override { return 0; }
   void reset(bool) override { state_ = model_.make_state(1); }
-  std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
+  std::span<const float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
 
  private:
   models::RNNLM& model_;
   nn::RNNState state_;
+  std::vector<float> row_;
 };
 
 // generate_text with the prompt already tokenised (a bos id first, a chat template's ids).

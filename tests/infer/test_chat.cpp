@@ -34,7 +34,7 @@ class ScriptedDecoder : public infer::Decoder {
       : script_(byte_tokenizer().encode(script)), context_(context) {}
   int64_t context() const override { return context_; }
   void reset(bool) override { prompt_len_ = 0; }
-  std::vector<float> next_logits(std::span<const int32_t> seq, size_t fresh) override {
+  std::span<const float> next_logits(std::span<const int32_t> seq, size_t fresh) override {
     if (prompt_len_ == 0) {
       prompt_len_ = seq.size();
       prompts.emplace_back(seq.begin(), seq.end());
@@ -42,9 +42,9 @@ class ScriptedDecoder : public infer::Decoder {
     }
     const size_t step = seq.size() - prompt_len_;
     const int32_t eot = byte_tokenizer().token_to_id("<|endoftext|>");
-    std::vector<float> logits(byte_tokenizer().vocab_size(), 0.0f);
-    logits[step < script_.size() ? script_[step] : eot] = 100.0f;
-    return logits;
+    logits_.assign(byte_tokenizer().vocab_size(), 0.0f);
+    logits_[step < script_.size() ? script_[step] : eot] = 100.0f;
+    return logits_;
   }
   std::vector<std::vector<int32_t>> prompts;
 
@@ -52,6 +52,7 @@ class ScriptedDecoder : public infer::Decoder {
   std::vector<int32_t> script_;
   int64_t context_;
   size_t prompt_len_ = 0;
+  std::vector<float> logits_;
 };
 
 infer::GenerateOptions greedy(int64_t max_new_tokens) {
@@ -394,15 +395,15 @@ class IdsDecoder : public infer::Decoder {
       : script_(std::move(script)), last_(last), context_(context) {}
   int64_t context() const override { return context_; }
   void reset(bool) override { prompt_len_ = 0; }
-  std::vector<float> next_logits(std::span<const int32_t> seq, size_t) override {
+  std::span<const float> next_logits(std::span<const int32_t> seq, size_t) override {
     if (prompt_len_ == 0) {
       prompt_len_ = seq.size();
       prompts.emplace_back(seq.begin(), seq.end());
     }
     const size_t step = seq.size() - prompt_len_;
-    std::vector<float> logits(chatml_tokenizer().vocab_size(), 0.0f);
-    logits[step < script_.size() ? script_[step] : last_] = 100.0f;
-    return logits;
+    logits_.assign(chatml_tokenizer().vocab_size(), 0.0f);
+    logits_[step < script_.size() ? script_[step] : last_] = 100.0f;
+    return logits_;
   }
   std::vector<std::vector<int32_t>> prompts;
 
@@ -411,6 +412,7 @@ class IdsDecoder : public infer::Decoder {
   int32_t last_;
   int64_t context_;
   size_t prompt_len_ = 0;
+  std::vector<float> logits_;
 };
 
 tokenizer::ChatTemplate chatml_with_eos() {

@@ -1,0 +1,66 @@
+// The inference engine of the decoder family (GPT-2 and llama layouts): the same forward pass as
+// models::GPT, written for generation rather than training: no autograd, every buffer allocated
+// once, the weights kept as they are stored (f32, f16, bf16 or ggml's quantised blocks, mapped
+// straight from a .gguf without a copy) and multiplied by kernels::qmatmul, a KV cache per layer.
+// This is what makes a small LLM (sLLM) cheap to run: decode streams every weight byte once per
+// token, so 4.5-bit weights cost about a seventh of f32's memory traffic.
+// Not here: sampling and the generation loop (generate.h), tokenizers, training (models::GPT).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "llmkit/infer/generate.h"
+#include "llmkit/kernels/cpu/quant.h"
+#include "llmkit/models/load.h"
+
+namespace llmkit::infer {
+
+struct EngineOptions {
+  // Context (KV cache capacity) in tokens; 0: the model's block_size, at most 4096.
+  int64_t context = 0;
+  // Weights that come as f32 (an llmkit or Hugging Face directory) are quantised to this type at
+  // load (F32 keeps them as they are, borrowed from the module). Quantised sources are kept as
+  // stored whatever this says.
+  kernels::GgmlType weight_type = kernels::GgmlType::F32;
+};
+
+class Engine : public Decoder {
+ public:
+  // Builds the engine over `loaded` (gpt or llama; an Error naming the arch otherwise), which
+  // must outlive it: f32 weights and .gguf mappings are borrowed, not copied.
+  Engine(const models::LoadedModel& loaded, const EngineOptions& options = {});
+  ~Engine() override;
+
+  // Decoder: context(), reset(), next_logits() (the last row of eval()).
+  int64_t context() const override;
+  void reset(bool use_cache) override;
+  std::span<const float> next_logits(std::span<const int32_t> seq, size_t fresh) override;
+
+  // Feeds `tokens` at positions pos() .. pos() + n - 1 (prefill when n > 1, decode when n == 1)
+  // and returns their logits: [n, vocab()] row-major when all_logits, else the last row only.
+  // The span stays valid until the next call. An Error when the context would overflow or an id
+  // is outside the vocabulary.
+  std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false);
+  // Tokens in the KV cache.
+  int64_t pos() const;
+  // Forgets every position from n on (n <= pos()).
+  void truncate(int64_t n);
+
+  int64_t vocab() const;
+  const models::GPTConfig& config() const;
+  // Bytes of weights read per decoded token (all matrices, the output head and one embedding
+  // row): the memory traffic that bounds decode speed.
+  size_t weight_bytes() const;
+  // One line: "llama 30 layers x 576, q4_1 (output q6_k), 81.4 MiB of weights, context 2048".
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmkit::infer

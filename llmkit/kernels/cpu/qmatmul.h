@@ -1,0 +1,61 @@
+// Matrix products with quantised weights, the inner loop of quantised inference (sLLM): a
+// Linear layer y = W x whose W rows are ggml blocks (Q4_0, Q8_0, Q4_K, ..., or f16 / bf16 / f32),
+// computed as ggml_mul_mat computes it: each activation row is first quantised to the type ggml
+// pairs with the weight type (vec_dot_type: Q8_0, Q8_1 or Q8_K, f16, bf16), then every output is
+// the dot product of the two block rows, integer sums scaled per block. With AVX-512 VNNI
+// (vpdpbusd) where the CPU has it, AVX2 otherwise, and a portable fallback; f16 / bf16 weights
+// through F16C / AVX-512 BF16. Decode (one token, M = 1) is a matrix-vector product bound by
+// memory bandwidth: every weight byte is read once per token; prefill (M tokens) reuses each
+// weight block for a tile of tokens.
+// Not here: writing quantised weights (quantize.h), dequantisation (quant.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "llmkit/kernels/cpu/quant.h"
+
+namespace llmkit::kernels {
+
+// A weight matrix [rows, cols] (PyTorch's nn.Linear layout, [out, in]) stored row by row in ggml
+// type `type`: row r starts at data + r * row_bytes(), rows contiguous. Borrowed, not owned.
+struct QMatrix {
+  GgmlType type = GgmlType::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  size_t row_bytes() const { return ggml_row_size(type, cols); }
+  size_t bytes() const { return row_bytes() * static_cast<size_t>(rows); }
+  const void* row(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes();
+  }
+};
+
+// Whether qmatmul takes weights of type t: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+// Q5_K, Q6_K.
+bool qmatmul_supports(GgmlType t);
+
+// The type ggml quantises the activations to for weight type t: Q8_0 for Q4_0 / Q5_0 / Q8_0,
+// Q8_1 for Q4_1 / Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32.
+GgmlType vec_dot_type(GgmlType t);
+
+// dst (ggml_row_size(vec_dot_type(w), n) bytes) = x[0..n) quantised as ggml's
+// quantize_row_q8_0 / q8_1 / q8_K (or converted to f16 / bf16, or copied for f32).
+void quantize_activations(GgmlType w, const float* x, void* dst, int64_t n);
+
+// The dot product of one weight row w (n elements of type t) with activations xq already
+// quantised by quantize_activations(t, ...), as ggml_vec_dot_<t>_<vec_dot_type(t)>.
+float vec_dot(GgmlType t, int64_t n, const void* w, const void* xq);
+
+// Y[m, r] = sum_k W[r, k] X[m, k] for m < M, r < W.rows: X f32 [M, W.cols] with row stride ldx,
+// Y f32 [M, W.rows] with row stride ldy (Y must not overlap X). Threads: num_threads() over the
+// output rows (and token tiles); called inside an OpenMP parallel region it runs in the calling
+// thread. Scratch for the quantised activations is held per thread and reused. Error for types
+// qmatmul does not take or for M, ldx, ldy out of range.
+void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
+
+// The same with the weight dequantised to f32 and a plain f32 dot: the reference the tests hold
+// qmatmul to (its difference is the activations' quantisation).
+void qmatmul_reference(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y,
+                       int64_t ldy);
+
+}  // namespace llmkit::kernels
