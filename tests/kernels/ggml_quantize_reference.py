@@ -11,6 +11,7 @@
 BACKEND `ggml`: llama.cpp's own libggml-base (shipped in the llama_cpp package of
 llama-cpp-python) through ctypes: ggml_quantize_chunk(type, src, dst, 0, nrows, n_per_row,
 imatrix=NULL), i.e. the quantize_row_*_ref code `llama-quantize` runs without an imatrix.
+$LLMKIT_LIBGGML names another libggml-base to use instead.
 BACKEND `gguf`: the `gguf` package's numpy quantisers (gguf.quants.quantize), which only
 exist for some types.
 """
@@ -28,6 +29,8 @@ TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0":
 
 
 def find_libggml_base():
+    if os.environ.get("LLMKIT_LIBGGML"):
+        return os.environ["LLMKIT_LIBGGML"], None
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.submodule_search_locations:
         return None, "the llama_cpp package (llama-cpp-python) is not installed"
