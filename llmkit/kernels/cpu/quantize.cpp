@@ -7,7 +7,9 @@
 // (nearest_int below for the K-quants, roundf for Q8_0, truncation after +0.5 for Q4/Q5).
 #include "llmkit/kernels/cpu/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #if defined(__F16C__)
@@ -59,6 +61,14 @@ inline int nearest_int(float v) {
   return (bits & 0x007fffff) - 0x00400000;
 }
 
+// float -> int32 as x86's cvttss2si (and so ggml's casts, built for x86) computes it: truncation,
+// and INT32_MIN for NaN and values out of range, where C++ leaves the cast undefined. Such values
+// reach the casts below only for blocks whose scale is so small that 1 / d overflows (float
+// subnormals); what the block then decodes to is 0 whatever its levels, but the bytes must match.
+inline int32_t trunc_int(float v) {
+  return v > -2147483904.0f && v < 2147483648.0f ? static_cast<int32_t>(v) : INT32_MIN;
+}
+
 inline int clamp_int(int v, int lo, int hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }
@@ -105,10 +115,12 @@ inline bool any(Vi mask) {
 
 // roundf per lane in a form that vectorises: truncation, then a step away from zero when the
 // (exact) remainder is at least 0.5.
+// Out-of-range lanes give INT32_MIN, as trunc_int.
 inline Vi round_half_away(Vf v) {
-  const Vi t = __builtin_convertvector(v, Vi);
+  const Vi in_range = (v > -2147483904.0f) & (v < 2147483648.0f);
+  const Vi t = __builtin_convertvector(in_range ? v : Vf{}, Vi);
   const Vi up = vabs(v - __builtin_convertvector(t, Vf)) >= 0.5f;
-  return t + (up & (v < 0 ? splat_i(-1) : splat_i(1)));
+  return in_range ? t + (up & (v < 0 ? splat_i(-1) : splat_i(1))) : splat_i(INT32_MIN);
 }
 
 // ---- 32-element blocks ------------------------------------------------------------------------
@@ -161,8 +173,7 @@ void block_q8_0_generic(const float* x, uint8_t* b) {
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_fp16(b, d);
-  for (int j = 0; j < kQK; ++j)
-    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
+  for (int j = 0; j < kQK; ++j) b[2 + j] = static_cast<uint8_t>(trunc_int(std::round(x[j] * id)));
 }
 
 // Q4_0 / Q5_0: the largest-magnitude value maps to the extreme level -2^(bits-1) exactly (so
@@ -178,8 +189,10 @@ void block_q_0(const float* x, uint8_t* b) {
   uint8_t* qs = b + (kBits == 5 ? 6 : 2);
   uint32_t qh = 0;
   for (int j = 0; j < kQK / 2; ++j) {
-    const int q0 = std::min<int>(kTop, static_cast<int8_t>(x[j] * id + (kOffset + 0.5f)));
-    const int q1 = std::min<int>(kTop, static_cast<int8_t>(x[j + 16] * id + (kOffset + 0.5f)));
+    const int q0 =
+        std::min<int>(kTop, static_cast<int8_t>(trunc_int(x[j] * id + (kOffset + 0.5f))));
+    const int q1 =
+        std::min<int>(kTop, static_cast<int8_t>(trunc_int(x[j + 16] * id + (kOffset + 0.5f))));
     qs[j] = static_cast<uint8_t>((q0 & 0xF) | (q1 & 0xF) << 4);
     qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
   }
@@ -187,7 +200,7 @@ void block_q_0(const float* x, uint8_t* b) {
 }
 
 // Q4_1 / Q5_1: d = (max - min) / (2^bits - 1), m = min; q = trunc((x - min) / d + 0.5). Q4_1
-// caps q at 15; ggml's Q5_1 does not cap (the value cannot pass 31 + 0.5 for finite input).
+// caps q at 15; ggml's Q5_1 does not cap (the value cannot pass 31 + 0.5 for finite 1 / d).
 template <int kBits>
 void block_q_1(const float* x, uint8_t* b) {
   constexpr int kTop = (1 << kBits) - 1;
@@ -200,11 +213,14 @@ void block_q_1(const float* x, uint8_t* b) {
   uint8_t* qs = b + (kBits == 5 ? 8 : 4);
   uint32_t qh = 0;
   for (int j = 0; j < kQK / 2; ++j) {
-    int q0 = static_cast<uint8_t>((x[j] - mn) * id + 0.5f);
-    int q1 = static_cast<uint8_t>((x[j + 16] - mn) * id + 0.5f);
+    // ggml: Q4_1 caps an int8 cast at 15, Q5_1 takes a uint8 cast as it is.
+    int q0 = trunc_int((x[j] - mn) * id + 0.5f), q1 = trunc_int((x[j + 16] - mn) * id + 0.5f);
     if (kBits == 4) {
-      q0 = std::min(q0, kTop);
-      q1 = std::min(q1, kTop);
+      q0 = std::min<int>(kTop, static_cast<int8_t>(q0));
+      q1 = std::min<int>(kTop, static_cast<int8_t>(q1));
+    } else {
+      q0 = static_cast<uint8_t>(q0);
+      q1 = static_cast<uint8_t>(q1);
     }
     qs[j] = static_cast<uint8_t>((q0 & 0xF) | (q1 & 0xF) << 4);
     qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
