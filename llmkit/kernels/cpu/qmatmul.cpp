@@ -438,6 +438,7 @@ bool qmatmul_is_vectorised() {
 void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy) {
   check_args(W, M, X, ldx, Y, ldy, "qmatmul");
   if (M == 0 || W.rows == 0) return;
+  if (detail::qmatmul_simd(W, M, X, ldx, Y, ldy)) return;
   const GgmlType at = vec_dot_type(W.type);
   const size_t xrow = ggml_row_size(at, W.cols);
   // The quantised activations, [M, xrow] bytes: kept by the calling thread and grown, never
@@ -454,9 +455,10 @@ void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y,
   const int64_t grain = std::max<int64_t>(
       16, (64 << 10) / std::max<size_t>(1, W.row_bytes()) / std::max<int64_t>(1, M));
   if (nested) {
-    detail::qgemm_rows(a, 0, W.rows);
+    detail::qgemm_rows_generic(a, 0, W.rows);
   } else {
-    parallel_for(W.rows, grain, [&](int64_t r0, int64_t r1) { detail::qgemm_rows(a, r0, r1); });
+    parallel_for(W.rows, grain,
+                 [&](int64_t r0, int64_t r1) { detail::qgemm_rows_generic(a, r0, r1); });
   }
 }
 
