@@ -14,6 +14,10 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/gpt.h"
 
+namespace llmkit::io {
+class GgufFile;
+}
+
 namespace llmkit::models {
 
 // Hugging Face GPT2Config JSON -> ours (Hugging Face defaults where a field is absent):
@@ -37,6 +41,11 @@ void gpt2_load_hf_weights(GPT& model, const io::NamedTensors& tensors);
 // The model's tensors under GPT2LMHeadModel's names ("transformer." prefix, Conv1D [in, out]
 // copies; the rest share storage with the model), lm_head.weight only when untied.
 io::NamedTensors gpt2_hf_weights(const GPT& model);
+
+// GGUF (general.architecture gpt2; gpt2.* keys) -> GPTConfig (arch gpt), tied when the file has
+// no output.weight; and its tensors under our names, dequantised to f32 (gguf_gpt2.cpp).
+GPTConfig gpt2_config_from_gguf(const io::GgufFile& f);
+io::NamedTensors gpt2_weights_from_gguf(const io::GgufFile& f, const GPTConfig& c);
 
 // A Hugging Face GPT-2 directory (config.json + model.safetensors) -> a model in eval mode.
 std::unique_ptr<GPT> load_hf_gpt2_dir(const std::string& dir);

@@ -265,10 +265,12 @@ tokenizer::GgufVocab gguf_vocab(const io::GgufFile& f) {
 
 void load_gguf_file(LoadedModel& m, const std::string& path, const LoadOptions& opt) {
   const io::GgufFile f = io::load_gguf(path);
-  m.arch = "llama";
-  const GPTConfig c = llama_config_from_gguf(f);
+  const io::GgufValue* a = f.find("general.architecture");
+  const bool gpt2 = a != nullptr && a->type == io::GgufValue::Type::STRING && a->s == "gpt2";
+  m.arch = gpt2 ? "gpt" : "llama";
+  const GPTConfig c = gpt2 ? gpt2_config_from_gguf(f) : llama_config_from_gguf(f);
   auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
-  load_named_weights(*g, llama_weights_from_gguf(f, c), path);
+  load_named_weights(*g, gpt2 ? gpt2_weights_from_gguf(f, c) : llama_weights_from_gguf(f, c), path);
   if (c.bos_token_id >= 0) m.bos_id = static_cast<int32_t>(c.bos_token_id);
   for (int64_t e : c.eos_token_ids) add_eos(m, e);
   adopt_gpt(m, std::move(g));
