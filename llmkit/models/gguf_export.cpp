@@ -157,8 +157,9 @@ json pre_tokenizer_for(const std::string& pre) {
   v.model = "gpt2";
   v.pre = pre;
   v.tokens = {"a"};
-  const tokenizer::Tokenizer t = tokenizer::Tokenizer::from_gguf_vocab(v);
-  return json::parse(t.parts().pipeline).value("pre_tokenizer", json());
+  // to_json, not parts().pipeline: a "gpt-2" vocabulary takes the built-in path (no pipeline).
+  return json::parse(tokenizer::Tokenizer::from_gguf_vocab(v).to_json())
+      .value("pre_tokenizer", json());
 }
 
 // llama.cpp's name for a byte-level BPE's pre-tokenizer; an Error when it has none.
@@ -184,14 +185,10 @@ void spm_vocab(const tokenizer::TokenizerParts& p, const json& tj, tokenizer::Gg
     const auto it = index.find(p.tokens[p.merges[r].first] + p.tokens[p.merges[r].second]);
     if (it != index.end()) v.scores[it->second] = -static_cast<float>(r);
   }
-  const std::string unk = tj["model"].value("unk_token", json()).is_string()
-                              ? tj["model"]["unk_token"].get<std::string>()
-                              : std::string();
   for (size_t id = 0; id < n; ++id) {
     const std::string& t = p.tokens[id];
-    if (t == unk) {
+    if (static_cast<int32_t>(id) == v.unk) {
       v.token_types[id] = tokenizer::kGgufTokenUnknown;
-      v.unk = static_cast<int32_t>(id);
     } else if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t.back() == '>') {
       v.token_types[id] = tokenizer::kGgufTokenByte;
     }
@@ -203,7 +200,7 @@ void spm_vocab(const tokenizer::TokenizerParts& p, const json& tj, tokenizer::Gg
     probe.tokens = {"a"};
     probe.scores = {0};
     probe.add_space_prefix = prefix;
-    const json pj = json::parse(tokenizer::Tokenizer::from_gguf_vocab(probe).parts().pipeline);
+    const json pj = json::parse(tokenizer::Tokenizer::from_gguf_vocab(probe).to_json());
     if (pj.value("normalizer", json()) == tj.value("normalizer", json()) &&
         pj.value("pre_tokenizer", json()) == tj.value("pre_tokenizer", json())) {
       v.add_space_prefix = prefix;
@@ -243,6 +240,8 @@ tokenizer::GgufVocab vocab_from_tokenizer(const LoadedModel& m, int64_t n_vocab)
                                                    : tokenizer::kGgufTokenUserDefined;
   }
   const json& model = tj.at("model");
+  if (model.contains("unk_token") && model["unk_token"].is_string())
+    if (auto id = tok.find_token(model["unk_token"].get<std::string>())) v.unk = *id;
   if (model.value("byte_fallback", false)) {
     spm_vocab(p, tj, v);
   } else {
@@ -250,7 +249,7 @@ tokenizer::GgufVocab vocab_from_tokenizer(const LoadedModel& m, int64_t n_vocab)
     LLMKIT_CHECK(norm.is_null() || norm.value("type", "") == "NFC", "gguf export: the ",
                  "tokenizer's normalizer ", norm.dump(), " has no llama.cpp equivalent");
     v.model = "gpt2";
-    v.pre = p.pipeline.empty() ? "gpt-2" : byte_level_pre_name(tj.value("pre_tokenizer", json()));
+    v.pre = byte_level_pre_name(tj.value("pre_tokenizer", json()));
     for (const auto& [a, b] : p.merges) v.merges.push_back(p.tokens[a] + " " + p.tokens[b]);
   }
   for (int64_t id = n; id < n_vocab; ++id) {

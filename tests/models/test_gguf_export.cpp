@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "llmkit/models/gguf_export.h"
 #include "llmkit/models/hf_llama.h"
 #include "llmkit/models/load.h"
+#include "llmkit/tokenizer/gguf_vocab.h"
 #include "tests/common/compare.h"
 #include "tests/common/error_of.h"
 #include "tests/common/gradcheck.h"
@@ -68,8 +71,10 @@ models::GPTConfig tiny_gpt(bool tied) {
 
 // An llmkit run directory: config.json, model.safetensors (random weights, norms and biases
 // perturbed so that they matter), tokenizer.json (a byte-level BPE trained on kText).
+// `tokenizer_json` replaces the trained tokenizer when given.
 std::string make_run_dir(const llmkit::testing::TempDir& tmp, const std::string& name,
-                         const models::GPTConfig& c, uint64_t seed = 7) {
+                         const models::GPTConfig& c, uint64_t seed = 7,
+                         const std::string& tokenizer_json = "") {
   const std::string dir = tmp.file(name);
   std::filesystem::create_directories(dir);
   models::GPT g(c, seed);
@@ -85,8 +90,65 @@ std::string make_run_dir(const llmkit::testing::TempDir& tmp, const std::string&
   tokenizer::TrainOptions to;
   to.vocab_size = static_cast<int32_t>(c.vocab_size);
   to.min_frequency = 1;
-  tokenizer::Tokenizer::train_from_text(kText, to).save(dir + "/tokenizer.json");
+  if (tokenizer_json.empty())
+    tokenizer::Tokenizer::train_from_text(kText, to).save(dir + "/tokenizer.json");
+  else
+    std::ofstream(dir + "/tokenizer.json") << tokenizer_json;
   return dir;
+}
+
+// The byte-level BPE trained on kText as GGUF arrays, with llama.cpp's pre-tokenizer `pre`.
+tokenizer::GgufVocab byte_level_vocab(const std::string& pre) {
+  tokenizer::TrainOptions to;
+  to.vocab_size = 300;
+  to.min_frequency = 1;
+  const tokenizer::Tokenizer t = tokenizer::Tokenizer::train_from_text(kText, to);
+  tokenizer::GgufVocab v;
+  v.model = "gpt2";
+  v.pre = pre;
+  v.tokens = t.parts().tokens;
+  v.token_types.assign(v.tokens.size(), tokenizer::kGgufTokenNormal);
+  v.token_types[0] = tokenizer::kGgufTokenControl;  // <|endoftext|>
+  for (const auto& [a, b] : t.parts().merges) v.merges.push_back(v.tokens[a] + " " + v.tokens[b]);
+  v.eos = 0;
+  return v;
+}
+
+// A SentencePiece-style vocabulary (byte fallback, "▁" for spaces): <unk> <s> </s>, the 256 byte
+// tokens, the characters of kText and every prefix of its "▁word"s, scores falling with the id.
+tokenizer::GgufVocab spm_vocab() {
+  const std::string sp = "\xE2\x96\x81";
+  tokenizer::GgufVocab v;
+  v.model = "llama";
+  v.tokens = {"<unk>", "<s>", "</s>"};
+  v.token_types = {tokenizer::kGgufTokenUnknown, tokenizer::kGgufTokenControl,
+                   tokenizer::kGgufTokenControl};
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    v.tokens.push_back(buf);
+    v.token_types.push_back(tokenizer::kGgufTokenByte);
+  }
+  std::set<std::string> seen(v.tokens.begin(), v.tokens.end());
+  auto add = [&](const std::string& t) {
+    if (seen.insert(t).second) {
+      v.tokens.push_back(t);
+      v.token_types.push_back(tokenizer::kGgufTokenNormal);
+    }
+  };
+  add(sp);
+  for (char ch : std::string(kText))
+    if (ch != ' ' && ch != '\n') add(std::string(1, ch));
+  std::istringstream words(kText);
+  for (std::string w; words >> w;)
+    for (size_t n = 1; n <= std::min<size_t>(w.size(), 6); ++n) add(sp + w.substr(0, n));
+  for (size_t i = 0; i < v.tokens.size(); ++i) v.scores.push_back(-static_cast<float>(i));
+  v.unk = 0;
+  v.bos = 1;
+  v.eos = 2;
+  v.add_bos = true;
+  v.add_space_prefix = true;
+  return v;
 }
 
 std::vector<int32_t> prompt_ids(const models::LoadedModel& m) {
@@ -321,6 +383,55 @@ TEST(GgufExport, QuantisedWeightsEqualQuantDequant) {
   if (checked == 0) GTEST_SKIP() << "kernels::quantize_row writes no quantised type in this build";
 }
 
+struct TokenizerCase {
+  std::string name, model, pre;
+  tokenizer::GgufVocab vocab;
+};
+
+// Byte-level BPEs with each pre-tokenizer llama.cpp names, and a SentencePiece-style BPE.
+std::vector<TokenizerCase> tokenizer_cases() {
+  std::vector<TokenizerCase> cases;
+  for (const char* pre : {"gpt-2", "smollm", "llama-bpe", "qwen2"})
+    cases.push_back({pre, "gpt2", pre, byte_level_vocab(pre)});
+  cases.push_back({"spm", "llama", "", spm_vocab()});
+  return cases;
+}
+
+const char* const kTokenizerProbe =
+    "It's 2024: 12345 words\n\n  don't STOP -- the quick fox, 한국어 and 3.14!";
+
+// Tokenizers from tokenizer.json files: each pre-tokenizer llama.cpp has a name for is written
+// under that name, a SentencePiece-style BPE as the "llama" vocabulary with scores, and the
+// tokenizer read back from the file encodes as the source does.
+TEST(GgufExport, TokenizerJsonPipelinesKeepTheirEncoding) {
+  llmkit::testing::TempDir tmp;
+  const std::string text = kTokenizerProbe;
+  for (const TokenizerCase& k : tokenizer_cases()) {
+    const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf_vocab(k.vocab);
+    models::GPTConfig c = tiny_llama(true);
+    c.vocab_size = tok.vocab_size() + 3;  // three padding rows
+    const models::LoadedModel src = models::load(make_run_dir(tmp, k.name, c, 7, tok.to_json()));
+    const std::string path = exported(src, tmp.file(k.name + ".gguf"), GgmlType::F32);
+    const io::GgufFile f = io::load_gguf(path);
+    EXPECT_EQ(f.get("tokenizer.ggml.model").as_string(), k.model) << k.name;
+    if (!k.pre.empty()) {
+      EXPECT_EQ(f.get("tokenizer.ggml.pre").as_string(), k.pre);
+    }
+    const auto types = f.get("tokenizer.ggml.token_type").as_ints();
+    ASSERT_EQ(types.size(), static_cast<size_t>(c.vocab_size)) << k.name;
+    EXPECT_EQ(types.back(), tokenizer::kGgufTokenUnused) << k.name;
+    if (k.model == "llama") {
+      EXPECT_EQ(types.at(0), tokenizer::kGgufTokenUnknown);
+      EXPECT_EQ(types.at(3 + 'A'), tokenizer::kGgufTokenByte);
+      EXPECT_EQ(f.get("tokenizer.ggml.scores").as_floats().size(), types.size());
+      EXPECT_TRUE(f.get("tokenizer.ggml.add_space_prefix").as_bool());
+    }
+    const models::LoadedModel back = models::load(path);
+    EXPECT_EQ(back.tokenizer->encode(text), src.tokenizer->encode(text)) << k.name;
+    EXPECT_EQ(back.tokenizer->decode(src.tokenizer->encode(text)), text) << k.name;
+  }
+}
+
 // A .gguf source: re-export keeps every tokenizer.* key exactly.
 TEST(GgufExport, GgufSourceCopiesTokenizerMetadata) {
   llmkit::testing::TempDir tmp;
@@ -405,13 +516,8 @@ std::string llamacpp_skip_reason() {
 
 // llama.cpp's logits at the last position of each prompt (a prefix of `ids` of each length in
 // `lengths`), from llamacpp_reference.py's "logits" mode.
-std::vector<std::vector<float>> llamacpp_logits(const std::string& model,
-                                                const std::vector<int32_t>& ids,
-                                                const std::vector<size_t>& lengths,
-                                                const llmkit::testing::TempDir& tmp) {
-  json in = {{"new_tokens", 0}, {"prompts", json::array()}, {"logits", true}};
-  for (size_t n : lengths)
-    in["prompts"].push_back(std::vector<int32_t>(ids.begin(), ids.begin() + n));
+// Runs llamacpp_reference.py on `model`; null (with a test failure) when llama.cpp fails.
+json run_llamacpp(const std::string& model, const json& in, const llmkit::testing::TempDir& tmp) {
   const std::string in_path = tmp.file("in.json"), out_path = tmp.file("out.json");
   std::ofstream(in_path) << in.dump();
   const std::string cmd = llmkit::testing::ref_python() + " '" + llmkit::testing::source_dir() +
@@ -422,9 +528,21 @@ std::vector<std::vector<float>> llamacpp_logits(const std::string& model,
     std::stringstream s;
     s << log.rdbuf();
     ADD_FAILURE() << "llama.cpp could not run " << model << ":\n" << s.str();
-    return {};
+    return nullptr;
   }
-  return json::parse(std::ifstream(out_path))["logits"].get<std::vector<std::vector<float>>>();
+  return json::parse(std::ifstream(out_path));
+}
+
+std::vector<std::vector<float>> llamacpp_logits(const std::string& model,
+                                                const std::vector<int32_t>& ids,
+                                                const std::vector<size_t>& lengths,
+                                                const llmkit::testing::TempDir& tmp) {
+  json in = {{"new_tokens", 0}, {"prompts", json::array()}, {"logits", true}};
+  for (size_t n : lengths)
+    in["prompts"].push_back(std::vector<int32_t>(ids.begin(), ids.begin() + n));
+  const json out = run_llamacpp(model, in, tmp);
+  if (out.is_null()) return {};
+  return out["logits"].get<std::vector<std::vector<float>>>();
 }
 
 // Ours (the f32-dequantised weights of `m`) at the last position of each prefix.
@@ -480,33 +598,68 @@ TEST(GgufExportLlamaCpp, TinyModelsF32LoadAndMatch) {
   }
 }
 
-// The real SmolLM2-135M-Instruct (Q4_1 GGUF) re-quantised to q8_0, as a user would: llama.cpp
-// loads our file, and its logits (q8_0 weights times q8_0-quantised activations) are close to
-// ours from the same file dequantised to f32.
-TEST(GgufExportLlamaCpp, SmolLM2RequantisedQ8_0) {
+// The real SmolLM2-135M-Instruct (Q4_1 GGUF) re-quantised to f16 and q8_0, as a user would:
+// llama.cpp loads our files, and its logits (f16 / q8_0 weights times activations it rounds to
+// f16 / q8_0) are close to ours from the same file dequantised to f32, with the same top token.
+TEST(GgufExportLlamaCpp, SmolLM2Requantised) {
   std::string why = llamacpp_skip_reason();
   if (llmkit::testing::model_path("smollm2").empty())
     why = "SmolLM2 GGUF not found under " + llmkit::testing::models_dir() +
           " (scripts/get-models.sh)";
   if (!why.empty()) GTEST_SKIP() << why;
-  if (!can_write(GgmlType::Q8_0)) GTEST_SKIP() << "this build cannot write Q8_0 yet";
   llmkit::testing::TempDir tmp;
   const models::LoadedModel src = models::load(llmkit::testing::model_path("smollm2"));
-  const std::string path = exported(src, tmp.file("smollm2-q8_0.gguf"), GgmlType::Q8_0);
-  const models::LoadedModel ours = models::load(path);
-  tokenizer::EncodeOptions eo;
-  eo.allow_special = true;
-  std::vector<int32_t> ids = ours.tokenizer->encode(
-      "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n", eo);
-  const std::vector<size_t> lengths = {ids.size() / 2, ids.size()};
-  const auto ref = llamacpp_logits(path, ids, lengths, tmp);
-  ASSERT_FALSE(ref.empty());
-  const auto mine = our_logits(ours, ids, lengths);
-  EXPECT_LT(compare_logits("SmolLM2 q8_0", mine, ref), 0.05);
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const auto top = [](const std::vector<float>& v) {
-      return std::max_element(v.begin(), v.end()) - v.begin();
-    };
-    EXPECT_EQ(top(mine[i]), top(ref[i])) << "prompt " << i << ": top-1 token differs";
+  const std::pair<GgmlType, double> types[] = {{GgmlType::F16, 0.02}, {GgmlType::Q8_0, 0.05}};
+  std::string skipped;
+  for (const auto& [type, tol] : types) {
+    const std::string name = kernels::ggml_type_name(type);
+    if (!can_write(type)) {
+      skipped += " " + name;
+      continue;
+    }
+    const std::string path = exported(src, tmp.file("smollm2-" + name + ".gguf"), type);
+    const models::LoadedModel ours = models::load(path);
+    tokenizer::EncodeOptions eo;
+    eo.allow_special = true;
+    const std::vector<int32_t> ids = ours.tokenizer->encode(
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n", eo);
+    const std::vector<size_t> lengths = {ids.size() / 2, ids.size()};
+    const auto ref = llamacpp_logits(path, ids, lengths, tmp);
+    ASSERT_FALSE(ref.empty()) << name;
+    const auto mine = our_logits(ours, ids, lengths);
+    EXPECT_LT(compare_logits("SmolLM2 " + name, mine, ref), tol) << name;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      const auto top = [](const std::vector<float>& v) {
+        return std::max_element(v.begin(), v.end()) - v.begin();
+      };
+      EXPECT_EQ(top(mine[i]), top(ref[i])) << name << " prompt " << i << ": top-1 token differs";
+    }
+  }
+  if (!skipped.empty()) GTEST_SKIP() << "this build cannot write" << skipped << " yet";
+}
+
+// llama.cpp tokenises with the vocabularies we write as we do: byte-level BPEs under each
+// pre-tokenizer name and the SentencePiece-style "llama" vocabulary with our scores.
+TEST(GgufExportLlamaCpp, TokenizersEncodeAsOurs) {
+  const std::string why = llamacpp_skip_reason();
+  if (!why.empty()) GTEST_SKIP() << why;
+  llmkit::testing::TempDir tmp;
+  const std::vector<std::string> texts = {kTokenizerProbe, kText, "  two  spaces\tand tab"};
+  for (const TokenizerCase& k : tokenizer_cases()) {
+    const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf_vocab(k.vocab);
+    models::GPTConfig c = tiny_llama(true);
+    c.vocab_size = tok.vocab_size();
+    const models::LoadedModel src = models::load(make_run_dir(tmp, k.name, c, 7, tok.to_json()));
+    const std::string path = exported(src, tmp.file(k.name + ".gguf"), GgmlType::F32);
+    const json out =
+        run_llamacpp(path, {{"new_tokens", 0}, {"prompts", {{1, 2, 3}}}, {"texts", texts}}, tmp);
+    ASSERT_FALSE(out.is_null()) << k.name;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::vector<int32_t> ours;
+      if (src.add_bos) ours.push_back(src.bos_id);
+      const std::vector<int32_t> body = src.tokenizer->encode(texts[i]);
+      ours.insert(ours.end(), body.begin(), body.end());
+      EXPECT_EQ(out["tokenized"][i].get<std::vector<int32_t>>(), ours) << k.name << ": text " << i;
+    }
   }
 }
