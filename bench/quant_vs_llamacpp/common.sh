@@ -1,5 +1,5 @@
 # Shared by run.sh and perplexity.sh (sourced, not run): settings, the model files and how each is
-# made. Every file is cached under $OUT/models and made once:
+# made. Every file is cached under $QV_OUT/models and made once:
 #   smollm2-f32.gguf      the model cache's SmolLM2-135M-Instruct Q4_1 GGUF dequantised to f32
 #                         (scripts/gguf-to-f32.py): the only SmolLM2 weights we have, so "f32"
 #                         here means the Q4_1 model's values, and every other type re-quantises them
@@ -11,7 +11,7 @@
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 py=${VENV:-.venv}/bin/python
-OUT=${OUT:-bench/out/quant_vs_llamacpp}
+QV_OUT=${QV_OUT:-bench/out/quant_vs_llamacpp}
 llmkit=$BUILD/llmkit
 models=${LLMKIT_MODELS:-$HOME/.cache/llmkit/models}
 q4=$models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -26,14 +26,14 @@ QUANTIZER=${QUANTIZER:-auto}
 if [[ $QUANTIZER == auto ]]; then
   if "$llmkit" quantize --help >/dev/null 2>&1; then QUANTIZER=llmkit; else QUANTIZER=llama.cpp; fi
 fi
-mkdir -p "$OUT/models"
+mkdir -p "$QV_OUT/models"
 # Waiting threads sleep instead of spinning: on a shared machine a spinning OpenMP team (llmkit
 # and this llama.cpp build both use OpenMP) loses its cores to other processes.
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS LLMKIT_THREADS=$THREADS
 
 # f32_of SET: the f32 GGUF of SET (made on first use).
 f32_of() {
-  local f=$OUT/models/$1-f32.gguf
+  local f=$QV_OUT/models/$1-f32.gguf
   if [[ ! -f $f ]]; then
     echo "making $f ..." >&2
     case $1 in
@@ -51,7 +51,7 @@ file_of() {
   local src
   src=$(f32_of "$1") || return 1
   [[ $2 == f32 ]] && { echo "$src"; return; }
-  local f=$OUT/models/$1-$2-$QUANTIZER.gguf
+  local f=$QV_OUT/models/$1-$2-$QUANTIZER.gguf
   if [[ ! -f $f ]]; then
     echo "quantising $f ($QUANTIZER) ..." >&2
     if [[ $QUANTIZER == llmkit ]]; then

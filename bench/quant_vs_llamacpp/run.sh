@@ -7,8 +7,8 @@
 # RSS; the machine's read bandwidth (bench_bandwidth, THREADS threads) before and after, so that
 # decode can be read as a fraction of it (weight bytes x tokens/s / bandwidth); and, on the f32
 # files, prefill against PyTorch (torch_prefill.py: 1.13 from Debian, 2.x from .venv-bench when
-# present). Files and how they are made: common.sh. Writes $OUT/records.jsonl and the markdown
-# table $OUT/table.md, and prints the table. Not a test: no thresholds.
+# present). Files and how they are made: common.sh. Writes $QV_OUT/records.jsonl and the
+# markdown table $QV_OUT/table.md, and prints the table. Not a test: no thresholds.
 # Usage: bench/quant_vs_llamacpp/run.sh [BUILD_DIR]
 #   env: THREADS=2 PP=512 TG=128 REPS=3 TYPES="f32 f16 q8_0 q4_0 q4_1 q4_k"
 #        SETS="smollm2 llama-6x384 llama-12x768" QUANTIZER=auto|llmkit|llama.cpp TORCH=1 VENV=.venv
@@ -40,7 +40,7 @@ dims_of() {
 }
 json_or_null() { local l; l=$(tail -n 1) && [[ $l == \{* ]] && echo "$l" || echo null; }
 
-rec=$OUT/records.jsonl
+rec=$QV_OUT/records.jsonl
 : >"$rec"
 load_before=$(loadavg)
 echo "load before: $load_before" >&2
@@ -62,7 +62,8 @@ for set in $SETS; do
           "$PP" "$REPS" "$THREADS" 2>/dev/null | json_or_null) || torch2=null
       fi
     fi
-    echo "{\"set\": \"$set\", \"type\": \"$type\", \"file\": \"$f\", \"file_bytes\": $(stat -c %s "$f"),"\
+    echo "{\"set\": \"$set\", \"type\": \"$type\", \"file\": \"$f\","\
+      "\"file_bytes\": $(stat -c %s "$f"),"\
       "\"quantizer\": \"$([[ $type == f32 ]] && echo none || echo "$QUANTIZER")\","\
       "\"load\": \"$(loadavg)\", \"ours\": $ours, \"peer\": $peer, \"torch1\": $torch1,"\
       "\"torch2\": $torch2}" >>"$rec"
@@ -72,4 +73,4 @@ bw_after=$("$BUILD/bench/bench_bandwidth" --threads "$THREADS")
 load_after=$(loadavg)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 /usr/bin/python3 $here/table.py "$rec" "$bw_before" "$bw_after" "$load_before" "$load_after" \
-  "$(nproc) cores, $cpu" "$PP" "$TG" | tee "$OUT/table.md"
+  "$(nproc) cores, $cpu" "$PP" "$TG" | tee "$QV_OUT/table.md"

@@ -39,14 +39,14 @@ def main():
     print(f"Read bandwidth (bench_bandwidth, {bw_b['threads']} threads, 1 GiB sum, best pass): "
           f"{bw_b['read_gbps']:.1f} GB/s before, {bw_a['read_gbps']:.1f} GB/s after; "
           f"fractions below use {bw:.1f} GB/s.")
-    print(f"Tokens/s as mean ± sd over {next((r['ours']['repetitions'] for r in rows if r.get('ours')), '?')} "
-          f"runs after a warm-up. Ratios are llmkit / llama.cpp. Decode % of bandwidth = weight bytes "
-          f"read per token x tg / bandwidth (llmkit: Engine::weight_bytes; llama.cpp: "
-          f"llama_model_size). RSS: llmkit's whole process; llama.cpp's minus the Python "
-          f"interpreter's before the model was loaded.\n")
-    print(f"| model | type | file MiB | pp{pp} llmkit | pp{pp} llama.cpp | pp ratio | tg{tg} llmkit | "
-          f"tg{tg} llama.cpp | tg ratio | decode % of BW, llmkit / llama.cpp | load s, llmkit / "
-          f"llama.cpp | peak RSS MiB, llmkit / llama.cpp |")
+    reps = next((r["ours"]["repetitions"] for r in rows if r.get("ours")), "?")
+    print(f"Tokens/s as mean ± sd over {reps} runs after a warm-up. Ratios are llmkit / "
+          f"llama.cpp. Decode % of bandwidth = weight bytes read per token x tg / bandwidth "
+          f"(llmkit: Engine::weight_bytes; llama.cpp: llama_model_size). RSS: llmkit's whole "
+          f"process; llama.cpp's minus the Python interpreter's before the model was loaded.\n")
+    print(f"| model | type | file MiB | pp{pp} llmkit | pp{pp} llama.cpp | pp ratio | "
+          f"tg{tg} llmkit | tg{tg} llama.cpp | tg ratio | decode % of BW, llmkit / llama.cpp | "
+          f"load s, llmkit / llama.cpp | peak RSS MiB, llmkit / llama.cpp |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         o, p = r.get("ours") or {}, r.get("peer") or {}
