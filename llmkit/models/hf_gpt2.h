@@ -14,6 +14,10 @@
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/gpt.h"
 
+namespace llmkit::io {
+class GgufFile;
+}
+
 namespace llmkit::models {
 
 // Hugging Face GPT2Config JSON -> ours (Hugging Face defaults where a field is absent):
@@ -42,5 +46,13 @@ io::NamedTensors gpt2_hf_weights(const GPT& model);
 std::unique_ptr<GPT> load_hf_gpt2_dir(const std::string& dir);
 // Writes config.json + model.safetensors that transformers' GPT2LMHeadModel loads.
 void save_hf_gpt2_dir(const GPT& model, const std::string& dir);
+
+// GGUF (general.architecture "gpt2", as llama.cpp and `llmkit quantize` write it): gpt2.* keys ->
+// GPTConfig (arch gpt: learned positions, LayerNorm, tanh GELU, biases, pre-LN; tied when the
+// file has no output.weight), and the tensors under our names (token_embd -> wte,
+// blk.N.attn_qkv -> h.N.attn.c_attn, ...), dequantised to f32. Same [out, in] layout: ggml's
+// ne[0] is the row length.
+GPTConfig gpt2_config_from_gguf(const io::GgufFile& f);
+io::NamedTensors gpt2_weights_from_gguf(const io::GgufFile& f, const GPTConfig& c);
 
 }  // namespace llmkit::models
