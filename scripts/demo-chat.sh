@@ -17,7 +17,7 @@ scripts/get-models.sh smollm2
 
 # A 135M model knows little Korean: asked only in Korean it mostly echoes the question or
 # repeats its last answer, so the Korean question carries an English gloss (docs/chat.md).
-questions=$'What is the capital of France?\n한국의 수도는 어디인가요? (What is the capital of South Korea?)\n'
+questions=$'What is the capital of France? Answer in one sentence.\n대한민국의 수도는 어디인가요? (What is the capital of South Korea?)\n'
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 start=$(date +%s%N)

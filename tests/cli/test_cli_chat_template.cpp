@@ -54,7 +54,7 @@ class CliChatSmolLM2 : public ::testing::Test {
 
 TEST_F(CliChatSmolLM2, ScriptedTwoQuestionSession) {
   auto r = chat({"--max-new-tokens", "24", "--stats"},
-                "What is the capital of France?\nWhat is 2 plus 3?\n");
+                "What is the capital of France? Answer in one sentence.\nWhat is 2 plus 3?\n");
   ASSERT_TRUE(succeeded(r));
   const auto replies = replies_of(r.out);
   ASSERT_EQ(replies.size(), 2u) << r.out;
