@@ -139,6 +139,7 @@ std::string backend_missing(const std::string& backend) {
   while (fgets(buf, sizeof buf, p)) out += buf;
   const int rc = pclose(p);
   if (rc == 0) return "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out.empty() ? cmd + " failed" : out;
 }
 
