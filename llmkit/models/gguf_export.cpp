@@ -307,8 +307,12 @@ void put_tokenizer(Metadata& md, const LoadedModel& m, const io::GgufFile* src, 
   LLMKIT_CHECK(m.tokenizer.has_value(), "gguf export: ", m.path, " has no tokenizer ",
                "(llama.cpp needs one; put a tokenizer.json beside the model)");
   put_vocab(md, vocab_from_tokenizer(m, n_vocab));
-  if (!m.chat_template.empty())
-    put(md, "tokenizer.chat_template", GgufValue::string(m.chat_template));
+  // An llmkit run keeps its template in tokenizer_config.json, which load() does not apply.
+  std::string tpl = m.chat_template;
+  if (tpl.empty() && m.tokenizer_config.is_object() &&
+      m.tokenizer_config.value("chat_template", json()).is_string())
+    tpl = m.tokenizer_config["chat_template"].get<std::string>();
+  if (!tpl.empty()) put(md, "tokenizer.chat_template", GgufValue::string(tpl));
 }
 
 // ---- the tensors ---------------------------------------------------------------------------
