@@ -355,7 +355,8 @@ TEST(GgufExport, QuantisedWeightsEqualQuantDequant) {
   const models::LoadedModel llama = models::load(make_run_dir(tmp, "llama", cl));
   const models::LoadedModel gpt = models::load(make_run_dir(tmp, "gpt", cg));
   int checked = 0;
-  for (const char* name : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
+  for (const char* name :
+       {"bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
     const GgmlType ft = models::parse_file_type(name);
     if (!can_write(ft)) continue;
     for (const models::LoadedModel* m : {&llama, &gpt}) {
@@ -599,7 +600,7 @@ TEST(GgufExportLlamaCpp, TinyModelsF32LoadAndMatch) {
   }
 }
 
-// Every quantised type on a tiny llama with 256-wide rows (K-quant attention, 704-wide ffn_down
+// bf16 and every quantised type on a tiny llama with 256-wide rows (K-quant attention, 704-wide ffn_down
 // falling back): llama.cpp loads each file, and its logits, computed with activations it rounds
 // to 8 bits, stay near ours from the same file dequantised to f32.
 TEST(GgufExportLlamaCpp, TinyLlamaEveryTypeLoads) {
@@ -610,7 +611,8 @@ TEST(GgufExportLlamaCpp, TinyLlamaEveryTypeLoads) {
   const std::vector<int32_t> ids = prompt_ids(src);
   const std::vector<size_t> lengths = {ids.size() / 2, ids.size()};
   std::string skipped;
-  for (const char* name : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
+  for (const char* name :
+       {"bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
     const GgmlType t = models::parse_file_type(name);
     if (!can_write(t) || !can_write(GgmlType::Q6_K)) {
       skipped += std::string(" ") + name;
