@@ -33,7 +33,8 @@ case "$mode" in
   # requests and yaml: the tokenizer wheels' dependencies that .venv takes from Debian
   --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml python3-pil
                       libtcmalloc-minimal4
-                      fortunes gettext) ;;
+                      fortunes gettext
+                      debian-faq debian-faq-ko) ;;  # the perplexity texts (bench/quant_vs_llamacpp)
   --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
   "") ;;
   *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;

@@ -25,7 +25,7 @@ run() {  # run NAME COMMAND...: output to the terminal and to $OUT/NAME.txt
 # below; an executable that is neither (no --benchmark_filter in its --help) is reported, not run.
 for b in "$BUILD"/bench/bench_*; do
   name=$(basename "$b")
-  case $name in bench_gemm | bench_llama_f32 | bench_tokenizer | bench_train_gpt | bench_rnn_vs_transformer | bench_train_memory) continue ;; esac
+  case $name in bench_bandwidth | bench_gemm | bench_llama_f32 | bench_tokenizer | bench_train_gpt | bench_rnn_vs_transformer | bench_train_memory) continue ;; esac
   if ! timeout 10 "$b" --help 2>&1 | grep -q benchmark_filter; then
     echo "== $name: not a Google Benchmark executable and no script drives it; skipped"
     continue
@@ -37,6 +37,8 @@ run bench_gemm env BUILD="$BUILD" THREADS="$THREADS" scripts/bench-gemm.sh
 run tokenizer env THREADS="$THREADS" bench/tokenizer/run.sh "$BUILD"
 run train_vs_torch bench/train_vs_torch/run.sh "$BUILD"
 run infer_vs_llamacpp env THREADS="$THREADS" bench/infer_vs_llamacpp/run.sh "$BUILD"
+run quant_vs_llamacpp env THREADS="$THREADS" bench/quant_vs_llamacpp/run.sh "$BUILD"
+run quant_perplexity env THREADS="$THREADS" bench/quant_vs_llamacpp/perplexity.sh "$BUILD"
 run rnn_vs_transformer env STEPS="${RNN_STEPS:-2000}" OUT="$OUT/rnn_vs_transformer.md" \
   SVG="$OUT/rnn_vs_transformer.svg" bench/rnn_vs_transformer/run.sh "$BUILD"
 echo

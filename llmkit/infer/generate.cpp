@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "llmkit/core/autograd.h"
+#include "llmkit/infer/engine.h"
 #include "llmkit/infer/text_stream.h"
 
 namespace llmkit::infer {
@@ -144,7 +145,7 @@ std::string generate_text(models::GPT& model, const tokenizer::Tokenizer& tok,
 }
 
 std::unique_ptr<Decoder> make_decoder(models::LoadedModel& loaded) {
-  if (loaded.gpt != nullptr) return std::make_unique<GptDecoder>(*loaded.gpt);
+  if (loaded.gpt_config.has_value()) return std::make_unique<Engine>(loaded);
   if (loaded.rnn != nullptr) return std::make_unique<RnnDecoder>(*loaded.rnn);
   fail("'", loaded.path, "' holds a ", loaded.arch,
        " model; this command needs a decoder (gpt, llama or rnn)");

@@ -85,8 +85,9 @@ std::string generate_text_from_ids(Decoder& decoder, const tokenizer::Tokenizer&
                                    const std::function<void(std::string_view)>& on_text = {},
                                    GenerateStats* stats = nullptr);
 
-// The generation adapter over a loaded decoder (gpt, llama or rnn; it borrows the module, which
-// must outlive it); an Error naming the arch for encoders (bert, t5).
+// The generation adapter over a loaded decoder, which must outlive it: infer::Engine (engine.h)
+// for gpt and llama (a .gguf loaded without its module runs on its stored, quantised weights),
+// RnnDecoder for rnn; an Error naming the arch for encoders (bert, t5).
 std::unique_ptr<Decoder> make_decoder(models::LoadedModel& loaded);
 
 // Generation options from a loaded model: stop at its eos ids.

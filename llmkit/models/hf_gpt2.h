@@ -42,14 +42,17 @@ void gpt2_load_hf_weights(GPT& model, const io::NamedTensors& tensors);
 // copies; the rest share storage with the model), lm_head.weight only when untied.
 io::NamedTensors gpt2_hf_weights(const GPT& model);
 
-// GGUF (general.architecture gpt2; gpt2.* keys) -> GPTConfig (arch gpt), tied when the file has
-// no output.weight; and its tensors under our names, dequantised to f32 (gguf_gpt2.cpp).
-GPTConfig gpt2_config_from_gguf(const io::GgufFile& f);
-io::NamedTensors gpt2_weights_from_gguf(const io::GgufFile& f, const GPTConfig& c);
-
 // A Hugging Face GPT-2 directory (config.json + model.safetensors) -> a model in eval mode.
 std::unique_ptr<GPT> load_hf_gpt2_dir(const std::string& dir);
 // Writes config.json + model.safetensors that transformers' GPT2LMHeadModel loads.
 void save_hf_gpt2_dir(const GPT& model, const std::string& dir);
+
+// GGUF (general.architecture "gpt2", as llama.cpp and `llmkit quantize` write it): gpt2.* keys ->
+// GPTConfig (arch gpt: learned positions, LayerNorm, tanh GELU, biases, pre-LN; tied when the
+// file has no output.weight), and the tensors under our names (token_embd -> wte,
+// blk.N.attn_qkv -> h.N.attn.c_attn, ...), dequantised to f32. Same [out, in] layout: ggml's
+// ne[0] is the row length.
+GPTConfig gpt2_config_from_gguf(const io::GgufFile& f);
+io::NamedTensors gpt2_weights_from_gguf(const io::GgufFile& f, const GPTConfig& c);
 
 }  // namespace llmkit::models

@@ -76,6 +76,7 @@ void read_eos_field(LoadedModel& m, const json& j, const std::string& file) {
 
 void adopt_gpt(LoadedModel& m, std::unique_ptr<GPT> g) {
   m.gpt = g.get();
+  m.gpt_config = g->config();
   m.module = std::move(g);
 }
 
@@ -263,17 +264,33 @@ tokenizer::GgufVocab gguf_vocab(const io::GgufFile& f) {
   return v;
 }
 
+// The decoder a .gguf holds: general.architecture llama (hf_llama.h) or gpt2 (hf_gpt2.h).
+GPTConfig decoder_config_from_gguf(const io::GgufFile& f) {
+  const std::string arch = f.get("general.architecture").as_string();
+  if (arch == "gpt2") return gpt2_config_from_gguf(f);
+  LLMKIT_CHECK(arch == "llama", f.path, ": general.architecture '", arch,
+               "' is not supported (llama, gpt2)");
+  return llama_config_from_gguf(f);
+}
+
+io::NamedTensors decoder_weights_from_gguf(const io::GgufFile& f, const GPTConfig& c) {
+  return c.llama_layout() ? llama_weights_from_gguf(f, c) : gpt2_weights_from_gguf(f, c);
+}
+
 void load_gguf_file(LoadedModel& m, const std::string& path, const LoadOptions& opt) {
-  const io::GgufFile f = io::load_gguf(path);
-  const io::GgufValue* a = f.find("general.architecture");
-  const bool gpt2 = a != nullptr && a->type == io::GgufValue::Type::STRING && a->s == "gpt2";
-  m.arch = gpt2 ? "gpt" : "llama";
-  const GPTConfig c = gpt2 ? gpt2_config_from_gguf(f) : llama_config_from_gguf(f);
-  auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
-  load_named_weights(*g, gpt2 ? gpt2_weights_from_gguf(f, c) : llama_weights_from_gguf(f, c), path);
+  auto file = std::make_shared<io::GgufFile>(io::load_gguf(path));
+  const io::GgufFile& f = *file;
+  m.gguf = file;
+  const GPTConfig c = decoder_config_from_gguf(f);
+  m.arch = c.arch;
+  m.gpt_config = c;
+  if (opt.gguf_module) {
+    auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
+    load_named_weights(*g, decoder_weights_from_gguf(f, c), path);
+    adopt_gpt(m, std::move(g));
+  }
   if (c.bos_token_id >= 0) m.bos_id = static_cast<int32_t>(c.bos_token_id);
   for (int64_t e : c.eos_token_ids) add_eos(m, e);
-  adopt_gpt(m, std::move(g));
   if (const io::GgufValue* t = f.find("tokenizer.chat_template")) m.chat_template = t->as_string();
   if (f.find("tokenizer.ggml.model") == nullptr) return;
   const tokenizer::GgufVocab v = gguf_vocab(f);
@@ -381,7 +398,7 @@ LoadedModel load(const std::string& path, const LoadOptions& opt) {
   } else {
     fail("model: '", path, "' is neither a model directory nor a .gguf file");
   }
-  m.module->eval();
+  if (m.module) m.module->eval();
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return m;
 }

@@ -20,6 +20,10 @@
 #include "llmkit/models/t5.h"
 #include "llmkit/tokenizer/tokenizer.h"
 
+namespace llmkit::io {
+class GgufFile;
+}
+
 namespace llmkit::models {
 
 enum class SourceKind { LlmkitDir, HfDir, Gguf };
@@ -27,6 +31,10 @@ const char* source_kind_name(SourceKind k);  // "llmkit", "hf", "gguf"
 
 struct LoadOptions {
   bool tokenizer = true;  // false: skip the tokenizer (tests that feed ids)
+  // A .gguf: build the f32 module (every weight dequantised; what convert, quantize and training
+  // need). false keeps only the mapped file (LoadedModel::gguf) for infer::Engine, which reads
+  // the weights in their stored types: a load of milliseconds and no copy of the weights.
+  bool gguf_module = true;
 };
 
 struct LoadedModel {
@@ -35,6 +43,10 @@ struct LoadedModel {
   std::string path;
   std::unique_ptr<nn::Module> module;  // the model, in eval mode; typed views below
   GPT* gpt = nullptr;                  // gpt and llama
+  // Decoders (gpt, llama): the architecture, also when no module was built.
+  std::optional<GPTConfig> gpt_config;
+  // A .gguf source: the mapped file, its tensors in their stored (quantised) types.
+  std::shared_ptr<const io::GgufFile> gguf;
   Bert* bert = nullptr;
   T5* t5 = nullptr;
   RNNLM* rnn = nullptr;

@@ -95,7 +95,9 @@ Rows test_rows() {
         [&](int64_t) { return 0.5f * static_cast<float>(static_cast<int>(rng() % 33) - 16); });
     // Values half-way between two levels of a grid whose step c has an inexact reciprocal:
     // x * (1 / c) lands within an ulp of a tie, where the rounding of each operation decides.
-    for (auto [lo, hi] : {std::pair{-8, 7}, {-16, 15}, {-127, 127}, {0, 15}, {0, 31}}) {
+    for (const std::pair<int, int>& grid :
+         {std::pair{-8, 7}, {-16, 15}, {-127, 127}, {0, 15}, {0, 31}}) {
+      const int lo = grid.first, hi = grid.second;  // (clang 14 cannot capture a binding)
       const float c = 0.3f * (1.0f + unif(rng));
       add("ties on a " + std::to_string(lo) + ".." + std::to_string(hi) + " grid", [&](int64_t i) {
         if (i % 32 == 0) return static_cast<float>(lo) * c;
@@ -107,6 +109,11 @@ Rows test_rows() {
   add("zero", [](int64_t) { return 0.0f; });
   add("negative zero", [](int64_t) { return -0.0f; });
   add("fp16 overflow", [&](int64_t) { return 7e4f * gauss(rng); });
+  add("float subnormals", [&](int64_t) { return 1e-39f * gauss(rng); });
+  add("huge", [&](int64_t) { return 1e30f * gauss(rng); });
+  add("near FLT_MAX", [&](int64_t) { return 1e38f * gauss(rng); });
+  add("mixed 1e-30..1e30",
+      [&](int64_t i) { return std::pow(10.0f, static_cast<float>(i % 61) - 30.0f) * gauss(rng); });
   return r;
 }
 

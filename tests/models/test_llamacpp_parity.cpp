@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "llmkit/infer/engine.h"
 #include "llmkit/models/load.h"
 #include "llmkit/tokenizer/chat_template.h"
 #include "tests/common/reference.h"
@@ -262,5 +263,68 @@ TEST(LlamaCppParity, GreedyDecoding64Tokens) {
     EXPECT_LT(got.margin[k], 1e-3f)
         << prompts[i].name << ": greedy tokens differ from llama.cpp's at step " << k
         << " where our top-2 margin is " << got.margin[k] << " (not a near tie)";
+  }
+}
+
+// The quantised path. infer::Engine runs the Q4_1 file on its stored blocks and, as llama.cpp
+// does, quantises each activation row to 8-bit blocks (Q8_1 for Q4_1 weights, Q8_0 for the Q8_0
+// embedding) before integer dot products; single matrix products agree with ggml's to float
+// rounding (bit for bit for Q4_0). But an activation that lands within float rounding of a Q8
+// rounding boundary rounds one way here and the other in ggml, and SmolLM2's hidden states carry
+// outliers of ~2.5e4 (layer 11 on): one flipped step there moves later values by 1e-3 of that.
+// Both implementations therefore differ from the dequantised f32 model by ~0.4-1.5 in the logits,
+// and from each other by as much; free-running greedy decoding then diverges at the first step
+// whose top-2 margin is below that noise.
+// So the assertion is teacher-forced: llama.cpp's own 64 greedy tokens, fed to the engine, must
+// each be the engine's top choice or within kNoise of it (measured: 189 of 192 steps top-1, the
+// largest gap 0.125); the free-running agreement is printed (19, 42 and 50 of 64 tokens).
+TEST(LlamaCppParity, QuantisedEngineFollowsLlamaCppGreedyTokens) {
+  SKIP_UNLESS_READY();
+  constexpr float kNoise = 0.5f;  // 4x the largest gap measured (0.125, code prompt)
+  models::LoadOptions lo;
+  lo.gguf_module = false;
+  models::LoadedModel m = models::load(llmkit::testing::model_path("smollm2"), lo);
+  ASSERT_EQ(m.gpt, nullptr);  // nothing dequantised
+  const std::vector<Prompt> prompts = make_prompts(m);
+  const json* q4 = reference(llmkit::testing::model_path("smollm2"), prompts);
+  ASSERT_NE(q4, nullptr);
+  infer::Engine e(m);
+  std::printf("engine: %s\n", e.describe().c_str());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto want = q4->at("tokens")[i].get<std::vector<int32_t>>();
+    ASSERT_EQ(want.size(), static_cast<size_t>(kNewTokens));
+    // Teacher-forced: prompt + llama.cpp's tokens in one pass, every position's logits.
+    std::vector<int32_t> seq = prompts[i].ids;
+    seq.insert(seq.end(), want.begin(), want.end() - 1);
+    e.reset(true);
+    const std::span<const float> all = e.eval(seq, /*all_logits=*/true);
+    const size_t V = static_cast<size_t>(e.vocab()), first = prompts[i].ids.size() - 1;
+    int top1 = 0;
+    float worst = 0;
+    for (int s = 0; s < kNewTokens; ++s) {
+      const std::span<const float> row = all.subspan((first + s) * V, V);
+      for (float x : row) ASSERT_TRUE(std::isfinite(x));
+      const float best = *std::max_element(row.begin(), row.end());
+      const float gap = best - row[want[s]];
+      top1 += gap == 0;
+      worst = std::max(worst, gap);
+      EXPECT_LT(gap, kNoise) << prompts[i].name << " step " << s << ": llama.cpp's token "
+                             << want[s] << " is " << gap << " below our best logit";
+    }
+    // Free-running, reported: our own greedy tokens against llama.cpp's.
+    e.reset(true);
+    std::vector<int32_t> ours;
+    std::span<const float> last = e.eval(prompts[i].ids);
+    for (int s = 0; s < kNewTokens; ++s) {
+      const int32_t best =
+          static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+      ours.push_back(best);
+      const int32_t next[] = {best};
+      last = e.eval(next);
+    }
+    std::printf(
+        "Q4_1 engine %s: llama.cpp's token is our top-1 at %d/%d teacher-forced steps "
+        "(largest gap %.3g); free-running, the first %zu/%d greedy tokens agree\n",
+        prompts[i].name.c_str(), top1, kNewTokens, worst, common_prefix(ours, want), kNewTokens);
   }
 }

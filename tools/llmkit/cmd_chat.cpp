@@ -124,7 +124,9 @@ void save_history(const std::string& path,
 }
 
 void run_chat(ChatArgs& a) {
-  auto loaded = llmkit::models::load(a.dir);
+  llmkit::models::LoadOptions lo;
+  lo.gguf_module = false;  // the engine reads a .gguf's weights as stored
+  auto loaded = llmkit::models::load(a.dir, lo);
   auto decoder = llmkit::infer::make_decoder(loaded);
   LLMKIT_CHECK(loaded.tokenizer.has_value(), "'", a.dir, "' has no tokenizer");
   const auto& tok = *loaded.tokenizer;

@@ -46,8 +46,16 @@ LLMKIT_COMMAND(
        sub.add_flag("--no-cache", a->no_cache, "recompute the whole sequence each step");
        sub.add_flag("--stats", a->stats, "print prefill/decode speed to stderr");
        return [a] {
-         auto loaded = llmkit::models::load(a->model_dir);
-         auto decoder = llmkit::infer::make_decoder(loaded);
+         // The engine reads a .gguf's weights as stored; --no-cache recomputes with the
+         // training forward (models::GPT), which needs them as f32.
+         llmkit::models::LoadOptions lo;
+         lo.gguf_module = a->no_cache;
+         auto loaded = llmkit::models::load(a->model_dir, lo);
+         std::unique_ptr<llmkit::infer::Decoder> decoder;
+         if (a->no_cache && loaded.gpt != nullptr)
+           decoder = std::make_unique<llmkit::infer::GptDecoder>(*loaded.gpt);
+         else
+           decoder = llmkit::infer::make_decoder(loaded);
          LLMKIT_CHECK(loaded.tokenizer.has_value(), "'", a->model_dir, "' has no tokenizer");
          const auto& tok = *loaded.tokenizer;
          a->gen = llmkit::infer::with_model_stops(loaded, a->gen);

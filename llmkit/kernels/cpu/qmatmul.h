@@ -38,23 +38,39 @@ bool qmatmul_supports(GgmlType t);
 // Q8_1 for Q4_1 / Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32.
 GgmlType vec_dot_type(GgmlType t);
 
-// dst (ggml_row_size(vec_dot_type(w), n) bytes) = x[0..n) quantised as ggml's
-// quantize_row_q8_0 / q8_1 / q8_K (or converted to f16 / bf16, or copied for f32).
+// dst (ggml_row_size(vec_dot_type(w), n) bytes, any alignment) = x[0..n) quantised as ggml's
+// x86 quantize_row_q8_0 / q8_1 (d = amax / 127 as fp16, q = x * (127 / amax) rounded to nearest
+// even; q8_1 adds s = d * sum(q)) and quantize_row_q8_K (iscale = -127 / x_maxabs with x_maxabs
+// the signed element of largest magnitude, q = min(127, round(iscale x)), d = 1 / iscale, bsums
+// per 16), or converted to f16 / bf16 (round to nearest even), or copied for f32. An Error when
+// n is not a multiple of the activation type's block.
 void quantize_activations(GgmlType w, const float* x, void* dst, int64_t n);
 
-// The dot product of one weight row w (n elements of type t) with activations xq already
-// quantised by quantize_activations(t, ...), as ggml_vec_dot_<t>_<vec_dot_type(t)>.
+// The dot product of one weight row w (n elements of type t, any alignment) with activations xq
+// already quantised by quantize_activations(t, ...), as ggml_vec_dot_<t>_<vec_dot_type(t)>: per
+// block the exact integer sum of products times the two scales, summed in float (the order of
+// that float sum differs between the vectorised and the portable code: last-bit differences).
 float vec_dot(GgmlType t, int64_t n, const void* w, const void* xq);
+
+// The portable code behind the two above, always compiled; quantize_activations writes the same
+// bytes with or without vectorised kernels. Tests and benchmarks compare the paths.
+void quantize_activations_generic(GgmlType w, const float* x, void* dst, int64_t n);
+float vec_dot_generic(GgmlType t, int64_t n, const void* w, const void* xq);
+// Whether this build has hand-vectorised (AVX-512 VNNI) qmatmul kernels.
+bool qmatmul_is_vectorised();
 
 // Y[m, r] = sum_k W[r, k] X[m, k] for m < M, r < W.rows: X f32 [M, W.cols] with row stride ldx,
 // Y f32 [M, W.rows] with row stride ldy (Y must not overlap X). Threads: num_threads() over the
 // output rows (and token tiles); called inside an OpenMP parallel region it runs in the calling
-// thread. Scratch for the quantised activations is held per thread and reused. Error for types
-// qmatmul does not take or for M, ldx, ldy out of range.
+// thread. Scratch for the quantised activations is held per calling thread and reused (grown,
+// never shrunk): no allocation once warm. Each output's value does not depend on the thread
+// count. Error for types qmatmul does not take or for M, ldx, ldy out of range (ldx, ldy are
+// only read when M > 1).
 void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
 
-// The same with the weight dequantised to f32 and a plain f32 dot: the reference the tests hold
-// qmatmul to (its difference is the activations' quantisation).
+// The same with each weight row dequantised to f32 (dequantize_row) and a plain dot with the
+// unquantised activations, accumulated in double: the reference the tests hold qmatmul to (the
+// difference is the activations' quantisation). Single-threaded and slow.
 void qmatmul_reference(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y,
                        int64_t ldy);
 

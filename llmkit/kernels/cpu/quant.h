@@ -124,10 +124,19 @@ struct BlockQ6_K {
   int8_t scales[16];
   uint16_t d;
 };
-// Q2_K, Q3_K and Q8_K are known by size only (84, 110 and 292 bytes per 256 elements).
+// Q8_K (the activations' side of K-quant dot products, written by qmatmul.h's
+// quantize_activations; not dequantised here): y[j] = qs[j] * d with a float d, and bsums[i] the
+// sum of qs[16 i .. 16 i + 16), which the K-quants' minimums multiply.
+struct BlockQ8_K {
+  float d;
+  int8_t qs[256];
+  int16_t bsums[16];
+};
+// Q2_K and Q3_K are known by size only (84 and 110 bytes per 256 elements).
 
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
               sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ8_1) == 36 &&
-              sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+              sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 &&
+              sizeof(BlockQ8_K) == 292);
 
 }  // namespace llmkit::kernels

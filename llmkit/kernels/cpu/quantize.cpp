@@ -7,7 +7,9 @@
 // (nearest_int below for the K-quants, roundf for Q8_0, truncation after +0.5 for Q4/Q5).
 #include "llmkit/kernels/cpu/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #if defined(__F16C__)
@@ -21,8 +23,6 @@
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
-// 64-byte vectors passed between inlined helpers: no ABI is involved.
-#pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
 namespace llmkit::kernels {
@@ -61,16 +61,31 @@ inline int nearest_int(float v) {
   return (bits & 0x007fffff) - 0x00400000;
 }
 
+// float -> int32 as x86's cvttss2si (and so ggml's casts, built for x86) computes it: truncation,
+// and INT32_MIN for NaN and values out of range, where C++ leaves the cast undefined. Such values
+// reach the casts below only for blocks whose scale is so small that 1 / d overflows (float
+// subnormals); what the block then decodes to is 0 whatever its levels, but the bytes must match.
+inline int32_t trunc_int(float v) {
+  return v > -2147483904.0f && v < 2147483648.0f ? static_cast<int32_t>(v) : INT32_MIN;
+}
+
 inline int clamp_int(int v, int lo, int hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }
 
-// ---- 16-lane vectors (GCC / clang vector extensions: one register with AVX-512, two with
-// AVX2, four with SSE2); each lane does exactly the scalar operations. -------------------------
+// ---- SIMD vectors of one register: 16 floats with AVX-512, 8 with AVX, 4 otherwise (GCC / clang
+// vector extensions; wider ones split into several registers compile far worse). Each lane does
+// exactly the scalar operations. --------------------------------------------------------------
 
-typedef float Vf __attribute__((vector_size(64)));
-typedef int32_t Vi __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
 constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float Vf __attribute__((vector_size(4 * kLanes)));
+typedef int32_t Vi __attribute__((vector_size(4 * kLanes)));
 
 inline Vi splat_i(int v) {
   return Vi{} + v;
@@ -100,10 +115,12 @@ inline bool any(Vi mask) {
 
 // roundf per lane in a form that vectorises: truncation, then a step away from zero when the
 // (exact) remainder is at least 0.5.
+// Out-of-range lanes give INT32_MIN, as trunc_int.
 inline Vi round_half_away(Vf v) {
-  const Vi t = __builtin_convertvector(v, Vi);
+  const Vi in_range = (v > -2147483904.0f) & (v < 2147483648.0f);
+  const Vi t = __builtin_convertvector(in_range ? v : Vf{}, Vi);
   const Vi up = vabs(v - __builtin_convertvector(t, Vf)) >= 0.5f;
-  return t + (up & (v < 0 ? splat_i(-1) : splat_i(1)));
+  return in_range ? t + (up & (v < 0 ? splat_i(-1) : splat_i(1))) : splat_i(INT32_MIN);
 }
 
 // ---- 32-element blocks ------------------------------------------------------------------------
@@ -130,20 +147,21 @@ inline void min_max(const float* x, float* lo, float* hi) {
 }
 
 // Q8_0: d = amax / 127, q = round-half-away(x / d) computed as x * (1 / d). The 32 elements
-// as two vectors (amax is a maximum: the order of comparisons cannot change it).
+// in vectors (amax is a maximum: the order of comparisons cannot change it).
 void block_q8_0(const float* x, uint8_t* b) {
-  Vf v[2];
+  constexpr int nv = kQK / kLanes;
+  Vf v[nv];
   std::memcpy(v, x, sizeof v);
-  const Vf a0 = vabs(v[0]), a1 = vabs(v[1]);
-  const Vf m = a0 > a1 ? a0 : a1;
+  Vf m = vabs(v[0]);
+  for (int h = 1; h < nv; ++h) m = vabs(v[h]) > m ? vabs(v[h]) : m;
   float amax = 0.0f;
   for (int k = 0; k < kLanes; ++k) amax = amax > m[k] ? amax : m[k];
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_fp16(b, d);
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < nv; ++h) {
     const Vi q = round_half_away(v[h] * id);
-    for (int k = 0; k < kLanes; ++k) b[2 + 16 * h + k] = static_cast<uint8_t>(q[k]);
+    for (int k = 0; k < kLanes; ++k) b[2 + kLanes * h + k] = static_cast<uint8_t>(q[k]);
   }
 }
 
@@ -155,8 +173,7 @@ void block_q8_0_generic(const float* x, uint8_t* b) {
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_fp16(b, d);
-  for (int j = 0; j < kQK; ++j)
-    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
+  for (int j = 0; j < kQK; ++j) b[2 + j] = static_cast<uint8_t>(trunc_int(std::round(x[j] * id)));
 }
 
 // Q4_0 / Q5_0: the largest-magnitude value maps to the extreme level -2^(bits-1) exactly (so
@@ -172,8 +189,10 @@ void block_q_0(const float* x, uint8_t* b) {
   uint8_t* qs = b + (kBits == 5 ? 6 : 2);
   uint32_t qh = 0;
   for (int j = 0; j < kQK / 2; ++j) {
-    const int q0 = std::min<int>(kTop, static_cast<int8_t>(x[j] * id + (kOffset + 0.5f)));
-    const int q1 = std::min<int>(kTop, static_cast<int8_t>(x[j + 16] * id + (kOffset + 0.5f)));
+    const int q0 =
+        std::min<int>(kTop, static_cast<int8_t>(trunc_int(x[j] * id + (kOffset + 0.5f))));
+    const int q1 =
+        std::min<int>(kTop, static_cast<int8_t>(trunc_int(x[j + 16] * id + (kOffset + 0.5f))));
     qs[j] = static_cast<uint8_t>((q0 & 0xF) | (q1 & 0xF) << 4);
     qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
   }
@@ -181,7 +200,7 @@ void block_q_0(const float* x, uint8_t* b) {
 }
 
 // Q4_1 / Q5_1: d = (max - min) / (2^bits - 1), m = min; q = trunc((x - min) / d + 0.5). Q4_1
-// caps q at 15; ggml's Q5_1 does not cap (the value cannot pass 31 + 0.5 for finite input).
+// caps q at 15; ggml's Q5_1 does not cap (the value cannot pass 31 + 0.5 for finite 1 / d).
 template <int kBits>
 void block_q_1(const float* x, uint8_t* b) {
   constexpr int kTop = (1 << kBits) - 1;
@@ -194,11 +213,14 @@ void block_q_1(const float* x, uint8_t* b) {
   uint8_t* qs = b + (kBits == 5 ? 8 : 4);
   uint32_t qh = 0;
   for (int j = 0; j < kQK / 2; ++j) {
-    int q0 = static_cast<uint8_t>((x[j] - mn) * id + 0.5f);
-    int q1 = static_cast<uint8_t>((x[j + 16] - mn) * id + 0.5f);
+    // ggml: Q4_1 caps an int8 cast at 15, Q5_1 takes a uint8 cast as it is.
+    int q0 = trunc_int((x[j] - mn) * id + 0.5f), q1 = trunc_int((x[j + 16] - mn) * id + 0.5f);
     if (kBits == 4) {
-      q0 = std::min(q0, kTop);
-      q1 = std::min(q1, kTop);
+      q0 = std::min<int>(kTop, static_cast<int8_t>(q0));
+      q1 = std::min<int>(kTop, static_cast<int8_t>(q1));
+    } else {
+      q0 = static_cast<uint8_t>(q0);
+      q1 = static_cast<uint8_t>(q1);
     }
     qs[j] = static_cast<uint8_t>((q0 & 0xF) | (q1 & 0xF) << 4);
     qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
@@ -444,7 +466,8 @@ void finish_q6_k(const float* x, const float* scales, int8_t* L, uint8_t* b) {
   }
 }
 
-// ---- the K-quants' searches, 16 sub-blocks side by side ---------------------------------------
+// ---- the K-quants' searches, kLanes sub-blocks side by side
+// ---------------------------------------
 //
 // The searches above are independent per sub-block and each is a fixed sequence of float
 // operations. Run in SIMD lanes, one sub-block per lane, every lane does the same operations in
@@ -452,8 +475,8 @@ void finish_q6_k(const float* x, const float* scales, int8_t* L, uint8_t* b) {
 // become per-lane selects (a lane where `if` would not run keeps its values). About 8x faster
 // than one sub-block at a time.
 
-// fit_q45_k_generic for two consecutive super-blocks at x (512 floats): scales[16], mins[16],
-// L[512], the same values.
+// fit_q45_k_generic's search for the kLanes consecutive sub-blocks of 32 at x: scales[kLanes],
+// mins[kLanes], L[32 * kLanes], the same values.
 template <int kBits>
 void fit_q45_k_lanes(const float* x, float* scales, float* mins, uint8_t* L) {
   constexpr int nmax = (1 << kBits) - 1;
@@ -525,7 +548,8 @@ void fit_q45_k_lanes(const float* x, float* scales, float* mins, uint8_t* L) {
   }
 }
 
-// fit_q6_k_generic for one super-block: the 16 sub-blocks of 16 in the 16 lanes.
+// fit_q6_k_generic's search for the kLanes consecutive sub-blocks of 16 at x: scales[kLanes],
+// L[16 * kLanes], the same values.
 void fit_q6_k_lanes(const float* x, float* scales, int8_t* L) {
   Vf xv[16], w[16], wx[16];
   for (int i = 0; i < 16; ++i)
@@ -581,29 +605,35 @@ void blocks(BlockFn f, const float* src, uint8_t* dst, int64_t nb, size_t bytes)
   for (int64_t i = 0; i < nb; ++i) f(src + i * kQK, dst + static_cast<size_t>(i) * bytes);
 }
 
-// Super-blocks in pairs through the lanes (a last odd one padded with zeros), or one by one.
+// Through the lanes, kGroup super-blocks at a time (a last incomplete group padded with zeros),
+// or one by one.
 template <int kBits>
 void row_q45_k(const float* x, uint8_t* dst, int64_t nb, bool lanes) {
   constexpr size_t bytes = kBits == 4 ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K);
-  float scales[16], mins[16];
-  uint8_t L[2 * kQKK];
-  for (int64_t i = 0; i < nb; ++i) {
-    const float* xi = x + i * kQKK;
-    uint8_t* bi = dst + static_cast<size_t>(i) * bytes;
-    if (!lanes) {
-      fit_q45_k_generic<kBits>(xi, scales, mins, L);
-      finish_q45_k<kBits>(xi, scales, mins, L, bi);
-    } else if (i + 1 < nb) {
-      fit_q45_k_lanes<kBits>(xi, scales, mins, L);
-      finish_q45_k<kBits>(xi, scales, mins, L, bi);
-      finish_q45_k<kBits>(xi + kQKK, scales + 8, mins + 8, L + kQKK, bi + bytes);
-      ++i;
-    } else {
-      float padded[2 * kQKK] = {};
-      std::memcpy(padded, xi, sizeof(float) * kQKK);
-      fit_q45_k_lanes<kBits>(padded, scales, mins, L);
-      finish_q45_k<kBits>(xi, scales, mins, L, bi);
+  constexpr int kGroup = kLanes > 8 ? kLanes / 8 : 1;
+  float scales[8 * kGroup], mins[8 * kGroup];
+  uint8_t L[kQKK * kGroup];
+  if (!lanes) {
+    for (int64_t i = 0; i < nb; ++i) {
+      fit_q45_k_generic<kBits>(x + i * kQKK, scales, mins, L);
+      finish_q45_k<kBits>(x + i * kQKK, scales, mins, L, dst + static_cast<size_t>(i) * bytes);
     }
+    return;
+  }
+  float padded[kQKK * kGroup];
+  for (int64_t i = 0; i < nb; i += kGroup) {
+    const int here = static_cast<int>(std::min<int64_t>(kGroup, nb - i));
+    const float* xi = x + i * kQKK;
+    if (here < kGroup) {
+      std::memset(padded, 0, sizeof padded);
+      std::memcpy(padded, xi, sizeof(float) * kQKK * here);
+      xi = padded;
+    }
+    for (int s = 0; s < 8 * kGroup; s += kLanes)
+      fit_q45_k_lanes<kBits>(xi + 32 * s, scales + s, mins + s, L + 32 * s);
+    for (int g = 0; g < here; ++g)
+      finish_q45_k<kBits>(xi + g * kQKK, scales + 8 * g, mins + 8 * g, L + kQKK * g,
+                          dst + static_cast<size_t>(i + g) * bytes);
   }
 }
 
@@ -612,11 +642,23 @@ void row_q6_k(const float* x, uint8_t* dst, int64_t nb, bool lanes) {
   int8_t L[kQKK];
   for (int64_t i = 0; i < nb; ++i) {
     if (lanes)
-      fit_q6_k_lanes(x + i * kQKK, scales, L);
+      for (int s = 0; s < 16; s += kLanes)
+        fit_q6_k_lanes(x + i * kQKK + 16 * s, scales + s, L + 16 * s);
     else
       fit_q6_k_generic(x + i * kQKK, scales, L);
     finish_q6_k(x + i * kQKK, scales, L, dst + static_cast<size_t>(i) * sizeof(BlockQ6_K));
   }
+}
+
+// Whether no element is NaN or Inf (exponent bits all ones), in a loop that vectorises.
+bool all_finite(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, 4);
+    bad |= (u & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad == 0;
 }
 
 void quantize(GgmlType t, const float* src, void* dst_, int64_t n, bool lanes) {
@@ -627,10 +669,11 @@ void quantize(GgmlType t, const float* src, void* dst_, int64_t n, bool lanes) {
   if (n < 0 || n % block != 0)
     fail("quantize: a row of ", n, " elements is not a whole number of ", block,
          "-element blocks of ggml type ", ggml_type_name(t));
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(src[i]))
-      fail("quantize: ", ggml_type_name(t), " row has a non-finite value (", src[i],
-           ") at element ", i);
+  if (!all_finite(src, n))
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(src[i]))
+        fail("quantize: ", ggml_type_name(t), " row has a non-finite value (", src[i],
+             ") at element ", i);
   auto* dst = static_cast<uint8_t*>(dst_);
   const int64_t nb = n / block;
   const size_t bytes = ggml_type_size(t);
