@@ -445,15 +445,18 @@ GgmlType gguf_tensor_type(GgmlType file, GgufTensorRole role, int64_t row_len) {
 
 void export_gguf(const LoadedModel& m, const std::string& path, const GgufExportOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  LLMKIT_CHECK(m.gpt != nullptr, "gguf export: ", m.path, " is a ", m.arch,
-               " model; only decoders (gpt, llama) can be written to GGUF");
+  LLMKIT_CHECK(m.gpt != nullptr || m.gpt_config.has_value(), "gguf export: ", m.path, " is a ",
+               m.arch, " model; only decoders (gpt, llama) can be written to GGUF");
+  LLMKIT_CHECK(m.gpt != nullptr, "gguf export: ", m.path,
+               " was loaded without its f32 module (LoadOptions::gguf_module = false)");
   const GPTConfig& c = m.gpt->config();
   check_exportable(c);
   const GgmlType ftype = options.type;
   LLMKIT_CHECK(kernels::ggml_can_quantize(ftype), "gguf export: this build cannot write ",
                kernels::ggml_type_name(ftype), " yet");
-  std::unique_ptr<io::GgufFile> src;
-  if (m.source == SourceKind::Gguf) src = std::make_unique<io::GgufFile>(io::load_gguf(m.path));
+  std::shared_ptr<const io::GgufFile> src = m.gguf;
+  if (m.source == SourceKind::Gguf && !src)
+    src = std::make_shared<const io::GgufFile>(io::load_gguf(m.path));
 
   Metadata md;
   put(md, "general.architecture", GgufValue::string(c.llama_layout() ? "llama" : "gpt2"));
