@@ -3,6 +3,8 @@
 
   check BACKEND          exit 0 when BACKEND can run here (nothing printed), else 1 with the
                          reason on stdout
+  weights GGUF N OUT       OUT: N float32 values of a real model, the first 65536 of each tensor
+                         in file order (dequantised by the gguf package), repeated if short
   quantize BACKEND IN N_PER_ROW OUT_DIR TYPE...
                          IN: raw little-endian float32 rows of N_PER_ROW elements; for each
                          TYPE (ggml's name, e.g. Q4_K) writes OUT_DIR/TYPE.bin with the rows
@@ -103,6 +105,21 @@ def main(argv):
         if fn is None:
             print(why)
             return 1
+        return 0
+    if len(argv) == 4 and argv[0] == "weights":
+        import gguf
+        n, parts, have = int(argv[2]), [], 0
+        for t in gguf.GGUFReader(argv[1]).tensors:
+            data = t.data  # (rows, bytes of a row), or 1-D for a 1-D tensor
+            if data.ndim > 1:
+                data = data[:-(-65536 // int(t.shape[0]))]  # shape[0] = elements per row
+            a = gguf.quants.dequantize(data, t.tensor_type).astype(np.float32).ravel()[:65536]
+            parts.append(a)
+            have += a.size
+            if have >= n:
+                break
+        x = np.concatenate(parts)
+        np.resize(x, n).astype("<f4").tofile(argv[3])
         return 0
     if len(argv) < 6 or argv[0] != "quantize":
         print(__doc__, file=sys.stderr)

@@ -1,11 +1,14 @@
-// Quantisation (kernels/cpu/quantize.h). Exactness: on ~600 rows of many shapes (Gaussian at
+// Quantisation (kernels/cpu/quantize.h). Exactness: on ~630 rows of many shapes (Gaussian at
 // several scales, heavy tails, one outlier, all-positive, all-negative, constant, zero rows and
-// zero sub-blocks, tiny values whose scales are fp16 subnormals or underflow, sub-blocks of very
-// different magnitudes) every byte must equal llama.cpp's own libggml (ggml_quantize_chunk
-// without an importance matrix, called by tests/kernels/ggml_quantize_reference.py) and the `gguf`
-// package's numpy quantisers where they exist; those tests skip visibly without the packages.
-// Always run: quantise -> dequantize_row error within per-type bounds derived below, exact round
-// trips of values already on a type's grid, unaligned output, and the errors.
+// zero sub-blocks, values exactly half-way between levels, tiny values whose scales are fp16 or
+// float subnormals or underflow, huge values whose scales overflow fp16, sub-blocks of very
+// different magnitudes) and on 1M real SmolLM2 weights, every byte must equal llama.cpp's own
+// libggml (ggml_quantize_chunk without an importance matrix, called by
+// tests/kernels/ggml_quantize_reference.py), and the `gguf` package's numpy quantisers where
+// they exist; those tests skip visibly without the packages or the model. Always run:
+// quantize_row (SIMD lanes) = quantize_row_generic byte for byte, quantise -> dequantize_row error
+// within per-type bounds derived below, exact round trips of values already on a type's grid,
+// unaligned output, and the errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -136,6 +139,7 @@ std::string backend_missing(const std::string& backend) {
   while (fgets(buf, sizeof buf, p)) out += buf;
   const int rc = pclose(p);
   if (rc == 0) return "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out.empty() ? cmd + " failed" : out;
 }
 
@@ -162,11 +166,7 @@ std::string known_difference(const std::string& backend, GgmlType t, const std::
 
 // Our bytes for every type must equal the backend's; per type, the count of differing blocks
 // and the first one (row kind, both blocks in hex) are reported.
-void expect_same_as(const std::string& backend) {
-  const std::string missing = backend_missing(backend);
-  if (!missing.empty())
-    GTEST_SKIP() << "reference backend `" << backend << "` unavailable: " << missing;
-  const Rows rows = test_rows();
+void expect_same_as(const std::string& backend, const Rows& rows) {
   llmkit::testing::TempDir dir;
   {
     std::ofstream f(dir.file("x.f32"), std::ios::binary);
@@ -217,12 +217,38 @@ void expect_same_as(const std::string& backend) {
               rows.kinds.size(), static_cast<long long>(rows.n_per_row));
 }
 
+#define SKIP_WITHOUT(backend)                                                 \
+  if (const std::string missing = backend_missing(backend); !missing.empty()) \
+  GTEST_SKIP() << "reference backend `" << backend << "` unavailable: " << missing
+
 TEST(QuantizeReference, SameBytesAsLlamaCppGgml) {
-  expect_same_as("ggml");
+  SKIP_WITHOUT("ggml");
+  expect_same_as("ggml", test_rows());
 }
 
 TEST(QuantizeReference, SameBytesAsGgufPackage) {
-  expect_same_as("gguf");
+  SKIP_WITHOUT("gguf");
+  expect_same_as("gguf", test_rows());
+}
+
+// 1M real weights (SmolLM2-135M's, dequantised from its Q4_1 / Q8_0 / F32 tensors by the gguf
+// package: the first 64K values of each tensor) in rows of 4096.
+TEST(QuantizeReference, SameBytesAsLlamaCppGgmlOnSmolLM2Weights) {
+  SKIP_WITHOUT("ggml");
+  const std::string model = llmkit::testing::model_path("smollm2");
+  if (model.empty()) GTEST_SKIP() << "SmolLM2 GGUF not in the model cache (scripts/get-models.sh)";
+  llmkit::testing::TempDir dir;
+  const std::string cmd = llmkit::testing::ref_python() + " " + reference_script() + " weights " +
+                          model + " 1048576 " + dir.file("w.f32");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::vector<uint8_t> bytes = read_file(dir.file("w.f32"));
+  ASSERT_EQ(bytes.size(), 4u << 20);
+  Rows rows;
+  rows.n_per_row = 4096;
+  rows.x.resize(bytes.size() / 4);
+  std::memcpy(rows.x.data(), bytes.data(), bytes.size());
+  rows.kinds.assign(rows.x.size() / rows.n_per_row, "SmolLM2 weights");
+  expect_same_as("ggml", rows);
 }
 
 // ---- always-run checks ------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 // importance matrix. Exactness rests on three things: each float operation is the one the
 // reference does, in its order, rounded separately (contraction is off, as in quant.cpp: ggml's
 // ggml-base is built for baseline x86-64, where no FMA exists to fuse into); fp16 conversion
-// rounds to nearest even; and "nearest integer" means the two different things ggml uses
-// (nearest_int below for the K-quants, roundf for Q8_0, truncation after +0.5 for Q4/Q5).
+// rounds to nearest even; and "nearest integer" means the three different things ggml uses
+// (nearest_int below for the K-quants, roundf for Q8_0, truncation after +0.5 for Q4/Q5). An
+// FMA build of ggml would round some Q4_0/Q5_0 ties differently (gguf-py's numpy code emulates
+// one); llama.cpp's own libggml-base is not one, and is what the tests compare with.
 #include "llmkit/kernels/cpu/quantize.h"
 
 #include <algorithm>
@@ -466,8 +468,7 @@ void finish_q6_k(const float* x, const float* scales, int8_t* L, uint8_t* b) {
   }
 }
 
-// ---- the K-quants' searches, kLanes sub-blocks side by side
-// ---------------------------------------
+// ---- the K-quants' searches, kLanes sub-blocks side by side ----------------------------------
 //
 // The searches above are independent per sub-block and each is a fixed sequence of float
 // operations. Run in SIMD lanes, one sub-block per lane, every lane does the same operations in
