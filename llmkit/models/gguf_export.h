@@ -1,8 +1,10 @@
 // A loaded decoder (models::load: an llmkit run, a Hugging Face directory or a .gguf) written as a
 // GGUF v3 file that llama.cpp loads: `llmkit quantize`. The llama layout becomes
 // general.architecture "llama" (q/k rows permuted back for ggml's adjacent-pair RoPE), the GPT-2
-// layout "gpt2" (fused attn_qkv); the tokenizer (tokenizer.ggml.*: gpt2-style byte-level BPE with
-// its merges, copied unchanged from a .gguf source), bos/eos and the chat template go with it.
+// layout "gpt2" (fused attn_qkv); the tokenizer (tokenizer.ggml.*: copied unchanged from a .gguf
+// source; from a tokenizer.json, byte-level BPE with its merges and llama.cpp's pre-tokenizer name,
+// or a SentencePiece-style BPE as the "llama" vocabulary with scores), bos/eos and the chat
+// template go with it.
 // Matrices are quantised to the file's type by kernels::quantize_row with llama.cpp's rules for
 // which tensors keep more bits (gguf_tensor_type below; docs/quantize.md has the table).
 // Not here: reading GGUF (io/gguf.h, models/load.h), the quantisation kernels.
