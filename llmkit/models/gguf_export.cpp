@@ -5,10 +5,12 @@
 #include "llmkit/models/gguf_export.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -307,57 +309,51 @@ void put_tokenizer(Metadata& md, const LoadedModel& m, const io::GgufFile* src, 
   LLMKIT_CHECK(m.tokenizer.has_value(), "gguf export: ", m.path, " has no tokenizer ",
                "(llama.cpp needs one; put a tokenizer.json beside the model)");
   put_vocab(md, vocab_from_tokenizer(m, n_vocab));
-  if (!m.chat_template.empty())
-    put(md, "tokenizer.chat_template", GgufValue::string(m.chat_template));
+  // An llmkit run keeps its template in tokenizer_config.json, which load() does not apply.
+  std::string tpl = m.chat_template;
+  if (tpl.empty() && m.tokenizer_config.is_object() &&
+      m.tokenizer_config.value("chat_template", json()).is_string())
+    tpl = m.tokenizer_config["chat_template"].get<std::string>();
+  if (!tpl.empty()) put(md, "tokenizer.chat_template", GgufValue::string(tpl));
 }
 
 // ---- the tensors ---------------------------------------------------------------------------
 
-struct Item {
-  std::string name;
-  Tensor value;  // f32 [rows, row_len] or [n]
+// One tensor of the file: ggml's name, ours, and what the policy needs.
+struct Spec {
+  std::string gguf, ours;
   GgufTensorRole role;
-  int64_t layer = -1;  // for progress
+  int64_t layer = -1;         // for progress
+  int64_t permute_heads = 0;  // llama's q/k: rows permuted for ggml's RoPE (from our layout)
 };
 
-// The model's tensors under ggml's names, in llama.cpp's order.
-std::vector<Item> gather(const GPT& g) {
-  const GPTConfig& c = g.config();
-  const auto sd = g.state_dict();
-  auto get = [&](const std::string& n) {
-    auto it = sd.find(n);
-    LLMKIT_CHECK(it != sd.end(), "gguf export: the model has no tensor '", n, "'");
-    return it->second.to(DType::F32).contiguous();
-  };
+// The tensors of `c`'s GGUF file, in llama.cpp's order.
+std::vector<Spec> tensor_specs(const GPTConfig& c) {
   const auto vec = GgufTensorRole::Vector, mat = GgufTensorRole::Matrix;
   const auto head = GgufTensorRole::Output;
-  std::vector<Item> out;
-  auto add = [&](std::string name, Tensor t, GgufTensorRole role, int64_t layer = -1) {
-    out.push_back({std::move(name), std::move(t), role, layer});
-  };
+  std::vector<Spec> out;
   if (c.llama_layout()) {
-    add("token_embd.weight", get("model.embed_tokens.weight"), c.tie_embeddings ? head : mat);
+    out.push_back(
+        {"token_embd.weight", "model.embed_tokens.weight", c.tie_embeddings ? head : mat});
     for (int64_t i = 0; i < c.n_layer; ++i) {
       const std::string b = "blk." + std::to_string(i) + ".",
                         h = "model.layers." + std::to_string(i) + ".";
-      add(b + "attn_norm.weight", get(h + "input_layernorm.weight"), vec, i);
-      add(b + "attn_q.weight", permute_rope_rows(get(h + "self_attn.q_proj.weight"), c.n_head), mat,
-          i);
-      add(b + "attn_k.weight", permute_rope_rows(get(h + "self_attn.k_proj.weight"), c.kv_heads()),
-          mat, i);
-      add(b + "attn_v.weight", get(h + "self_attn.v_proj.weight"), mat, i);
-      add(b + "attn_output.weight", get(h + "self_attn.o_proj.weight"), mat, i);
-      add(b + "ffn_norm.weight", get(h + "post_attention_layernorm.weight"), vec, i);
-      add(b + "ffn_gate.weight", get(h + "mlp.gate_proj.weight"), mat, i);
-      add(b + "ffn_up.weight", get(h + "mlp.up_proj.weight"), mat, i);
-      add(b + "ffn_down.weight", get(h + "mlp.down_proj.weight"), mat, i);
+      out.push_back({b + "attn_norm.weight", h + "input_layernorm.weight", vec, i});
+      out.push_back({b + "attn_q.weight", h + "self_attn.q_proj.weight", mat, i, c.n_head});
+      out.push_back({b + "attn_k.weight", h + "self_attn.k_proj.weight", mat, i, c.kv_heads()});
+      out.push_back({b + "attn_v.weight", h + "self_attn.v_proj.weight", mat, i});
+      out.push_back({b + "attn_output.weight", h + "self_attn.o_proj.weight", mat, i});
+      out.push_back({b + "ffn_norm.weight", h + "post_attention_layernorm.weight", vec, i});
+      out.push_back({b + "ffn_gate.weight", h + "mlp.gate_proj.weight", mat, i});
+      out.push_back({b + "ffn_up.weight", h + "mlp.up_proj.weight", mat, i});
+      out.push_back({b + "ffn_down.weight", h + "mlp.down_proj.weight", mat, i});
     }
-    add("output_norm.weight", get("model.norm.weight"), vec);
-    if (!c.tie_embeddings) add("output.weight", get("lm_head.weight"), head);
+    out.push_back({"output_norm.weight", "model.norm.weight", vec});
+    if (!c.tie_embeddings) out.push_back({"output.weight", "lm_head.weight", head});
     return out;
   }
-  add("token_embd.weight", get("wte.weight"), c.tie_embeddings ? head : mat);
-  add("position_embd.weight", get("wpe.weight"), GgufTensorRole::Positions);
+  out.push_back({"token_embd.weight", "wte.weight", c.tie_embeddings ? head : mat});
+  out.push_back({"position_embd.weight", "wpe.weight", GgufTensorRole::Positions});
   const std::pair<const char*, const char*> names[] = {
       {"attn_norm", "ln_1"}, {"attn_qkv", "attn.c_attn"}, {"attn_output", "attn.c_proj"},
       {"ffn_norm", "ln_2"},  {"ffn_up", "mlp.c_fc"},      {"ffn_down", "mlp.c_proj"}};
@@ -365,15 +361,20 @@ std::vector<Item> gather(const GPT& g) {
     const std::string b = "blk." + std::to_string(i) + ".", h = "h." + std::to_string(i) + ".";
     for (const auto& [gn, hn] : names) {
       const bool norm = std::string(gn).find("norm") != std::string::npos;
-      add(b + gn + ".weight", get(h + hn + ".weight"), norm ? vec : mat, i);
-      add(b + gn + ".bias", get(h + hn + ".bias"), vec, i);
+      out.push_back({b + gn + ".weight", h + hn + ".weight", norm ? vec : mat, i});
+      out.push_back({b + gn + ".bias", h + hn + ".bias", vec, i});
     }
   }
-  add("output_norm.weight", get("ln_f.weight"), vec);
-  add("output_norm.bias", get("ln_f.bias"), vec);
-  if (!c.tie_embeddings) add("output.weight", get("lm_head.weight"), head);
+  out.push_back({"output_norm.weight", "ln_f.weight", vec});
+  out.push_back({"output_norm.bias", "ln_f.bias", vec});
+  if (!c.tie_embeddings) out.push_back({"output.weight", "lm_head.weight", head});
   return out;
 }
+
+struct Item {
+  std::string name;
+  Tensor value;  // f32 [rows, row_len] or [n]
+};
 
 // `t` (f32, contiguous, [rows, row_len] or [n]) in ggml type `type`, rows quantised in parallel.
 std::string encode(const Item& it, GgmlType type) {
@@ -439,15 +440,20 @@ GgmlType gguf_tensor_type(GgmlType file, GgufTensorRole role, int64_t row_len) {
 
 void export_gguf(const LoadedModel& m, const std::string& path, const GgufExportOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  LLMKIT_CHECK(m.gpt != nullptr, "gguf export: ", m.path, " is a ", m.arch,
-               " model; only decoders (gpt, llama) can be written to GGUF");
-  const GPTConfig& c = m.gpt->config();
+  LLMKIT_CHECK(m.gpt != nullptr || m.gpt_config.has_value(), "gguf export: ", m.path, " is a ",
+               m.arch, " model; only decoders (gpt, llama) can be written to GGUF");
+  const GPTConfig& c = m.gpt != nullptr ? m.gpt->config() : *m.gpt_config;
   check_exportable(c);
   const GgmlType ftype = options.type;
   LLMKIT_CHECK(kernels::ggml_can_quantize(ftype), "gguf export: this build cannot write ",
                kernels::ggml_type_name(ftype), " yet");
-  std::unique_ptr<io::GgufFile> src;
-  if (m.source == SourceKind::Gguf) src = std::make_unique<io::GgufFile>(io::load_gguf(m.path));
+  // A .gguf source is read from its file: tensors already in ggml's layout, and a tensor whose
+  // type the policy keeps is copied byte for byte (no second rounding).
+  std::shared_ptr<const io::GgufFile> src = m.gguf;
+  if (m.source == SourceKind::Gguf && !src)
+    src = std::make_shared<const io::GgufFile>(io::load_gguf(m.path));
+  LLMKIT_CHECK(src != nullptr || m.gpt != nullptr, "gguf export: ", m.path,
+               " was loaded without its weights");
 
   Metadata md;
   put(md, "general.architecture", GgufValue::string(c.llama_layout() ? "llama" : "gpt2"));
@@ -457,25 +463,45 @@ void export_gguf(const LoadedModel& m, const std::string& path, const GgufExport
   put_config(md, c);
   put_tokenizer(md, m, src.get(), c.vocab_size);
 
-  const std::vector<Item> items = gather(*m.gpt);
-  std::vector<std::string> bytes(items.size());
+  const std::vector<Spec> specs = tensor_specs(c);
+  std::map<std::string, Tensor> state;
+  if (src == nullptr) state = m.gpt->state_dict();
+  std::vector<std::string> bytes(specs.size());
   std::vector<io::GgufTensorData> tensors;
   int64_t last_layer = -1;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const Item& it = items[i];
-    const GgmlType t = gguf_tensor_type(ftype, it.role, it.value.size(-1));
-    LLMKIT_CHECK(kernels::ggml_can_quantize(t), "gguf export: ", it.name, " needs ",
-                 kernels::ggml_type_name(t), ", which this build cannot write yet");
-    bytes[i] = encode(it, t);
-    std::vector<int64_t> ne(it.value.shape().rbegin(), it.value.shape().rend());
-    tensors.push_back({it.name, std::move(ne), t, bytes[i]});
-    if (options.verbose && it.layer != last_layer && it.layer >= 0) {
-      last_layer = it.layer;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Spec& sp = specs[i];
+    if (options.verbose && sp.layer != last_layer && sp.layer >= 0) {
+      last_layer = sp.layer;
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::fprintf(stderr, "quantize: layer %lld/%lld (%s) %.1f s\n",
-                   static_cast<long long>(it.layer + 1), static_cast<long long>(c.n_layer),
+                   static_cast<long long>(sp.layer + 1), static_cast<long long>(c.n_layer),
                    file_type_entry(ftype).name, s);
     }
+    Item it{sp.gguf, Tensor()};
+    std::vector<int64_t> ne;
+    if (src != nullptr) {
+      const io::GgufTensor& g = src->tensor(sp.gguf);
+      ne = g.ne;
+      const GgmlType t = gguf_tensor_type(ftype, sp.role, ne.at(0));
+      if (g.type == t) {  // kept as stored: the mapped bytes go straight to the writer
+        tensors.push_back(
+            {sp.gguf, ne, t, std::string_view(reinterpret_cast<const char*>(g.data), g.nbytes)});
+        continue;
+      }
+      it.value = src->to_f32(g);
+    } else {
+      const auto found = state.find(sp.ours);
+      LLMKIT_CHECK(found != state.end(), "gguf export: the model has no tensor '", sp.ours, "'");
+      it.value = found->second.to(DType::F32).contiguous();
+      if (sp.permute_heads > 0) it.value = permute_rope_rows(it.value, sp.permute_heads);
+      ne.assign(it.value.shape().rbegin(), it.value.shape().rend());
+    }
+    const GgmlType t = gguf_tensor_type(ftype, sp.role, ne.at(0));
+    LLMKIT_CHECK(kernels::ggml_can_quantize(t), "gguf export: ", sp.gguf, " needs ",
+                 kernels::ggml_type_name(t), ", which this build cannot write yet");
+    bytes[i] = encode(it, t);
+    tensors.push_back({sp.gguf, std::move(ne), t, bytes[i]});
   }
   io::save_gguf(path, md, tensors);
 }

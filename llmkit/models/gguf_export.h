@@ -1,8 +1,10 @@
 // A loaded decoder (models::load: an llmkit run, a Hugging Face directory or a .gguf) written as a
 // GGUF v3 file that llama.cpp loads: `llmkit quantize`. The llama layout becomes
 // general.architecture "llama" (q/k rows permuted back for ggml's adjacent-pair RoPE), the GPT-2
-// layout "gpt2" (fused attn_qkv); the tokenizer (tokenizer.ggml.*: gpt2-style byte-level BPE with
-// its merges, copied unchanged from a .gguf source), bos/eos and the chat template go with it.
+// layout "gpt2" (fused attn_qkv); the tokenizer (tokenizer.ggml.*: copied unchanged from a .gguf
+// source; from a tokenizer.json, byte-level BPE with its merges and llama.cpp's pre-tokenizer name,
+// or a SentencePiece-style BPE as the "llama" vocabulary with scores), bos/eos and the chat
+// template go with it.
 // Matrices are quantised to the file's type by kernels::quantize_row with llama.cpp's rules for
 // which tensors keep more bits (gguf_tensor_type below; docs/quantize.md has the table).
 // Not here: reading GGUF (io/gguf.h, models/load.h), the quantisation kernels.
@@ -58,12 +60,16 @@ kernels::GgmlType gguf_tensor_type(kernels::GgmlType file, GgufTensorRole role, 
 // Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9, Q4_K 14 (Q4_K_S), Q5_K 16 (Q5_K_S), Q6_K 18, BF16 32.
 uint32_t gguf_file_type_number(kernels::GgmlType file);
 
-// Writes `m` (a gpt or llama model with its weights and tokenizer: load() without options) to
-// `path` atomically. An Error naming the field for models llama.cpp could not run as written:
-// the GPT-2 layout with post_ln, positions other than learned, rmsnorm, swiglu or no biases; the
-// llama layout with attention biases, norm/activation/positions other than rmsnorm/swiglu/rope,
-// or rope_scaling other than linear; no tokenizer, or one GGUF cannot describe (WordPiece,
-// Unigram, Hangul-to-jamo, a pre-tokenizer llama.cpp has no name for).
+// Writes `m` (a gpt or llama model with its weights and tokenizer) to `path` atomically. A .gguf
+// source is read from its file (m.gguf; the f32 module is not needed: load it with
+// LoadOptions::gguf_module = false): a tensor whose stored type the policy keeps is copied byte
+// for byte, the others are quantised from their dequantised values. Memory: the encoded file is
+// held whole before it is written (plus, from a directory, the f32 model). An Error naming the
+// field for models llama.cpp could not run as written: the GPT-2 layout with post_ln, positions
+// other than learned, rmsnorm, swiglu or no biases; the llama layout with attention biases,
+// norm/activation/positions other than rmsnorm/swiglu/rope, or rope_scaling other than linear; no
+// tokenizer, or one GGUF cannot describe (WordPiece, Unigram, Hangul-to-jamo, a pre-tokenizer
+// llama.cpp has no name for).
 void export_gguf(const LoadedModel& m, const std::string& path, const GgufExportOptions& options);
 
 }  // namespace llmkit::models

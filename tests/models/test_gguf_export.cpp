@@ -355,7 +355,8 @@ TEST(GgufExport, QuantisedWeightsEqualQuantDequant) {
   const models::LoadedModel llama = models::load(make_run_dir(tmp, "llama", cl));
   const models::LoadedModel gpt = models::load(make_run_dir(tmp, "gpt", cg));
   int checked = 0;
-  for (const char* name : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
+  for (const char* name :
+       {"bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
     const GgmlType ft = models::parse_file_type(name);
     if (!can_write(ft)) continue;
     for (const models::LoadedModel* m : {&llama, &gpt}) {
@@ -452,6 +453,40 @@ TEST(GgufExport, GgufSourceCopiesTokenizerMetadata) {
   EXPECT_GE(n, 6);
   EXPECT_EQ(b.get("general.name").as_string(), a.get("general.name").as_string());
   EXPECT_EQ(b.get("general.file_type").as_int(), 1);
+}
+
+// A .gguf source read straight from its file (LoadOptions::gguf_module = false, as `llmkit
+// quantize` loads it): tensors whose type the policy keeps are copied byte for byte, the others
+// are quantised from their dequantised values.
+TEST(GgufExport, GgufSourceKeepsOrRequantisesTensors) {
+  if (!can_write(GgmlType::Q8_0) || !can_write(GgmlType::Q4_0) || !can_write(GgmlType::Q6_K))
+    GTEST_SKIP() << "this build cannot write Q8_0, Q4_0 and Q6_K yet";
+  llmkit::testing::TempDir tmp;
+  const models::LoadedModel run = models::load(make_run_dir(tmp, "run", tiny_llama(false, 256)));
+  const std::string a = exported(run, tmp.file("a.gguf"), GgmlType::Q8_0);
+  models::LoadOptions lo;
+  lo.gguf_module = false;
+  const models::LoadedModel mapped = models::load(a, lo);
+  ASSERT_EQ(mapped.gpt, nullptr);
+  const std::string b = exported(mapped, tmp.file("b.gguf"), GgmlType::Q8_0);
+  const io::GgufFile fa = io::load_gguf(a), fb = io::load_gguf(b);
+  ASSERT_EQ(fa.tensors.size(), fb.tensors.size());
+  for (const io::GgufTensor& t : fa.tensors) {
+    const io::GgufTensor& u = fb.tensor(t.name);
+    EXPECT_EQ(u.type, t.type) << t.name;
+    EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(u.data), u.nbytes),
+              std::string_view(reinterpret_cast<const char*>(t.data), t.nbytes))
+        << t.name;
+  }
+  // q8_0 -> q4_0: the matrices and the head (Q8_0 in a, Q6_K in c) re-quantised from the q8_0
+  // values; the f32 norms copied.
+  const std::string c = exported(mapped, tmp.file("c.gguf"), GgmlType::Q4_0);
+  const auto pa = models::load(a).gpt->state_dict(), pc = models::load(c).gpt->state_dict();
+  for (const auto& [n, t] : pa) {
+    const GgmlType want =
+        models::gguf_tensor_type(GgmlType::Q4_0, role_of(n, t, false), t.size(-1));
+    EXPECT_EQ(pc.at(n).to_vector<float>(), quant_dequant(t, want)) << n;
+  }
 }
 
 // ---- errors ------------------------------------------------------------------------------------
@@ -599,9 +634,9 @@ TEST(GgufExportLlamaCpp, TinyModelsF32LoadAndMatch) {
   }
 }
 
-// Every quantised type on a tiny llama with 256-wide rows (K-quant attention, 704-wide ffn_down
-// falling back): llama.cpp loads each file, and its logits, computed with activations it rounds
-// to 8 bits, stay near ours from the same file dequantised to f32.
+// bf16 and every quantised type on a tiny llama with 256-wide rows (K-quant attention, 704-wide
+// ffn_down falling back): llama.cpp loads each file, and its logits, computed with activations it
+// rounds to 8 bits, stay near ours from the same file dequantised to f32.
 TEST(GgufExportLlamaCpp, TinyLlamaEveryTypeLoads) {
   const std::string why = llamacpp_skip_reason();
   if (!why.empty()) GTEST_SKIP() << why;
@@ -610,7 +645,8 @@ TEST(GgufExportLlamaCpp, TinyLlamaEveryTypeLoads) {
   const std::vector<int32_t> ids = prompt_ids(src);
   const std::vector<size_t> lengths = {ids.size() / 2, ids.size()};
   std::string skipped;
-  for (const char* name : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
+  for (const char* name :
+       {"bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"}) {
     const GgmlType t = models::parse_file_type(name);
     if (!can_write(t) || !can_write(GgmlType::Q6_K)) {
       skipped += std::string(" ") + name;

@@ -42,7 +42,10 @@ LLMKIT_COMMAND(
        sub.add_option("--out", a->out, "the .gguf file to write (replaced atomically)")->required();
        return [a] {
          const auto t0 = std::chrono::steady_clock::now();
-         const auto m = llmkit::models::load(a->model);
+         // A .gguf is read straight from its mapping (no f32 copy of the model).
+         llmkit::models::LoadOptions lo;
+         lo.gguf_module = false;
+         const auto m = llmkit::models::load(a->model, lo);
          std::fprintf(stderr, "quantize: loaded %s (%s, %s) in %.2f s\n", a->model.c_str(),
                       m.arch.c_str(), llmkit::models::source_kind_name(m.source), m.load_seconds);
          llmkit::models::GgufExportOptions o;
