@@ -212,8 +212,8 @@ struct Small {
     }
   };
 
-  static inline void load(const Consts& k, const uint8_t* p, bool two, __m512i& q, __m512& d,
-                          __m512& m) {
+  template <bool two>
+  static inline void load(const Consts& k, const uint8_t* p, __m512i& q, __m512& d, __m512& m) {
     const __m512i raw = _mm512_maskz_loadu_epi8(two ? bytes_mask(2 * kBB) : bytes_mask(kBB), p);
     __m512i t = _mm512_permutexvar_epi8(k.idx_q, raw);
     t = _mm512_mask_srli_epi16(t, 0xFF00FF00u, t, 4);  // bytes 16-31, 48-63: high nibbles
@@ -221,7 +221,7 @@ struct Small {
     if constexpr (kQh >= 0) {
       uint32_t ha, hb = 0;
       std::memcpy(&ha, p + kQh, 4);
-      if (two) std::memcpy(&hb, p + kBB + kQh, 4);
+      if constexpr (two) std::memcpy(&hb, p + kBB + kQh, 4);
       // bit 4 is clear: adding 16 sets it (there is no byte-masked OR).
       q = _mm512_mask_add_epi8(q, _cvtu64_mask64(ha | static_cast<uint64_t>(hb) << 32), q, k.bit4);
     }
@@ -250,12 +250,14 @@ struct KQ8_0 {
       flip = _mm512_set1_epi8(static_cast<char>(0x80));
     }
   };
-  static inline void load(const Consts& k, const uint8_t* p, bool two, __m512i& q, __m512& d,
-                          __m512&) {
+  template <bool two>
+  static inline void load(const Consts& k, const uint8_t* p, __m512i& q, __m512& d, __m512&) {
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
-    const __m256i b = _mm256_maskz_loadu_epi8(two ? ~__mmask32{0} : 0, p + 36);
+    // A pair is 68 bytes: with two blocks, plain loads stay inside it.
+    const __m256i b =
+        two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 36)) : _mm256_setzero_si256();
     q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), k.flip);
-    const __m512i raw = _mm512_maskz_loadu_epi8(two ? 0xC00000003ull : 0x3ull, p);
+    const __m512i raw = two ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0x3, p);
     d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(k.idx_d, raw)));
   }
 };
@@ -267,12 +269,12 @@ void tile_small(const typename K::Consts& k, const uint8_t* const* w, const Pair
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  const int64_t npairs = (nblocks + 1) / 2;
-  for (int64_t p = 0; p < npairs; ++p) {
-    const bool two = 2 * p + 1 < nblocks;
+  // Pair p (blocks 2p and 2p + 1; kTwo = false: the last block alone).
+  auto step = [&]<bool kTwo>(int64_t p) {
     __m512i q[R];
     __m512 d[R], m[R];
-    for (int r = 0; r < R; ++r) K::load(k, w[r] + p * 2 * K::kBlockBytes, two, q[r], d[r], m[r]);
+    for (int r = 0; r < R; ++r)
+      K::template load<kTwo>(k, w[r] + p * 2 * K::kBlockBytes, q[r], d[r], m[r]);
     for (int t = 0; t < T; ++t) {
       const PairX& xp = x[t][p];
       const __m512i xv = _mm512_load_si512(xp.x);
@@ -289,7 +291,9 @@ void tile_small(const typename K::Consts& k, const uint8_t* const* w, const Pair
         }
       }
     }
-  }
+  };
+  for (int64_t p = 0; p < nblocks / 2; ++p) step.template operator()<true>(p);
+  if (nblocks % 2 != 0) step.template operator()<false>(nblocks / 2);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) out[r * T + t] = _mm512_reduce_add_ps(acc[r][t]);
 }
