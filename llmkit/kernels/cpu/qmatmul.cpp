@@ -319,13 +319,14 @@ void check_args(const QMatrix& W, int64_t M, const float* X, int64_t ldx, const 
 }
 
 // Prefill (M >= kBlasMinTokens) goes through OpenBLAS's sgemm on weights dequantised to f32, a
-// chunk of kBlasRowChunk rows at a time into a per-thread buffer: at M = 512 sgemm does ~2x the
-// multiply-adds per second of the int8 VNNI tiles (bench/qmatmul.cpp, SmolLM2 shapes: 36-48 vs
-// 20-25 GMAC/s on one core), and dequantising a row costs less than ~10 tokens' worth of its
-// products. The result is the f32 product (no activation quantisation), closer to
-// qmatmul_reference than ggml's. Chunks have fixed boundaries and each is one single-threaded
-// sgemm, so the bits do not depend on the thread count.
-constexpr int64_t kBlasMinTokens = 16;
+// chunk of kBlasRowChunk rows at a time into a per-thread buffer. Measured on one core at
+// 1536 x 576 (bench/qmatmul.cpp BM_tokens, CPU time): the int8 VNNI tiles cost ~18 us a token
+// whatever M; sgemm ~14.5 us a token plus ~0.5 ms a call for dequantising and packing, so they
+// tie near M = 64-128 and sgemm is 1.3-1.6x faster at M = 512. The result is the f32 product (no
+// activation quantisation), closer to qmatmul_reference than ggml's. Chunks have fixed
+// boundaries and each is one single-threaded sgemm, so the bits do not depend on the thread
+// count.
+constexpr int64_t kBlasMinTokens = 64;
 constexpr int64_t kBlasRowChunk = 128;
 
 void qmatmul_blas(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy) {

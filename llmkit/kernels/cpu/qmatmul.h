@@ -1,11 +1,11 @@
 // Matrix products with quantised weights, the inner loop of quantised inference (sLLM): a
 // Linear layer y = W x whose W rows are ggml blocks (Q4_0, Q8_0, Q4_K, ..., or f16 / bf16 / f32).
-// Decode (M < 16 tokens) is computed as ggml_mul_mat computes it: each activation row is first
+// Decode (M < 64 tokens) is computed as ggml_mul_mat computes it: each activation row is first
 // quantised to the type ggml pairs with the weight type (vec_dot_type: Q8_0, Q8_1 or Q8_K, f16,
 // bf16), then every output is the dot product of the two block rows, integer sums scaled per
 // block; with AVX-512 VNNI (vpdpbusd) kernels where compiled in (-march=native on a CPU that has
 // it), else portable loops. That product is bound by memory bandwidth: every weight byte is read
-// once per token. Prefill (M >= 16) dequantises the weights a chunk of rows at a time and
+// once per token. Prefill (M >= 64) dequantises the weights a chunk of rows at a time and
 // multiplies in f32 with OpenBLAS's sgemm, which does more multiply-adds per second here than the
 // int8 kernels (the numbers are in qmatmul.cpp and bench/qmatmul.cpp).
 // Not here: writing quantised weights (quantize.h), dequantisation (quant.h).
@@ -62,14 +62,14 @@ bool qmatmul_is_vectorised();
 
 // Y[m, r] = sum_k W[r, k] X[m, k] for m < M, r < W.rows: X f32 [M, W.cols] with row stride ldx,
 // Y f32 [M, W.rows] with row stride ldy (Y must not overlap X).
-// Values: for M < 16 each output is exactly vec_dot of its row with the quantised activation row
-// (ggml's numbers up to the order of the float sum); for M >= 16 it is the f32 product of the
+// Values: for M < 64 each output is exactly vec_dot of its row with the quantised activation row
+// (ggml's numbers up to the order of the float sum); for M >= 64 it is the f32 product of the
 // dequantised weights with the unquantised activations (closer to qmatmul_reference).
 // Threads: num_threads() over the output rows, only when each thread gets >= ~64 KiB of weights
 // (waking a thread costs more than a small product); called inside an OpenMP parallel region it
 // runs in the calling thread, so a caller that owns the threads can give each a slice of rows
 // (QMatrix{type, n, cols, W.row(r0)}, Y + r0). The bits of each output do not depend on the
-// thread count (nor, for M < 16, on the slicing). Scratch (quantised activations, dequantised rows)
+// thread count (nor, for M < 64, on the slicing). Scratch (quantised activations, dequantised rows)
 // is held per calling thread and reused (grown, never shrunk): no allocation once warm. Errors:
 // types qmatmul does not take, cols not a multiple of the block, M < 0, or ldx / ldy below cols /
 // rows (read only when M > 1).
