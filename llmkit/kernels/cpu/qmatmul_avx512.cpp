@@ -8,7 +8,8 @@
 // over its 8 int32 lanes, and a per-lane integer correction for the weight's bias (Q4_0: q - 8,
 // Q5_0: q - 16, Q8_0: q + 128 to make it unsigned): vpdpbusd takes unsigned weights times signed
 // activations, so sum (q - b) x = sum q x - b sum x, and -b * sum x (per 4-byte lane) starts the
-// accumulator. Q4_1 / Q5_1 keep their d * sum(q x) + m * s form, s held in lanes 0 and 8.
+// accumulator. Q4_1 / Q5_1 keep their d * sum(q x) + m * s form; the m * s terms go 16 blocks
+// at a time (minimums gathered from the weight row, each block's s stored after the pairs).
 // The K-quants read Q8_K blocks as ggml lays them out: 64 elements per step, vpmaddubsw pairs
 // then vpdpwssd by the 6-bit (Q4_K / Q5_K) or int8 (Q6_K) sub-block scales, the minimums (and
 // Q6_K's bias 32) through the activations' bsums.
