@@ -7,7 +7,8 @@
 //   over copies filling 512 MiB so every byte comes from DRAM; "pct_bw" is GB/s over the
 //   bandwidth measured by BM_read_bandwidth (run it first: benchmarks run in order);
 // - BM_prefill/<type>/<rows>x<cols>: M = 512 tokens, tokens/s and weight-MACs/s, and the same
-//   product as f32 through kernels::gemm (OpenBLAS) for scale.
+//   product as f32 through kernels::gemm (OpenBLAS) for scale; BM_tokens: M = 2 ... 32 around
+//   qmatmul's switch from its int8 kernels to sgemm.
 // Threads: llmkit::num_threads() (LLMKIT_THREADS, else all cores). Weights are random blocks
 // with sane scales (timing does not depend on the values, only on finite scales).
 #include <benchmark/benchmark.h>
@@ -153,8 +154,7 @@ void BM_matvec(benchmark::State& state, GgmlType t, int64_t rows, int64_t cols, 
         benchmark::Counter(gb * 100 / g_bandwidth, benchmark::Counter::kIsRate);
 }
 
-void BM_prefill(benchmark::State& state, GgmlType t, int64_t rows, int64_t cols) {
-  constexpr int64_t M = 512;
+void BM_prefill(benchmark::State& state, GgmlType t, int64_t rows, int64_t cols, int64_t M) {
   const size_t bytes = ggml_row_size(t, cols) * rows;
   uint8_t* p = pool();
   sane_scales(t, p, bytes);
@@ -218,11 +218,21 @@ int register_all() {
       benchmark::RegisterBenchmark(("BM_prefill/" + std::string(ggml_type_name(t)) + "/" +
                                     std::to_string(s.rows) + "x" + std::to_string(s.cols))
                                        .c_str(),
-                                   BM_prefill, t, s.rows, s.cols)
+                                   BM_prefill, t, s.rows, s.cols, int64_t{512})
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
   }
+  // Batches (batched decode, short prompts) around the switch from the int8 kernels to sgemm
+  // at M = 64.
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16})
+    for (int64_t M : {2, 4, 8, 16, 32, 64, 128, 256})
+      benchmark::RegisterBenchmark(
+          ("BM_tokens/" + std::string(ggml_type_name(t)) + "/1536x576/M=" + std::to_string(M))
+              .c_str(),
+          BM_prefill, t, int64_t{1536}, int64_t{576}, M)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
   for (const Shape& s : prefill)
     benchmark::RegisterBenchmark(
         ("BM_prefill_sgemm/F32/" + std::to_string(s.rows) + "x" + std::to_string(s.cols)).c_str(),

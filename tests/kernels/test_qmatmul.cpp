@@ -12,7 +12,10 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,6 +23,8 @@
 #include "llmkit/core/dtype.h"
 #include "llmkit/core/error.h"
 #include "llmkit/core/parallel.h"
+#include "tests/common/reference.h"
+#include "tests/common/temp_dir.h"
 
 namespace llmkit::kernels {
 namespace {
@@ -322,6 +327,59 @@ TEST(QMatmul, DeterministicAcrossThreads) {
     }
   }
   set_num_threads(saved);
+}
+
+// Against ggml itself (libggml-cpu.so from the llama-cpp-python package, through ctypes in
+// ggml_qdot_reference.py): quantize_activations writes ggml's bytes exactly, and vec_dot equals
+// ggml_vec_dot_<type>_<q8 type> up to the order of the float sum over blocks (1e-5 of the sum
+// of |products|).
+TEST(QMatmul, MatchesGgml) {
+  if (!testing::ref_python_has("llama_cpp"))
+    GTEST_SKIP() << "llama_cpp not importable in " << testing::ref_python();
+  testing::TempDir tmp;
+  std::mt19937 rng(16);
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                     GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    const int64_t rows = 8, n = ggml_block_size(t) == 256 ? 512 : 320;
+    const auto w = random_weights(t, rows, n, rng);
+    auto x = random_floats(n, rng);
+    // Exact ties in the first block: with amax = 127 the scale is 1 (Q8_K: -1), so k + 0.5
+    // rounds to even in ggml's x86 code (the portable reference would round away from zero).
+    x[0] = 127.0f;
+    for (int j = 1; j < 32; j += 3) x[j] = static_cast<float>(j % 7) - 3.5f;
+    const std::string in = tmp.file("in.bin"), out = tmp.file("out.bin");
+    {
+      std::ofstream f(in, std::ios::binary);
+      f.write(reinterpret_cast<const char*>(w.data()), static_cast<std::streamsize>(w.size()));
+      f.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(4 * n));
+    }
+    const std::string cmd = testing::ref_python() + " '" + testing::source_dir() +
+                            "/tests/kernels/ggml_qdot_reference.py' " + ggml_type_name(t) + " " +
+                            std::to_string(n) + " " + std::to_string(rows) + " '" + in + "' '" +
+                            out + "' 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::ifstream f(out, std::ios::binary);
+    const std::vector<uint8_t> ref((std::istreambuf_iterator<char>(f)), {});
+    const size_t xbytes = ggml_row_size(vec_dot_type(t), n);
+    ASSERT_EQ(ref.size(), xbytes + 4 * rows) << ggml_type_name(t);
+    std::vector<uint8_t> xq(xbytes);
+    quantize_activations(t, x.data(), xq.data(), n);
+    for (size_t i = 0; i < xbytes; ++i)
+      ASSERT_EQ(xq[i], ref[i]) << ggml_type_name(t) << ": activation byte " << i << " differs";
+    const auto wf = dequantized(t, w, rows, n);
+    for (int64_t r = 0; r < rows; ++r) {
+      float want;
+      std::memcpy(&want, ref.data() + xbytes + 4 * r, 4);
+      double mag = 0;
+      for (int64_t j = 0; j < n; ++j) mag += std::fabs(static_cast<double>(wf[r * n + j]) * x[j]);
+      const float got = vec_dot(t, n, w.data() + r * ggml_row_size(t, n), xq.data());
+      expect_finite_close(got, want, 1e-5 * mag,
+                          std::string(ggml_type_name(t)) + " row " + std::to_string(r));
+      expect_finite_close(vec_dot_generic(t, n, w.data() + r * ggml_row_size(t, n), xq.data()),
+                          want, 1e-5 * mag,
+                          std::string(ggml_type_name(t)) + " portable, row " + std::to_string(r));
+    }
+  }
 }
 
 TEST(QMatmul, Errors) {

@@ -318,40 +318,52 @@ void check_args(const QMatrix& W, int64_t M, const float* X, int64_t ldx, const 
       what, ": null pointer");
 }
 
-// Prefill (M >= kBlasMinTokens) goes through OpenBLAS's sgemm on weights dequantised to f32, a
-// chunk of kBlasRowChunk rows at a time into a per-thread buffer: at M = 512 sgemm does ~2x the
-// multiply-adds per second of the int8 VNNI tiles (bench/qmatmul.cpp, SmolLM2 shapes: 36-48 vs
-// 20-25 GMAC/s on one core), and dequantising a row costs less than ~10 tokens' worth of its
-// products. The result is the f32 product (no activation quantisation), closer to
-// qmatmul_reference than ggml's. Chunks have fixed boundaries and each is one single-threaded
-// sgemm, so the bits do not depend on the thread count.
-constexpr int64_t kBlasMinTokens = 16;
-constexpr int64_t kBlasRowChunk = 128;
+// Prefill (M >= kBlasMinTokens) goes through OpenBLAS's sgemm on weights dequantised to f32 into
+// a per-thread buffer, up to kBlasChunk floats (4 MiB) of rows at a time: sgemm packs the whole
+// activation matrix again for every call, so the chunks are as large as the cache allows (a
+// 128-row chunk cost 60% more than one call at 1536 x 576). Measured on one core at 1536 x 576
+// (bench/qmatmul.cpp BM_tokens, CPU time): the int8 VNNI tiles cost ~18 us a token whatever M;
+// sgemm ~12-14.5 us a token plus the dequantisation, so they tie near M = 64 and sgemm wins
+// above. The result is the f32 product (no activation quantisation), closer to
+// qmatmul_reference than ggml's. Chunk boundaries depend only on the shape, and sgemm never
+// splits the sum over k between threads, so the bits do not depend on the thread count.
+constexpr int64_t kBlasMinTokens = 64;
+constexpr int64_t kBlasChunk = int64_t{1} << 20;
 
 void qmatmul_blas(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy) {
-  const int64_t nchunks = (W.rows + kBlasRowChunk - 1) / kBlasRowChunk;
-  auto work = [&](int64_t c0, int64_t c1) {
+  const int64_t chunk = std::max<int64_t>(16, kBlasChunk / W.cols);
+  const int64_t nchunks = (W.rows + chunk - 1) / chunk;
+  const bool nested = omp_in_parallel() != 0;
+  const bool one_task = nested || num_threads() <= 1 || nchunks == 1;
+  // Chunks [c0, c1); `inner`: this thread owns the machine, so the dequantisation is split
+  // over the threads and sgemm uses BLAS's own threads.
+  auto work = [&](int64_t c0, int64_t c1, bool inner) {
     thread_local std::vector<float> wf;  // grown, never shrunk
     for (int64_t c = c0; c < c1; ++c) {
-      const int64_t r0 = c * kBlasRowChunk, n = std::min(kBlasRowChunk, W.rows - r0);
+      const int64_t r0 = c * chunk, n = std::min(chunk, W.rows - r0);
       const float* w = static_cast<const float*>(W.row(r0));
       if (W.type != GgmlType::F32) {
         const size_t need = static_cast<size_t>(n * W.cols);
         if (wf.size() < need) wf.resize(need);
-        for (int64_t r = 0; r < n; ++r)
-          dequantize_row(W.type, W.row(r0 + r), wf.data() + r * W.cols, W.cols);
-        w = wf.data();
+        float* out = wf.data();
+        auto rows = [&](int64_t a, int64_t b) {
+          for (int64_t r = a; r < b; ++r)
+            dequantize_row(W.type, W.row(r0 + r), out + r * W.cols, W.cols);
+        };
+        if (inner) {
+          parallel_for(n, 64, rows);
+        } else {
+          rows(0, n);
+        }
+        w = out;
       }
       gemm(false, true, M, n, W.cols, 1.0f, X, ldx, w, W.cols, 0.0f, Y + r0, ldy);
     }
   };
-  // Chunks over the threads; gemm inside the parallel region runs in its calling thread. A
-  // single chunk runs here with BLAS's own threads (OpenBLAS splits rows and columns, never the
-  // sum over k, so the bits stay the same).
-  if (omp_in_parallel() != 0 || num_threads() <= 1 || nchunks == 1) {
-    work(0, nchunks);
-  } else {
-    parallel_for(nchunks, 1, work);
+  if (one_task) {
+    work(0, nchunks, !nested);
+  } else {  // one chunk per task; gemm inside the parallel region runs in its calling thread
+    parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) { work(c0, c1, false); });
   }
 }
 

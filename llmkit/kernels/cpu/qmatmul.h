@@ -1,12 +1,13 @@
 // Matrix products with quantised weights, the inner loop of quantised inference (sLLM): a
-// Linear layer y = W x whose W rows are ggml blocks (Q4_0, Q8_0, Q4_K, ..., or f16 / bf16 / f32),
-// computed as ggml_mul_mat computes it: each activation row is first quantised to the type ggml
-// pairs with the weight type (vec_dot_type: Q8_0, Q8_1 or Q8_K, f16, bf16), then every output is
-// the dot product of the two block rows, integer sums scaled per block. With AVX-512 VNNI
-// (vpdpbusd) where the CPU has it, AVX2 otherwise, and a portable fallback; f16 / bf16 weights
-// through F16C / AVX-512 BF16. Decode (one token, M = 1) is a matrix-vector product bound by
-// memory bandwidth: every weight byte is read once per token; prefill (M tokens) reuses each
-// weight block for a tile of tokens.
+// Linear layer y = W x whose W rows are ggml blocks (Q4_0, Q8_0, Q4_K, ..., or f16 / bf16 / f32).
+// Decode (M < 64 tokens) is computed as ggml_mul_mat computes it: each activation row is first
+// quantised to the type ggml pairs with the weight type (vec_dot_type: Q8_0, Q8_1 or Q8_K, f16,
+// bf16), then every output is the dot product of the two block rows, integer sums scaled per
+// block; with AVX-512 VNNI (vpdpbusd) kernels where compiled in (-march=native on a CPU that has
+// it), else portable loops. That product is bound by memory bandwidth: every weight byte is read
+// once per token. Prefill (M >= 64) dequantises the weights a chunk of rows at a time and
+// multiplies in f32 with OpenBLAS's sgemm, which does more multiply-adds per second here than the
+// int8 kernels (the numbers are in qmatmul.cpp and bench/qmatmul.cpp).
 // Not here: writing quantised weights (quantize.h), dequantisation (quant.h).
 #pragma once
 
@@ -60,12 +61,18 @@ float vec_dot_generic(GgmlType t, int64_t n, const void* w, const void* xq);
 bool qmatmul_is_vectorised();
 
 // Y[m, r] = sum_k W[r, k] X[m, k] for m < M, r < W.rows: X f32 [M, W.cols] with row stride ldx,
-// Y f32 [M, W.rows] with row stride ldy (Y must not overlap X). Threads: num_threads() over the
-// output rows (and token tiles); called inside an OpenMP parallel region it runs in the calling
-// thread. Scratch for the quantised activations is held per calling thread and reused (grown,
-// never shrunk): no allocation once warm. Each output's value does not depend on the thread
-// count. Error for types qmatmul does not take or for M, ldx, ldy out of range (ldx, ldy are
-// only read when M > 1).
+// Y f32 [M, W.rows] with row stride ldy (Y must not overlap X).
+// Values: for M < 64 each output is exactly vec_dot of its row with the quantised activation row
+// (ggml's numbers up to the order of the float sum); for M >= 64 it is the f32 product of the
+// dequantised weights with the unquantised activations (closer to qmatmul_reference).
+// Threads: num_threads() over the output rows, only when each thread gets >= ~64 KiB of weights
+// (waking a thread costs more than a small product); called inside an OpenMP parallel region it
+// runs in the calling thread, so a caller that owns the threads can give each a slice of rows
+// (QMatrix{type, n, cols, W.row(r0)}, Y + r0). The bits of each output do not depend on the
+// thread count (nor, for M < 64, on the slicing). Scratch (quantised activations, dequantised rows)
+// is held per calling thread and reused (grown, never shrunk): no allocation once warm. Errors:
+// types qmatmul does not take, cols not a multiple of the block, M < 0, or ldx / ldy below cols /
+// rows (read only when M > 1).
 void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
 
 // The same with each weight row dequantised to f32 (dequantize_row) and a plain dot with the

@@ -8,7 +8,8 @@
 // over its 8 int32 lanes, and a per-lane integer correction for the weight's bias (Q4_0: q - 8,
 // Q5_0: q - 16, Q8_0: q + 128 to make it unsigned): vpdpbusd takes unsigned weights times signed
 // activations, so sum (q - b) x = sum q x - b sum x, and -b * sum x (per 4-byte lane) starts the
-// accumulator. Q4_1 / Q5_1 keep their d * sum(q x) + m * s form, s held in lanes 0 and 8.
+// accumulator. Q4_1 / Q5_1 keep their d * sum(q x) + m * s form; the m * s terms go 16 blocks
+// at a time (minimums gathered from the weight row, each block's s stored after the pairs).
 // The K-quants read Q8_K blocks as ggml lays them out: 64 elements per step, vpmaddubsw pairs
 // then vpdpwssd by the 6-bit (Q4_K / Q5_K) or int8 (Q6_K) sub-block scales, the minimums (and
 // Q6_K's bias 32) through the activations' bsums.
@@ -126,11 +127,25 @@ inline __mmask16 tail16(int64_t left) {
 struct alignas(64) PairX {
   int8_t x[64];   // quants of blocks 2p (0..31) and 2p + 1 (32..63)
   float dx[16];   // their scales, lanes 0-7 and 8-15
-  int32_t c[16];  // -bias * (sum of the 4 quants of the lane); Q8_1: s as float bits, lanes 0, 8
+  int32_t c[16];  // -bias * (sum of the 4 quants of the lane); 0 for Q8_1
 };
+// A token's panel row: the pairs, then (Q8_1) each block's s, zero-padded to 16 blocks.
+inline int64_t panel_pairs(int64_t nblocks) {
+  return (nblocks + 1) / 2;
+}
+inline float* panel_s(PairX* row, int64_t nblocks) {
+  return reinterpret_cast<float*>(row + panel_pairs(nblocks));
+}
+inline const float* panel_s(const PairX* row, int64_t nblocks) {
+  return reinterpret_cast<const float*>(row + panel_pairs(nblocks));
+}
+inline int64_t round16(int64_t n) {
+  return (n + 15) / 16 * 16;
+}
 
-// bias: 8, 16 or 128 (Q4_0, Q5_0, Q8_0), 0 for the types with a minimum (s in c).
+// bias: 8, 16 or 128 (Q4_0, Q5_0, Q8_0), 0 for the types with a minimum (q81: s after the pairs).
 void panel_from_q8(const uint8_t* xq, bool q81, int64_t nblocks, int bias, PairX* out) {
+  if (q81) std::memset(panel_s(out, nblocks), 0, sizeof(float) * round16(nblocks));
   const size_t bs = q81 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
   const size_t qoff = q81 ? 4 : 2;
   for (int64_t p = 0; p < (nblocks + 1) / 2; ++p) {
@@ -145,8 +160,7 @@ void panel_from_q8(const uint8_t* xq, bool q81, int64_t nblocks, int bias, PairX
       for (int l = 0; l < 8; ++l) o.dx[8 * h + l] = d;
       if (q81) {
         std::memcpy(&sh, b + 2, 2);
-        const float s = _cvtsh_ss(sh);
-        std::memcpy(&o.c[8 * h], &s, 4);
+        panel_s(out, nblocks)[2 * p + h] = _cvtsh_ss(sh);
       }
     }
     if (bias != 0) {
@@ -159,6 +173,7 @@ void panel_from_q8(const uint8_t* xq, bool q81, int64_t nblocks, int bias, PairX
 
 // The same straight from f32: quantise (bytes as quantize_activations) into the panel.
 void panel_from_f32(const float* x, bool q81, int64_t nblocks, int bias, PairX* out) {
+  if (q81) std::memset(panel_s(out, nblocks), 0, sizeof(float) * round16(nblocks));
   for (int64_t p = 0; p < (nblocks + 1) / 2; ++p) {
     PairX& o = out[p];
     std::memset(&o, 0, sizeof o);
@@ -166,11 +181,9 @@ void panel_from_f32(const float* x, bool q81, int64_t nblocks, int bias, PairX* 
       const Q8Block q = q8_block(x + 32 * (2 * p + h), o.x + 32 * h);
       const float d = _cvtsh_ss(q.dh);
       for (int l = 0; l < 8; ++l) o.dx[8 * h + l] = d;
-      if (q81) {
-        const float s =
+      if (q81)
+        panel_s(out, nblocks)[2 * p + h] =
             _cvtsh_ss(_cvtss_sh(q.d * static_cast<float>(q.sum), _MM_FROUND_TO_NEAREST_INT));
-        std::memcpy(&o.c[8 * h], &s, 4);
-      }
     }
     if (bias != 0) {
       const __m512i sums =
@@ -193,27 +206,26 @@ struct Small {
   static constexpr int kBlockBytes = kBB;
   static constexpr int bias = kBias;
   static constexpr bool has_min = kM >= 0;
+  static constexpr int kMinOffset = kM;
 
   struct Consts {
-    __m512i idx_q, idx_d, idx_m, low4, bit4;
+    __m512i idx_q, idx_d, low4, bit4;
     Consts() {
       alignas(64) uint8_t q[64];
-      alignas(64) uint16_t d[32], m[32];
+      alignas(64) uint16_t d[32];
       for (int i = 0; i < 64; ++i) q[i] = static_cast<uint8_t>((i < 32 ? 0 : kBB) + kQs + (i % 16));
       for (int i = 0; i < 32; ++i) {
         d[i] = static_cast<uint16_t>(i < 8 ? 0 : kBB / 2);
-        m[i] = static_cast<uint16_t>(i < 8 ? kM / 2 : (kBB + kM) / 2);
       }
       idx_q = _mm512_load_si512(q);
       idx_d = _mm512_load_si512(d);
-      idx_m = _mm512_load_si512(m);
       low4 = _mm512_set1_epi8(0x0F);
       bit4 = _mm512_set1_epi8(0x10);
     }
   };
 
-  static inline void load(const Consts& k, const uint8_t* p, bool two, __m512i& q, __m512& d,
-                          __m512& m) {
+  template <bool two>
+  static inline void load(const Consts& k, const uint8_t* p, __m512i& q, __m512& d) {
     const __m512i raw = _mm512_maskz_loadu_epi8(two ? bytes_mask(2 * kBB) : bytes_mask(kBB), p);
     __m512i t = _mm512_permutexvar_epi8(k.idx_q, raw);
     t = _mm512_mask_srli_epi16(t, 0xFF00FF00u, t, 4);  // bytes 16-31, 48-63: high nibbles
@@ -221,13 +233,11 @@ struct Small {
     if constexpr (kQh >= 0) {
       uint32_t ha, hb = 0;
       std::memcpy(&ha, p + kQh, 4);
-      if (two) std::memcpy(&hb, p + kBB + kQh, 4);
+      if constexpr (two) std::memcpy(&hb, p + kBB + kQh, 4);
       // bit 4 is clear: adding 16 sets it (there is no byte-masked OR).
       q = _mm512_mask_add_epi8(q, _cvtu64_mask64(ha | static_cast<uint64_t>(hb) << 32), q, k.bit4);
     }
     d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(k.idx_d, raw)));
-    if constexpr (has_min)
-      m = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(k.idx_m, raw)));
   }
 };
 
@@ -241,6 +251,7 @@ struct KQ8_0 {
   static constexpr int kBlockBytes = 34;
   static constexpr int bias = 128;
   static constexpr bool has_min = false;
+  static constexpr int kMinOffset = -1;
   struct Consts {
     __m512i idx_d, flip;
     Consts() {
@@ -250,12 +261,14 @@ struct KQ8_0 {
       flip = _mm512_set1_epi8(static_cast<char>(0x80));
     }
   };
-  static inline void load(const Consts& k, const uint8_t* p, bool two, __m512i& q, __m512& d,
-                          __m512&) {
+  template <bool two>
+  static inline void load(const Consts& k, const uint8_t* p, __m512i& q, __m512& d) {
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
-    const __m256i b = _mm256_maskz_loadu_epi8(two ? ~__mmask32{0} : 0, p + 36);
+    // A pair is 68 bytes: with two blocks, plain loads stay inside it.
+    const __m256i b =
+        two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 36)) : _mm256_setzero_si256();
     q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), k.flip);
-    const __m512i raw = _mm512_maskz_loadu_epi8(two ? 0xC00000003ull : 0x3ull, p);
+    const __m512i raw = two ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0x3, p);
     d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(k.idx_d, raw)));
   }
 };
@@ -267,26 +280,39 @@ void tile_small(const typename K::Consts& k, const uint8_t* const* w, const Pair
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  const int64_t npairs = (nblocks + 1) / 2;
-  for (int64_t p = 0; p < npairs; ++p) {
-    const bool two = 2 * p + 1 < nblocks;
+  // Pair p (blocks 2p and 2p + 1; kTwo = false: the last block alone).
+  auto step = [&]<bool kTwo>(int64_t p) {
     __m512i q[R];
-    __m512 d[R], m[R];
-    for (int r = 0; r < R; ++r) K::load(k, w[r] + p * 2 * K::kBlockBytes, two, q[r], d[r], m[r]);
+    __m512 d[R];
+    for (int r = 0; r < R; ++r)
+      K::template load<kTwo>(k, w[r] + p * 2 * K::kBlockBytes, q[r], d[r]);
     for (int t = 0; t < T; ++t) {
       const PairX& xp = x[t][p];
       const __m512i xv = _mm512_load_si512(xp.x);
       const __m512 dx = _mm512_load_ps(xp.dx);
       const __m512i c = _mm512_load_si512(xp.c);
       for (int r = 0; r < R; ++r) {
-        if constexpr (K::has_min) {
-          const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[r], xv);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d[r], dx), acc[r][t]);
-          acc[r][t] = _mm512_fmadd_ps(m[r], _mm512_castsi512_ps(c), acc[r][t]);
-        } else {
-          const __m512i s = _mm512_dpbusd_epi32(c, q[r], xv);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d[r], dx), acc[r][t]);
-        }
+        const __m512i s = _mm512_dpbusd_epi32(c, q[r], xv);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d[r], dx), acc[r][t]);
+      }
+    }
+  };
+  for (int64_t p = 0; p < nblocks / 2; ++p) step.template operator()<true>(p);
+  if (nblocks % 2 != 0) step.template operator()<false>(nblocks / 2);
+  if constexpr (K::has_min) {
+    // sum over blocks of m * s, 16 blocks at a time: the minimums gathered (4 bytes from each
+    // block's m field, which lies inside the block), the s values contiguous in the panel.
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(K::kBlockBytes));
+    for (int64_t b = 0; b < nblocks; b += 16) {
+      const __mmask16 km = tail16(nblocks - b);
+      for (int r = 0; r < R; ++r) {
+        const __m512i raw = _mm512_mask_i32gather_epi32(
+            _mm512_setzero_si512(), km, idx, w[r] + b * K::kBlockBytes + K::kMinOffset, 1);
+        const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm512_fmadd_ps(m, _mm512_loadu_ps(panel_s(x[t], nblocks) + b), acc[r][t]);
       }
     }
   }
@@ -644,8 +670,9 @@ void run_rows(Kind kind, const QMatrix& W, int64_t M, const Panels& px, float* Y
 // Bytes of one token's panel row.
 size_t panel_bytes(Kind kind, int64_t cols) {
   switch (kind) {
-    case Kind::kSmall:
-      return static_cast<size_t>((cols / 32 + 1) / 2) * sizeof(PairX);
+    case Kind::kSmall:  // the pairs, then the Q8_1 s values
+      return static_cast<size_t>(panel_pairs(cols / 32)) * sizeof(PairX) +
+             static_cast<size_t>(round16(cols / 32)) * sizeof(float);
     case Kind::kK:
       return static_cast<size_t>(cols / 256) * sizeof(BlockQ8_K);
     case Kind::kBF16:
