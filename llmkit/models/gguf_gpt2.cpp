@@ -1,6 +1,7 @@
-// GGUF (general.architecture "gpt2") -> GPTConfig and our GPT-2 tensor names (hf_gpt2.h). The
-// names map one to one; unlike Hugging Face's Conv1D files nothing is transposed, since a ggml
-// tensor's ne[0] is the input dimension, as in our [out, in] Linear weights.
+// GGUF (general.architecture "gpt2") -> GPTConfig (arch "gpt") and our GPT-2 tensor names: the
+// reading side of gguf_export.h's "gpt2" files (and of llama.cpp's own GPT-2 conversions). ggml's
+// tensors are [out, in] like ours (ne[0] = in), attn_qkv is our fused c_attn.
+#include <cstdio>
 #include <string>
 
 #include "llmkit/io/gguf.h"
@@ -12,18 +13,26 @@ GPTConfig gpt2_config_from_gguf(const io::GgufFile& f) {
   const std::string arch = f.get("general.architecture").as_string();
   LLMKIT_CHECK(arch == "gpt2", f.path, ": general.architecture '", arch, "' is not gpt2");
   auto num = [&](const char* key) { return f.get(key).as_int(); };
-  GPTConfig c;
-  c.arch = "gpt";
+  auto num_or = [&](const char* key, int64_t def) {
+    const io::GgufValue* v = f.find(key);
+    return v ? v->as_int() : def;
+  };
+  GPTConfig c;  // arch gpt: learned positions, LayerNorm with biases, gelu, pre-LN
   c.n_embd = num("gpt2.embedding_length");
+  c.ffn_hidden = num_or("gpt2.feed_forward_length", 4 * c.n_embd);
   c.n_layer = num("gpt2.block_count");
   c.n_head = num("gpt2.attention.head_count");
+  c.n_kv_head = num_or("gpt2.attention.head_count_kv", c.n_head);
   c.block_size = num("gpt2.context_length");
-  if (const io::GgufValue* v = f.find("gpt2.feed_forward_length")) c.ffn_hidden = v->as_int();
-  if (const io::GgufValue* v = f.find("gpt2.attention.layer_norm_epsilon"))
-    c.norm_eps = static_cast<float>(v->as_float()) == 1e-5f ? 1e-5 : v->as_float();
-  c.vocab_size = f.tensor("token_embd.weight").shape().at(0);
+  c.norm_eps = f.get("gpt2.attention.layer_norm_epsilon").as_float();
+  {  // stored as F32: 1e-5 reads 9.99999974738e-06; back to float precision's shortest decimal
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", c.norm_eps);
+    c.norm_eps = std::stod(buf);
+  }
+  c.vocab_size = num_or("gpt2.vocab_size", f.tensor("token_embd.weight").shape().at(0));
   c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
-  if (const io::GgufValue* v = f.find("tokenizer.ggml.bos_token_id")) c.bos_token_id = v->as_int();
+  c.bos_token_id = num_or("tokenizer.ggml.bos_token_id", -1);
   if (const io::GgufValue* e = f.find("tokenizer.ggml.eos_token_id"))
     c.eos_token_ids = {e->as_int()};
   try {
@@ -41,20 +50,17 @@ io::NamedTensors gpt2_weights_from_gguf(const io::GgufFile& f, const GPTConfig& 
   };
   add("token_embd.weight", "wte.weight");
   add("position_embd.weight", "wpe.weight");
-  add("output_norm.weight", "ln_f.weight");
-  add("output_norm.bias", "ln_f.bias");
-  if (!c.tie_embeddings) add("output.weight", "lm_head.weight");
   static const std::pair<const char*, const char*> names[] = {
       {"attn_norm", "ln_1"}, {"attn_qkv", "attn.c_attn"}, {"attn_output", "attn.c_proj"},
       {"ffn_norm", "ln_2"},  {"ffn_up", "mlp.c_fc"},      {"ffn_down", "mlp.c_proj"}};
   for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string g = "blk." + std::to_string(i) + ".";
-    const std::string h = "h." + std::to_string(i) + ".";
-    for (const auto& [gn, ours] : names) {
-      add(g + gn + ".weight", h + ours + ".weight");
-      add(g + gn + ".bias", h + ours + ".bias");
-    }
+    const std::string g = "blk." + std::to_string(i) + ".", h = "h." + std::to_string(i) + ".";
+    for (const auto& [gn, hn] : names)
+      for (const char* part : {".weight", ".bias"}) add(g + gn + part, h + hn + part);
   }
+  add("output_norm.weight", "ln_f.weight");
+  add("output_norm.bias", "ln_f.bias");
+  if (!c.tie_embeddings) add("output.weight", "lm_head.weight");
   return out;
 }
 

@@ -171,4 +171,16 @@ Tensor unpermute_rope_rows(const Tensor& w, int64_t n_head) {
   return w.contiguous().reshape(v).transpose(1, 2).contiguous().reshape(s);
 }
 
+Tensor permute_rope_rows(const Tensor& w, int64_t n_head) {
+  LLMKIT_CHECK(w.dim() >= 1 && n_head > 0 && w.size(0) % (2 * n_head) == 0, "gguf: cannot ",
+               "permute ", w.str(), " for ", n_head, " heads");
+  // HF row (h, j, i) for j < 2, i < HS/2 -> GGUF row (h, i, j): view as [n_head, 2, HS/2, ...]
+  // and swap the middle axes.
+  const int64_t rows = w.size(0), half = rows / n_head / 2;
+  Shape s = w.shape();
+  Shape v = {n_head, 2, half};
+  for (size_t d = 1; d < s.size(); ++d) v.push_back(s[d]);
+  return w.contiguous().reshape(v).transpose(1, 2).contiguous().reshape(s);
+}
+
 }  // namespace llmkit::models

@@ -37,6 +37,9 @@ nlohmann::json llama_config_to_hf(const GPTConfig& c);
 // rows (it interleaves each head's two rotate_half halves for GGML's adjacent-pair RoPE):
 // w [n_head * HS, ...] with rows (h, i, j) for i < HS/2, j < 2 goes back to rows (h, j, i).
 Tensor unpermute_rope_rows(const Tensor& w, int64_t n_head);
+// The permutation itself, for writing GGUF (gguf_export.h): Hugging Face rows (h, j, i) -> GGUF
+// rows (h, i, j); unpermute_rope_rows(permute_rope_rows(w, n), n) == w.
+Tensor permute_rope_rows(const Tensor& w, int64_t n_head);
 
 // GGUF metadata (general.architecture llama; llama.* keys, tokenizer.ggml.bos/eos_token_id)
 // -> GPTConfig; tied when the file has no output.weight.

@@ -398,7 +398,7 @@ LoadedModel load(const std::string& path, const LoadOptions& opt) {
   } else {
     fail("model: '", path, "' is neither a model directory nor a .gguf file");
   }
-  m.module->eval();
+  if (m.module) m.module->eval();
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return m;
 }

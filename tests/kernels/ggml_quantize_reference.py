@@ -81,7 +81,8 @@ def gguf_quantizer():
 
     def quantize(rows, name):
         try:
-            return gguf.quants.quantize(rows.astype(np.float32), Q[name]).tobytes(), None
+            with np.errstate(over="ignore", invalid="ignore"):  # fp16 overflow rows
+                return gguf.quants.quantize(rows.astype(np.float32), Q[name]).tobytes(), None
         except NotImplementedError as e:
             return None, f"the gguf package has no quantiser for {name}"
 

@@ -1,4 +1,4 @@
-// Quantisation (kernels/cpu/quantize.h). Exactness: on ~200 rows of many shapes (Gaussian at
+// Quantisation (kernels/cpu/quantize.h). Exactness: on ~600 rows of many shapes (Gaussian at
 // several scales, heavy tails, one outlier, all-positive, all-negative, constant, zero rows and
 // zero sub-blocks, tiny values whose scales are fp16 subnormals or underflow, sub-blocks of very
 // different magnitudes) every byte must equal llama.cpp's own libggml (ggml_quantize_chunk
@@ -58,7 +58,7 @@ struct Rows {
   std::vector<std::string> kinds;  // what each row is, for failure messages
 };
 
-// Rows of 512 (two K-quant super-blocks), many kinds, fixed seed.
+// Rows of 512 (two K-quant super-blocks), 26 kinds x 24 + 3, fixed seed.
 Rows test_rows() {
   Rows r;
   r.n_per_row = 512;
@@ -69,7 +69,7 @@ Rows test_rows() {
     for (int64_t i = 0; i < r.n_per_row; ++i) r.x.push_back(gen(i));
     r.kinds.push_back(kind);
   };
-  for (int rep = 0; rep < 8; ++rep) {
+  for (int rep = 0; rep < 24; ++rep) {
     for (float s : {1.0f, 0.02f, 1e-3f, 30.0f, 1e3f})
       add("gaussian*" + std::to_string(s), [&](int64_t) { return s * gauss(rng); });
     add("uniform[0,1)", [&](int64_t) { return unif(rng); });
@@ -95,7 +95,9 @@ Rows test_rows() {
         [&](int64_t) { return 0.5f * static_cast<float>(static_cast<int>(rng() % 33) - 16); });
     // Values half-way between two levels of a grid whose step c has an inexact reciprocal:
     // x * (1 / c) lands within an ulp of a tie, where the rounding of each operation decides.
-    for (auto [lo, hi] : {std::pair{-8, 7}, {-16, 15}, {-127, 127}, {0, 15}, {0, 31}}) {
+    for (const std::pair<int, int>& grid :
+         {std::pair{-8, 7}, {-16, 15}, {-127, 127}, {0, 15}, {0, 31}}) {
+      const int lo = grid.first, hi = grid.second;  // (clang 14 cannot capture a binding)
       const float c = 0.3f * (1.0f + unif(rng));
       add("ties on a " + std::to_string(lo) + ".." + std::to_string(hi) + " grid", [&](int64_t i) {
         if (i % 32 == 0) return static_cast<float>(lo) * c;
@@ -107,6 +109,11 @@ Rows test_rows() {
   add("zero", [](int64_t) { return 0.0f; });
   add("negative zero", [](int64_t) { return -0.0f; });
   add("fp16 overflow", [&](int64_t) { return 7e4f * gauss(rng); });
+  add("float subnormals", [&](int64_t) { return 1e-39f * gauss(rng); });
+  add("huge", [&](int64_t) { return 1e30f * gauss(rng); });
+  add("near FLT_MAX", [&](int64_t) { return 1e38f * gauss(rng); });
+  add("mixed 1e-30..1e30",
+      [&](int64_t i) { return std::pow(10.0f, static_cast<float>(i % 61) - 30.0f) * gauss(rng); });
   return r;
 }
 
@@ -330,6 +337,29 @@ TEST(Quantize, ValuesOnTheGridRoundTripExactly) {
   exact(GgmlType::Q5_K, levels(0, 31, 32, [](int q) { return q * (63.0f / 128) - 63.0f / 32; }));
   exact(GgmlType::Q6_K, levels(-32, 31, 16, [](int q) { return q * 0.0625f; }));
   for (GgmlType t : kAll) exact(t, std::vector<float>(n, 0.0f));
+}
+
+// quantize_row (K-quant searches in SIMD lanes, super-blocks in pairs; Q8_0 in vectors) writes
+// the same bytes as quantize_row_generic (one sub-block / element at a time) on every test row, and
+// on rows of 1 and 3 super-blocks (the odd one goes through the lanes padded).
+TEST(Quantize, LanesSameBytesAsGeneric) {
+  const Rows rows = test_rows();
+  for (GgmlType t : kAll) {
+    for (int64_t n : {rows.n_per_row, int64_t{256}, int64_t{768}}) {
+      const size_t row_bytes = ggml_row_size(t, n);
+      std::vector<uint8_t> a(row_bytes), b(row_bytes);
+      int differ = 0;
+      for (size_t at = 0; at + n <= rows.x.size(); at += n) {
+        quantize_row(t, rows.x.data() + at, a.data(), n);
+        quantize_row_generic(t, rows.x.data() + at, b.data(), n);
+        if (a != b && differ++ == 0)
+          ADD_FAILURE() << ggml_type_name(t) << ", rows of " << n << ": elements " << at << ".. ("
+                        << rows.kinds[at / rows.n_per_row] << ") differ\n  lanes   "
+                        << hex(a.data(), row_bytes) << "\n  generic " << hex(b.data(), row_bytes);
+      }
+      EXPECT_EQ(differ, 0) << ggml_type_name(t) << ", rows of " << n;
+    }
+  }
 }
 
 // Output goes through byte pointers: an odd address gives the same bytes.

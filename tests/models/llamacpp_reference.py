@@ -6,7 +6,10 @@ tokenisation, so only the model is compared). OUT.json: {"tokens": [[ids...], ..
 "tokenized": [[ids...], ...]} where "tokenized" is llama.cpp's tokenisation of IN's "texts" (if
 given; special tokens parsed, BOS added exactly when the GGUF's tokenizer.ggml.add_bos_token says
 so), to compare the GGUF tokenizers too. Greedy = argmax of the last position's logits, one
-token at a time, as llmkit's greedy sampler does."""
+token at a time, as llmkit's greedy sampler does.
+With "logits": true in IN.json, OUT.json also has "logits": [[V floats], ...], the logits at the
+last position of each prompt (before any generated token): tests/models/test_gguf_export.cpp
+compares them with ours on the GGUF files llmkit writes."""
 import json
 import sys
 
@@ -30,10 +33,12 @@ def main():
     llm = llama_cpp.Llama(model_path=path, n_ctx=longest + n_new + 8, n_threads=2,
                           n_threads_batch=2, verbose=False, logits_all=False,
                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
-    results = []
+    results, logits = [], []
     for prompt in spec["prompts"]:
         llm.reset()
         llm.eval(prompt)
+        if spec.get("logits"):
+            logits.append([float(x) for x in last_logits(llm)])
         toks = []
         for _ in range(n_new):
             nxt = int(last_logits(llm).argmax())
@@ -43,7 +48,10 @@ def main():
     # add_bos=True is llama_tokenize's add_special: BOS only where the vocabulary asks for it.
     tokenized = [llm.tokenize(t.encode("utf-8"), add_bos=True, special=True)
                  for t in spec.get("texts", [])]
-    json.dump({"tokens": results, "tokenized": tokenized}, open(out, "w"))
+    result = {"tokens": results, "tokenized": tokenized}
+    if spec.get("logits"):
+        result["logits"] = logits
+    json.dump(result, open(out, "w"))
 
 
 if __name__ == "__main__":

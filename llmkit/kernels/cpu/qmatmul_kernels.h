@@ -12,7 +12,8 @@ namespace llmkit::kernels::detail {
 float fp16_to_f32(uint16_t h);
 uint16_t f32_to_fp16(float f);
 
-// One qmatmul call after its activations are quantised: xq holds M rows of xrow bytes each.
+// The portable driver's view of one call after its activations are quantised: xq holds M rows
+// of xrow bytes each.
 struct QGemmArgs {
   const QMatrix& W;
   int64_t M;
@@ -22,11 +23,13 @@ struct QGemmArgs {
   int64_t ldy;
 };
 
-// Y[m, r] for r in [r0, r1), all m: the vectorised kernels where they take W.type, else
-// qgemm_rows_generic. Each output is computed by the same instruction sequence whatever r0, r1
-// (so results do not depend on how rows are split between threads).
-void qgemm_rows(const QGemmArgs& a, int64_t r0, int64_t r1);
+// Y[m, r] for r in [r0, r1), all m, one vec_dot each.
 void qgemm_rows_generic(const QGemmArgs& a, int64_t r0, int64_t r1);
+
+// The whole of qmatmul (arguments already checked) with the vectorised kernels: activations
+// quantised into the kernels' layout, threads over rows. False when this build has no kernel for
+// W.type. Every output equals vec_dot's (the kernels are the same whatever the tile).
+bool qmatmul_simd(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
 
 // Vectorised single dot / activation quantisation; false when this build has none for the type.
 bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* result);
