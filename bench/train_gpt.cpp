@@ -1,8 +1,8 @@
 // The llmkit side of bench/train_vs_torch: trains the GPT of a config on random tokens with AdamW
 // and gradient clipping (what llmkit train does per step, without data loading), then measures
-// prefill (half a context) and KV-cached decode (DECODE tokens after it, default 64, at most half a
-// context: enough for a steady rate, and short enough for a busy machine). Prints one JSON line
-// with the keys torch_gpt.py prints.
+// prefill (half a context) and KV-cached decode on infer::Engine (DECODE tokens after it, default
+// 64, at most half a context: enough for a steady rate, and short enough for a busy machine).
+// Prints one JSON line with the keys torch_gpt.py prints.
 // Usage: bench_train_gpt CONFIG.json STEPS BATCH [DECODE]
 #include <sys/resource.h>
 
@@ -14,6 +14,7 @@
 
 #include "llmkit/core/allocator.h"
 #include "llmkit/core/parallel.h"
+#include "llmkit/infer/engine.h"
 #include "llmkit/infer/generate.h"
 #include "llmkit/train/adamw.h"
 #include "llmkit/train/clip.h"
@@ -65,7 +66,15 @@ int main(int argc, char** argv) {
     go.max_new_tokens = std::min(decode, T / 2 - 1);
     go.sampler.temperature = 0;
     infer::GenerateStats st;
-    infer::generate_ids(model, prompt, go, {}, &st);
+    // Inference on infer::Engine, what generate and chat run (it borrows the trained f32 weights),
+    // not on the training forward.
+    models::LoadedModel loaded;
+    loaded.arch = cfg.arch;
+    loaded.path = argv[1];
+    loaded.gpt = &model;
+    loaded.gpt_config = model.config();
+    infer::Engine engine(loaded);
+    infer::generate_ids(engine, prompt, go, {}, &st);
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     nlohmann::json out = {{"impl", "llmkit"},

@@ -55,7 +55,8 @@ file_of() {
   if [[ ! -f $f ]]; then
     echo "quantising $f ($QUANTIZER) ..." >&2
     if [[ $QUANTIZER == llmkit ]]; then
-      "$llmkit" quantize --model "$src" --type "$2" --out "$f" >&2 || return 1
+      "$llmkit" quantize --model "$src" --type "$2" --out "$f" >"$f.log" 2>&1 ||
+        { echo "llmkit quantize failed: $f.log" >&2; return 1; }
     else
       "$py" $here/quantize_llamacpp.py "$src" "$2" "$f" "$THREADS" >"$f.log" 2>&1 ||
         { echo "llama.cpp quantize failed: $f.log" >&2; return 1; }

@@ -1,14 +1,18 @@
 // Chunked perplexity (llama.cpp's method, infer/perplexity.h) on fake models whose answer is known
 // in closed form: uniform logits give perplexity = vocab exactly; a model that puts logit a on the
 // true next token gives -log(e^a / (e^a + V - 1)) per token, and only on the scored half of each
-// chunk, so a row/token misalignment or scoring the wrong half changes the figure.
+// chunk, so a row/token misalignment or scoring the wrong half changes the figure. On a tiny
+// random llama, the engine's perplexity equals the one computed from the training forward.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <vector>
 
+#include "llmkit/core/autograd.h"
 #include "llmkit/core/error.h"
+#include "llmkit/infer/engine.h"
 #include "llmkit/infer/perplexity.h"
 
 using namespace llmkit;
@@ -123,4 +127,61 @@ TEST(Perplexity, TooFewTokensIsAnError) {
   EXPECT_THROW(infer::perplexity(eval, 10, counting_stream(63, 10), o), Error);
   o.context = 2;
   EXPECT_THROW(infer::perplexity(eval, 10, counting_stream(63, 10), o), Error);
+}
+
+TEST(Perplexity, EngineEqualsTheTrainingForward) {
+  models::GPTConfig c;
+  c.arch = "llama";
+  c.n_layer = 2;
+  c.n_head = 4;
+  c.n_kv_head = 2;
+  c.n_embd = 32;
+  c.block_size = 32;
+  c.vocab_size = 61;
+  c.pos_encoding = "rope";
+  c.norm = "rmsnorm";
+  c.activation = "swiglu";
+  c.bias = false;
+  auto g = std::make_unique<models::GPT>(c, 3);
+  {
+    NoGradGuard ng;
+    Generator r(4);
+    for (auto& [n, p] : g->named_parameters())
+      r.normal_(p, n.find("norm") != std::string::npos ? 1.0 : 0.0, 0.3);
+  }
+  g->eval();
+  models::GPT& model = *g;
+  models::LoadedModel m;
+  m.arch = c.arch;
+  m.path = "test";
+  m.gpt = g.get();
+  m.gpt_config = g->config();
+  m.module = std::move(g);
+
+  std::mt19937 rng(5);
+  std::vector<int32_t> tokens(3 * 16 + 5);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng() % c.vocab_size);
+  PerplexityOptions o;
+  o.context = 16;
+  o.bos_id = 1;
+  std::vector<float> ref;
+  const infer::ChunkEval forward = [&](std::span<const int32_t> chunk) {
+    NoGradGuard ng;
+    const int64_t T = static_cast<int64_t>(chunk.size());
+    ref =
+        model.forward(Tensor::from_vector(std::vector<int32_t>(chunk.begin(), chunk.end()), {1, T}))
+            .contiguous()
+            .to_vector<float>();
+    return std::span<const float>(ref);
+  };
+  const auto want = infer::perplexity(forward, c.vocab_size, tokens, o);
+  infer::Engine engine(m);
+  const auto got = infer::perplexity(engine, tokens, o);
+  EXPECT_EQ(got.tokens_scored, want.tokens_scored);
+  EXPECT_EQ(got.chunks, 3);
+  EXPECT_NEAR(got.loss, want.loss, 1e-5 * want.loss);
+  EXPECT_EQ(infer::perplexity(engine, tokens, o).loss, got.loss) << "not deterministic";
+  // The chunk must fit the engine's context.
+  o.context = 64;
+  EXPECT_THROW(infer::perplexity(engine, std::vector<int32_t>(128, 1), o), Error);
 }

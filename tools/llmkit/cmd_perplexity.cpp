@@ -45,20 +45,19 @@ double now() {
 void run_perplexity(const Args& a) {
   using namespace llmkit;
   if (a.threads > 0) set_num_threads(a.threads);
-  // TODO(#11): ask load() to keep a .gguf's weights quantised (the integrator's LoadOptions flag).
-  const models::LoadedModel m = models::load(a.model);
-  LLMKIT_CHECK(m.gpt != nullptr, "perplexity: ", a.model, " holds a ", m.arch,
-               " model; perplexity runs decoders (gpt, llama)");
+  models::LoadOptions lo;
+  lo.gguf_module = false;  // a .gguf runs on its mapped blocks, as stored; no f32 copy
+  const models::LoadedModel m = models::load(a.model, lo);
+  infer::EngineOptions eo;
+  eo.weight_type = models::parse_file_type(a.type);
+  eo.context = a.context;  // the engine caps it at the model's context
+  infer::Engine engine(m, eo);
   infer::PerplexityOptions po;
-  po.context = std::min<int64_t>(a.context, m.gpt->config().block_size);
+  po.context = engine.context();
   po.chunks = a.chunks;
   // Like llama-perplexity: a model that starts its sequences with BOS sees BOS at every chunk's
   // start (the tokenised text also begins with it, through encode_prompt).
   po.bos_id = m.add_bos ? m.bos_id : -1;
-  infer::EngineOptions eo;
-  eo.weight_type = models::parse_file_type(a.type);
-  eo.context = po.context;
-  infer::Engine engine(m, eo);
   const std::vector<int32_t> ids = infer::encode_prompt(m, read_text(a.data));
   std::fprintf(stderr, "%s\n%zu tokens, %lld per chunk, %d threads\n", engine.describe().c_str(),
                ids.size(), static_cast<long long>(po.context), num_threads());
