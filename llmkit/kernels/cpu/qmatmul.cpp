@@ -20,6 +20,7 @@
 #include "llmkit/core/parallel.h"
 #include "llmkit/kernels/cpu/gemm.h"
 #include "llmkit/kernels/cpu/qmatmul_kernels.h"
+#include "llmkit/kernels/cpu/quantize.h"
 
 #if defined(__F16C__)
 #include <immintrin.h>
@@ -27,30 +28,7 @@
 
 namespace llmkit::kernels {
 
-namespace detail {
-
-float fp16_to_f32(uint16_t h) {
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#else
-  return f16_to_float(f16{h});
-#endif
-}
-
-uint16_t f32_to_fp16(float f) {
-#if defined(__F16C__)
-  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-#else
-  return float_to_f16(f).bits;
-#endif
-}
-
-}  // namespace detail
-
 namespace {
-
-using detail::f32_to_fp16;
-using detail::fp16_to_f32;
 
 inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
@@ -131,7 +109,7 @@ float dot_q4_0(int64_t n, const uint8_t* w, const uint8_t* x) {
     const int8_t* qx = reinterpret_cast<const int8_t*>(x + 2);
     int s = 0;
     for (int j = 0; j < 16; ++j) s += ((qs[j] & 0xF) - 8) * qx[j] + ((qs[j] >> 4) - 8) * qx[j + 16];
-    sum += static_cast<float>(s) * (fp16_to_f32(load_u16(w)) * fp16_to_f32(load_u16(x)));
+    sum += static_cast<float>(s) * (load_fp16(w) * load_fp16(x));
   }
   return sum;
 }
@@ -143,8 +121,8 @@ float dot_q4_1(int64_t n, const uint8_t* w, const uint8_t* x) {
     const int8_t* qx = reinterpret_cast<const int8_t*>(x + 4);
     int s = 0;
     for (int j = 0; j < 16; ++j) s += (qs[j] & 0xF) * qx[j] + (qs[j] >> 4) * qx[j + 16];
-    const float dd = fp16_to_f32(load_u16(w)) * fp16_to_f32(load_u16(x));
-    const float ms = fp16_to_f32(load_u16(w + 2)) * fp16_to_f32(load_u16(x + 2));
+    const float dd = load_fp16(w) * load_fp16(x);
+    const float ms = load_fp16(w + 2) * load_fp16(x + 2);
     sum += static_cast<float>(s) * dd + ms;
   }
   return sum;
@@ -168,10 +146,10 @@ float dot_q5(int64_t n, const uint8_t* w, const uint8_t* x, bool with_min) {
                 h1 = static_cast<int>((qh >> (j + 16)) & 1) << 4;
       s += (((qs[j] & 0xF) | h0) - bias) * qx[j] + (((qs[j] >> 4) | h1) - bias) * qx[j + 16];
     }
-    const float dd = fp16_to_f32(load_u16(w)) * fp16_to_f32(load_u16(x));
+    const float dd = load_fp16(w) * load_fp16(x);
     if (with_min)
       sum +=
-          static_cast<float>(s) * dd + fp16_to_f32(load_u16(w + 2)) * fp16_to_f32(load_u16(x + 2));
+          static_cast<float>(s) * dd + load_fp16(w + 2) * load_fp16(x + 2);
     else
       sum += static_cast<float>(s) * dd;
   }
@@ -185,7 +163,7 @@ float dot_q8_0(int64_t n, const uint8_t* w, const uint8_t* x) {
     const int8_t* qx = reinterpret_cast<const int8_t*>(x + 2);
     int s = 0;
     for (int j = 0; j < kQK; ++j) s += qw[j] * qx[j];
-    sum += static_cast<float>(s) * (fp16_to_f32(load_u16(w)) * fp16_to_f32(load_u16(x)));
+    sum += static_cast<float>(s) * (load_fp16(w) * load_fp16(x));
   }
   return sum;
 }
@@ -230,7 +208,7 @@ float dot_q45_k(int64_t n, const uint8_t* w, const BlockQ8_K* x, bool five) {
       sumi += sc[j] * s;
       summ += m[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
     }
-    const float d = fp16_to_f32(load_u16(w)) * x->d, dmin = fp16_to_f32(load_u16(w + 2)) * x->d;
+    const float d = load_fp16(w) * x->d, dmin = load_fp16(w + 2) * x->d;
     sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(summ);
   }
   return sum;
@@ -259,7 +237,7 @@ float dot_q6_k(int64_t n, const uint8_t* w, const BlockQ8_K* x) {
       for (int l = 0; l < 16; ++l) s += q[16 * i + l] * x->qs[16 * i + l];
       sumi += sc[i] * s;
     }
-    sum += fp16_to_f32(load_u16(w + 208)) * x->d * static_cast<float>(sumi);
+    sum += load_fp16(w + 208) * x->d * static_cast<float>(sumi);
   }
   return sum;
 }
@@ -267,7 +245,7 @@ float dot_q6_k(int64_t n, const uint8_t* w, const BlockQ8_K* x) {
 float dot_f16(int64_t n, const uint8_t* w, const uint8_t* x) {
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i)
-    sum += fp16_to_f32(load_u16(w + 2 * i)) * fp16_to_f32(load_u16(x + 2 * i));
+    sum += load_fp16(w + 2 * i) * load_fp16(x + 2 * i);
   return sum;
 }
 
@@ -370,22 +348,7 @@ void qmatmul_blas(const QMatrix& W, int64_t M, const float* X, int64_t ldx, floa
 }  // namespace
 
 bool qmatmul_supports(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_1:
-    case GgmlType::Q5_0:
-    case GgmlType::Q5_1:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_K:
-    case GgmlType::Q5_K:
-    case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
+  return ggml_can_quantize(t);  // the types quantize_row writes are the ones multiplied here
 }
 
 GgmlType vec_dot_type(GgmlType t) {

@@ -9,9 +9,6 @@
 
 namespace llmkit::kernels::detail {
 
-float fp16_to_f32(uint16_t h);
-uint16_t f32_to_fp16(float f);
-
 // The portable driver's view of one call after its activations are quantised: xq holds M rows
 // of xrow bytes each.
 struct QGemmArgs {

@@ -119,20 +119,10 @@ const TypeInfo& info(GgmlType t) {
        ") is not one llmkit reads");
 }
 
-inline float fp16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#else
-  return f16_to_float(f16{h});
-#endif
-}
-
 // ---- portable block decoders: y[0..block) from one block at b --------------------------------
 
 void block_q4_0(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b);
+  const float d = load_fp16(b);
   const uint8_t* qs = b + 2;
   for (int j = 0; j < 16; ++j) {
     y[j] = static_cast<float>((qs[j] & 0xF) - 8) * d;
@@ -141,7 +131,7 @@ void block_q4_0(const uint8_t* __restrict b, float* __restrict y) {
 }
 
 void block_q4_1(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b), m = fp16(b + 2);
+  const float d = load_fp16(b), m = load_fp16(b + 2);
   const uint8_t* qs = b + 4;
   for (int j = 0; j < 16; ++j) {
     y[j] = static_cast<float>(qs[j] & 0xF) * d + m;
@@ -150,7 +140,7 @@ void block_q4_1(const uint8_t* __restrict b, float* __restrict y) {
 }
 
 void block_q5_0(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b);
+  const float d = load_fp16(b);
   uint32_t qh;
   std::memcpy(&qh, b + 2, 4);
   const uint8_t* qs = b + 6;
@@ -163,7 +153,7 @@ void block_q5_0(const uint8_t* __restrict b, float* __restrict y) {
 }
 
 void block_q5_1(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b), m = fp16(b + 2);
+  const float d = load_fp16(b), m = load_fp16(b + 2);
   uint32_t qh;
   std::memcpy(&qh, b + 4, 4);
   const uint8_t* qs = b + 8;
@@ -176,7 +166,7 @@ void block_q5_1(const uint8_t* __restrict b, float* __restrict y) {
 }
 
 void block_q8_0(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b);
+  const float d = load_fp16(b);
   const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(qs[j]) * d;
 }
@@ -193,7 +183,7 @@ inline void scale_min_k4(int j, const uint8_t* q, int* sc, int* m) {
 }
 
 void block_q4_k(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b), dmin = fp16(b + 2);
+  const float d = load_fp16(b), dmin = load_fp16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* q = b + 16;
   for (int g = 0; g < 4; ++g, q += 32, y += 64) {
@@ -208,7 +198,7 @@ void block_q4_k(const uint8_t* __restrict b, float* __restrict y) {
 }
 
 void block_q5_k(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b), dmin = fp16(b + 2);
+  const float d = load_fp16(b), dmin = load_fp16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
   const uint8_t* ql = b + 48;
@@ -227,7 +217,7 @@ void block_q5_k(const uint8_t* __restrict b, float* __restrict y) {
 }
 
 void block_q6_k(const uint8_t* __restrict b, float* __restrict y) {
-  const float d = fp16(b + 208);
+  const float d = load_fp16(b + 208);
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
@@ -267,7 +257,7 @@ void row_f16(const uint8_t* src, float* dst, int64_t n) {
     _mm256_storeu_ps(
         dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
 #endif
-  for (; i < n; ++i) dst[i] = fp16(src + 2 * i);
+  for (; i < n; ++i) dst[i] = load_fp16(src + 2 * i);
 }
 
 void row_bf16(const uint8_t* src, float* dst, int64_t n) {
@@ -288,7 +278,7 @@ inline __m512i widen_u8(__m128i v) {
 
 void row_q8_0_avx512(const uint8_t* src, float* dst, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(BlockQ8_0), dst += kQK) {
-    const __m512 d = _mm512_set1_ps(fp16(src));
+    const __m512 d = _mm512_set1_ps(load_fp16(src));
     for (int k = 0; k < 2; ++k) {
       const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 + 16 * k));
       _mm512_storeu_ps(dst + 16 * k, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d));
@@ -305,8 +295,8 @@ void row_q4q5_avx512(const uint8_t* src, float* dst, int64_t nb, size_t bytes) {
   const __m512i sixteen = _mm512_set1_epi32(16);
   const int qs_at = (kMin ? 4 : 2) + (kFive ? 4 : 0);
   for (int64_t i = 0; i < nb; ++i, src += bytes, dst += kQK) {
-    const __m512 d = _mm512_set1_ps(fp16(src));
-    const __m512 m = _mm512_set1_ps(kMin ? fp16(src + 2) : 0.0f);
+    const __m512 d = _mm512_set1_ps(load_fp16(src));
+    const __m512 m = _mm512_set1_ps(kMin ? load_fp16(src + 2) : 0.0f);
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + qs_at));
     __m512i q[2] = {widen_u8(_mm_and_si128(raw, low4)),
                     widen_u8(_mm_and_si128(_mm_srli_epi16(raw, 4), low4))};
@@ -331,7 +321,7 @@ void row_q4k_q5k_avx512(const uint8_t* src, float* dst, int64_t nb) {
   const __m128i low4 = _mm_set1_epi8(0xF);
   const __m128i one = _mm_set1_epi8(1);
   for (int64_t i = 0; i < nb; ++i, src += bytes) {
-    const float d = fp16(src), dmin = fp16(src + 2);
+    const float d = load_fp16(src), dmin = load_fp16(src + 2);
     const uint8_t* scales = src + 4;
     const uint8_t* qh = src + 16;
     const uint8_t* q = src + (kFive ? 48 : 16);
@@ -362,7 +352,7 @@ void row_q6k_avx512(const uint8_t* src, float* dst, int64_t nb) {
   const __m128i low4 = _mm_set1_epi8(0xF), three = _mm_set1_epi8(3);
   const __m512i bias = _mm512_set1_epi32(32);
   for (int64_t i = 0; i < nb; ++i, src += sizeof(BlockQ6_K)) {
-    const float d = fp16(src + 208);
+    const float d = load_fp16(src + 208);
     const int8_t* sc = reinterpret_cast<const int8_t*>(src + 192);
     for (int h = 0; h < 2; ++h, dst += 128) {
       const uint8_t* ql = src + 64 * h;
@@ -399,7 +389,7 @@ inline __m256i widen8_u8(__m128i v, int part) {
 
 void row_q8_0_avx2(const uint8_t* src, float* dst, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, src += sizeof(BlockQ8_0), dst += kQK) {
-    const __m256 d = _mm256_set1_ps(fp16(src));
+    const __m256 d = _mm256_set1_ps(load_fp16(src));
     for (int k = 0; k < 4; ++k) {
       const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + 2 + 8 * k));
       _mm256_storeu_ps(dst + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
@@ -414,8 +404,8 @@ void row_q4q5_avx2(const uint8_t* src, float* dst, int64_t nb, size_t bytes) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
   const int qs_at = (kMin ? 4 : 2) + (kFive ? 4 : 0);
   for (int64_t i = 0; i < nb; ++i, src += bytes, dst += kQK) {
-    const __m256 d = _mm256_set1_ps(fp16(src));
-    const __m256 m = _mm256_set1_ps(kMin ? fp16(src + 2) : 0.0f);
+    const __m256 d = _mm256_set1_ps(load_fp16(src));
+    const __m256 m = _mm256_set1_ps(kMin ? load_fp16(src + 2) : 0.0f);
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + qs_at));
     const __m128i nib[2] = {_mm_and_si128(raw, low4), _mm_and_si128(_mm_srli_epi16(raw, 4), low4)};
     uint32_t qh = 0;
@@ -438,7 +428,7 @@ void row_q6k_avx2(const uint8_t* src, float* dst, int64_t nb) {
   const __m128i low4 = _mm_set1_epi8(0xF), three = _mm_set1_epi8(3);
   const __m256i bias = _mm256_set1_epi32(32);
   for (int64_t i = 0; i < nb; ++i, src += sizeof(BlockQ6_K)) {
-    const float d = fp16(src + 208);
+    const float d = load_fp16(src + 208);
     const int8_t* sc = reinterpret_cast<const int8_t*>(src + 192);
     for (int h = 0; h < 2; ++h, dst += 128) {
       const uint8_t* ql = src + 64 * h;

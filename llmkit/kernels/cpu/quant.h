@@ -9,6 +9,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+#include "llmkit/core/dtype.h"
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 namespace llmkit::kernels {
 
@@ -57,6 +64,32 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n);
 void dequantize_row_generic(GgmlType t, const void* src, float* dst, int64_t n);
 // Whether dequantize_row has hand-vectorised (AVX-512 or AVX2) kernels in this build.
 bool dequantize_row_is_vectorised();
+
+// The blocks' fp16 fields: IEEE binary16 <-> float, rounded to nearest even (F16C where compiled
+// in), and the same from/to two little-endian bytes at any alignment.
+inline float fp16_to_f32(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  return f16_to_float(f16{h});
+#endif
+}
+inline uint16_t f32_to_fp16(float f) {
+#if defined(__F16C__)
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+  return float_to_f16(f).bits;
+#endif
+}
+inline float load_fp16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_f32(h);
+}
+inline void store_fp16(uint8_t* p, float f) {
+  const uint16_t h = f32_to_fp16(f);
+  std::memcpy(p, &h, 2);
+}
 
 // ---- block layouts (ggml-common.h). fp16 fields are IEEE binary16 bit patterns. ----------------
 // The K-quants' super-blocks hold 256 elements (QK_K) in sub-blocks of 16 or 32.

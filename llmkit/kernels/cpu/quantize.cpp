@@ -33,26 +33,6 @@ namespace {
 
 // ---- scalar helpers ---------------------------------------------------------------------------
 
-// IEEE binary16 bits of f, rounded to nearest even (overflow -> inf), stored little-endian at p.
-inline void put_fp16(uint8_t* p, float f) {
-#if defined(__F16C__)
-  const uint16_t h = _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-#else
-  const uint16_t h = float_to_f16(f).bits;
-#endif
-  std::memcpy(p, &h, 2);
-}
-
-inline float get_fp16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#else
-  return f16_to_float(f16{h});
-#endif
-}
-
 // The K-quants' rounding: adding 1.5 * 2^23 leaves round-to-nearest-even(v) in the low mantissa
 // bits (the FPU does the rounding), valid for |v| < 2^22. Outside that range the result is
 // garbage, but the same garbage ggml computes, which is what matters for identical files.
@@ -160,7 +140,7 @@ void block_q8_0(const float* x, uint8_t* b) {
   for (int k = 0; k < kLanes; ++k) amax = amax > m[k] ? amax : m[k];
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_fp16(b, d);
+  store_fp16(b, d);
   for (int h = 0; h < nv; ++h) {
     const Vi q = round_half_away(v[h] * id);
     for (int k = 0; k < kLanes; ++k) b[2 + kLanes * h + k] = static_cast<uint8_t>(q[k]);
@@ -174,7 +154,7 @@ void block_q8_0_generic(const float* x, uint8_t* b) {
   for (int j = 0; j < kQK; ++j) amax = amax > std::fabs(x[j]) ? amax : std::fabs(x[j]);
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_fp16(b, d);
+  store_fp16(b, d);
   for (int j = 0; j < kQK; ++j) b[2 + j] = static_cast<uint8_t>(trunc_int(std::round(x[j] * id)));
 }
 
@@ -187,7 +167,7 @@ void block_q_0(const float* x, uint8_t* b) {
   const float max = signed_absmax(x);
   const float d = max / static_cast<float>(-kOffset);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_fp16(b, d);
+  store_fp16(b, d);
   uint8_t* qs = b + (kBits == 5 ? 6 : 2);
   uint32_t qh = 0;
   for (int j = 0; j < kQK / 2; ++j) {
@@ -210,8 +190,8 @@ void block_q_1(const float* x, uint8_t* b) {
   min_max(x, &mn, &mx);
   const float d = (mx - mn) / static_cast<float>(kTop);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_fp16(b, d);
-  put_fp16(b + 2, mn);
+  store_fp16(b, d);
+  store_fp16(b + 2, mn);
   uint8_t* qs = b + (kBits == 5 ? 8 : 4);
   uint32_t qh = 0;
   for (int j = 0; j < kQK / 2; ++j) {
@@ -346,9 +326,9 @@ void finish_q45_k(const float* x, const float* scales, const float* mins, uint8_
       packed[j] |= static_cast<uint8_t>((m[j] >> 4) << 6);
     }
   }
-  put_fp16(b, max_scale / 63.0f);
-  put_fp16(b + 2, max_min / 63.0f);
-  const float d_all = get_fp16(b), dmin_all = get_fp16(b + 2);
+  store_fp16(b, max_scale / 63.0f);
+  store_fp16(b + 2, max_min / 63.0f);
+  const float d_all = load_fp16(b), dmin_all = load_fp16(b + 2);
   for (int j = 0; j < 8; ++j) {
     const float d = d_all * static_cast<float>(sc[j]);
     if (d == 0.0f) continue;  // keep the fit's levels (they decode to -dm either way)
@@ -440,17 +420,17 @@ void finish_q6_k(const float* x, const float* scales, int8_t* L, uint8_t* b) {
     }
   if (max_abs_scale < kGroupMaxEps) {
     std::memset(b, 0, sizeof(BlockQ6_K));
-    put_fp16(b + 208, 0.0f);
+    store_fp16(b + 208, 0.0f);
     return;
   }
   uint8_t* ql = b;
   uint8_t* qh = b + 128;
   int8_t* sc = reinterpret_cast<int8_t*>(b + 192);
   const float iscale = -128.0f / max_scale;
-  put_fp16(b + 208, 1 / iscale);
+  store_fp16(b + 208, 1 / iscale);
   for (int ib = 0; ib < 16; ++ib)
     sc[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
-  const float d_all = get_fp16(b + 208);
+  const float d_all = load_fp16(b + 208);
   for (int j = 0; j < 16; ++j) {
     const float d = d_all * static_cast<float>(sc[j]);
     if (d == 0.0f) continue;
@@ -683,7 +663,7 @@ void quantize(GgmlType t, const float* src, void* dst_, int64_t n, bool lanes) {
       if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * 4);
       return;
     case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) put_fp16(dst + 2 * i, src[i]);
+      for (int64_t i = 0; i < n; ++i) store_fp16(dst + 2 * i, src[i]);
       return;
     case GgmlType::BF16:
       for (int64_t i = 0; i < n; ++i) {
