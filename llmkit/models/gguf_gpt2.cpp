@@ -5,6 +5,7 @@
 #include <string>
 
 #include "llmkit/io/gguf.h"
+#include "llmkit/models/gguf_config.h"
 #include "llmkit/models/hf_gpt2.h"
 
 namespace llmkit::models {
@@ -13,10 +14,7 @@ GPTConfig gpt2_config_from_gguf(const io::GgufFile& f) {
   const std::string arch = f.get("general.architecture").as_string();
   LLMKIT_CHECK(arch == "gpt2", f.path, ": general.architecture '", arch, "' is not gpt2");
   auto num = [&](const char* key) { return f.get(key).as_int(); };
-  auto num_or = [&](const char* key, int64_t def) {
-    const io::GgufValue* v = f.find(key);
-    return v ? v->as_int() : def;
-  };
+  auto num_or = [&](const char* key, int64_t def) { return gguf_config::int_or(f, key, def); };
   GPTConfig c;  // arch gpt: learned positions, LayerNorm with biases, gelu, pre-LN
   c.n_embd = num("gpt2.embedding_length");
   c.ffn_hidden = num_or("gpt2.feed_forward_length", 4 * c.n_embd);
@@ -24,22 +22,10 @@ GPTConfig gpt2_config_from_gguf(const io::GgufFile& f) {
   c.n_head = num("gpt2.attention.head_count");
   c.n_kv_head = num_or("gpt2.attention.head_count_kv", c.n_head);
   c.block_size = num("gpt2.context_length");
-  c.norm_eps = f.get("gpt2.attention.layer_norm_epsilon").as_float();
-  {  // stored as F32: 1e-5 reads 9.99999974738e-06; back to float precision's shortest decimal
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.7g", c.norm_eps);
-    c.norm_eps = std::stod(buf);
-  }
+  c.norm_eps = gguf_config::f32_decimal(f.get("gpt2.attention.layer_norm_epsilon").as_float());
   c.vocab_size = num_or("gpt2.vocab_size", f.tensor("token_embd.weight").shape().at(0));
   c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
-  c.bos_token_id = num_or("tokenizer.ggml.bos_token_id", -1);
-  if (const io::GgufValue* e = f.find("tokenizer.ggml.eos_token_id"))
-    c.eos_token_ids = {e->as_int()};
-  try {
-    c.validate();
-  } catch (const Error& e) {
-    fail(f.path, ": ", e.what());
-  }
+  gguf_config::finish(f, c);
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "llmkit/io/gguf.h"
+#include "llmkit/models/gguf_config.h"
 #include "llmkit/models/hf_llama.h"
 
 namespace llmkit::models {
@@ -16,14 +17,8 @@ GPTConfig llama_config_from_gguf(const io::GgufFile& f) {
   LLMKIT_CHECK(arch == "llama", f.path, ": general.architecture '", arch,
                "' is not supported (llama)");
   auto num = [&](const char* key) { return f.get(key).as_int(); };
-  auto num_or = [&](const char* key, int64_t def) {
-    const io::GgufValue* v = f.find(key);
-    return v ? v->as_int() : def;
-  };
-  auto real_or = [&](const char* key, double def) {
-    const io::GgufValue* v = f.find(key);
-    return v ? v->as_float() : def;
-  };
+  auto num_or = [&](const char* key, int64_t def) { return gguf_config::int_or(f, key, def); };
+  auto real_or = [&](const char* key, double def) { return gguf_config::float_or(f, key, def); };
   GPTConfig c = llama_base_config();
   c.n_embd = num("llama.embedding_length");
   c.ffn_hidden = num("llama.feed_forward_length");
@@ -31,14 +26,7 @@ GPTConfig llama_config_from_gguf(const io::GgufFile& f) {
   c.n_head = num("llama.attention.head_count");
   c.n_kv_head = num_or("llama.attention.head_count_kv", c.n_head);
   c.block_size = num("llama.context_length");
-  c.norm_eps = real_or("llama.attention.layer_norm_rms_epsilon", 1e-5);
-  // GGUF stores it as F32: 1e-5 comes back as 9.99999974738e-06. Round to float precision's
-  // shortest decimal so that config.json says 1e-05 like the original.
-  {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.7g", c.norm_eps);
-    c.norm_eps = std::stod(buf);
-  }
+  c.norm_eps = gguf_config::f32_decimal(real_or("llama.attention.layer_norm_rms_epsilon", 1e-5));
   c.rope_theta = real_or("llama.rope.freq_base", 10000.0);
   const io::GgufTensor& emb = f.tensor("token_embd.weight");
   c.vocab_size = num_or("llama.vocab_size", emb.shape().at(0));
@@ -57,14 +45,7 @@ GPTConfig llama_config_from_gguf(const io::GgufFile& f) {
                  f.path,
                  ": llama.rope.dimension_count differs from the head size (partial RoPE "
                  "is not supported)");
-  c.bos_token_id = num_or("tokenizer.ggml.bos_token_id", -1);
-  if (const io::GgufValue* e = f.find("tokenizer.ggml.eos_token_id"))
-    c.eos_token_ids = {e->as_int()};
-  try {
-    c.validate();
-  } catch (const Error& e) {
-    fail(f.path, ": ", e.what());
-  }
+  gguf_config::finish(f, c);
   return c;
 }
 
