@@ -10,6 +10,8 @@
 // (kMaxChunk tokens) and reused, so decoding a token allocates nothing.
 #include "llmkit/infer/engine.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -74,6 +76,40 @@ GgmlType fit_type(GgmlType want, int64_t cols) {
       return fit_type(GgmlType::Q8_0, cols);
     default:
       return GgmlType::F32;
+  }
+}
+
+// Products that read the same input: Y_i = X W_i^T for each (W_i, Y_i). A short batch (decode)
+// runs them in ONE parallel region, the rows of all of them split evenly over the threads, each
+// thread running kernels::qmatmul on its slice (the activations are quantised per slice: a few
+// hundred floats, next to tens of KiB of weights). Small matrices (llama's k and v) then use
+// every core, and q/k/v or gate/up cost one fork-join instead of three or two. Every output is
+// one vec_dot either way, so the bits do not depend on the split. A long batch (prefill) calls
+// qmatmul per matrix, which threads itself.
+struct Product {
+  const QMatrix* w;
+  float* y;
+  int64_t ldy;
+};
+
+void products(std::initializer_list<Product> ps, int64_t n, const float* x, int64_t ldx) {
+  const int nt = num_threads();
+  if (n > 8 || nt <= 1) {
+    for (const Product& p : ps) kernels::qmatmul(*p.w, n, x, ldx, p.y, p.ldy);
+    return;
+  }
+  int64_t rows = 0;
+  for (const Product& p : ps) rows += p.w->rows;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    int64_t lo = rows * t / T, hi = rows * (t + 1) / T, base = 0;
+    for (const Product& p : ps) {
+      const int64_t r0 = std::max(lo, base) - base, r1 = std::min(hi, base + p.w->rows) - base;
+      if (r0 < r1)
+        kernels::qmatmul({p.w->type, r1 - r0, p.w->cols, p.w->row(r0)}, n, x, ldx, p.y + r0, p.ldy);
+      base += p.w->rows;
+    }
   }
 }
 
@@ -427,12 +463,13 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
     in = h.get();
   }
   if (L.qkv.data != nullptr) {
-    kernels::qmatmul(L.qkv, n, in, C, qkv.get(), QKV);
+    products({{&L.qkv, qkv.get(), QKV}}, n, in, C);
     add_bias(qkv.get(), L.b_qkv, n, QKV, QKV);
   } else {
-    kernels::qmatmul(L.q, n, in, C, qkv.get(), QKV);
-    kernels::qmatmul(L.k, n, in, C, qkv.get() + NH * HS, QKV);
-    kernels::qmatmul(L.v, n, in, C, qkv.get() + (NH + NKV) * HS, QKV);
+    products({{&L.q, qkv.get(), QKV},
+              {&L.k, qkv.get() + NH * HS, QKV},
+              {&L.v, qkv.get() + (NH + NKV) * HS, QKV}},
+             n, in, C);
     add_bias(qkv.get(), L.b_q, n, QKV, NH * HS);
     add_bias(qkv.get() + NH * HS, L.b_k, n, QKV, NKV * HS);
     add_bias(qkv.get() + (NH + NKV) * HS, L.b_v, n, QKV, NKV * HS);
@@ -449,7 +486,7 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
                   HS * sizeof(float));
     }
   attention(L, n);
-  kernels::qmatmul(L.o, n, att.get(), C, tmp.get(), C);
+  products({{&L.o, tmp.get(), C}}, n, att.get(), C);
   add_bias(tmp.get(), L.b_o, n, C, C);
   for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
   if (!pre_ln) {
@@ -462,18 +499,17 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
     in = h.get();
   }
   if (swiglu) {
-    kernels::qmatmul(L.gate, n, in, C, f1.get(), FF);
-    kernels::qmatmul(L.up, n, in, C, f2.get(), FF);
+    products({{&L.gate, f1.get(), FF}, {&L.up, f2.get(), FF}}, n, in, C);
     add_bias(f1.get(), L.b_gate, n, FF, FF);
     add_bias(f2.get(), L.b_up, n, FF, FF);
     kernels::silu_forward<float>(f1.get(), f1.get(), n * FF);
     for (int64_t i = 0; i < n * FF; ++i) f1[i] *= f2[i];
   } else {
-    kernels::qmatmul(L.up, n, in, C, f2.get(), FF);
+    products({{&L.up, f2.get(), FF}}, n, in, C);
     add_bias(f2.get(), L.b_up, n, FF, FF);
     kernels::gelu_tanh_forward<float>(f1.get(), f2.get(), n * FF);
   }
-  kernels::qmatmul(L.down, n, f1.get(), FF, tmp.get(), C);
+  products({{&L.down, tmp.get(), C}}, n, f1.get(), FF);
   add_bias(tmp.get(), L.b_down, n, C, C);
   for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
   if (!pre_ln) {
@@ -489,7 +525,7 @@ void Engine::Impl::forward(const int32_t* ids, int64_t n, bool all_logits, float
   for (Layer& L : layers) layer(L, n);
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   norm(h.get(), x.get() + first * C, lnf_w, lnf_b, rows);
-  kernels::qmatmul(out, rows, h.get(), C, all_logits ? logits_out : logits.data(), V);
+  products({{&out, all_logits ? logits_out : logits.data(), V}}, rows, h.get(), C);
   pos += n;
 }
 
