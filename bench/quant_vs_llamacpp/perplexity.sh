@@ -5,7 +5,11 @@
 # (llamacpp_perplexity.py) beside it. Texts: the Debian FAQ 11.1 in English and in Korean, as
 # plain text from the Debian packages debian-faq and debian-faq-ko (scripts/install-deps.sh
 # --bench). The model files are run.sh's (common.sh); "f32" is the Q4_1 download dequantised, so
-# every row measures re-quantisation of those values, not of the original bf16 weights.
+# every row measures re-quantisation of those values, not of the original bf16 weights (and q4_1
+# gives back exactly those values). llmkit evaluates a chunk as one prefill, whose products run
+# f32 activations against the dequantised weights (kernels/cpu/qmatmul.h, M >= 16), so its figures
+# show the weights' rounding alone; llama.cpp's quantised kernels also round the activations to
+# 8 bits, which adds a little.
 # Writes $QV_OUT/perplexity.jsonl and $QV_OUT/perplexity.md and prints the table.
 # Usage: bench/quant_vs_llamacpp/perplexity.sh [BUILD_DIR]
 #   env: THREADS=2 CONTEXT=512 CHUNKS=20 (0: whole text)
@@ -66,7 +70,9 @@ print("Text: the Debian FAQ 11.1 (debian-faq / debian-faq-ko), "
       + (f"{ko['ours']['tokens_scored']} in Korean, " if ko else "")
       + f"llama.cpp's method (second half of each chunk). Quantised by {', '.join(q) or '-'} from "
       f"the f32 copy of the Q4_1 download. Load average {sys.argv[2]} before, {sys.argv[3]} after. "
-      "Δ = perplexity / f32's perplexity - 1 (llmkit).\n")
+      "Δ = perplexity / f32's perplexity - 1 (llmkit). llmkit's prefill multiplies f32 "
+      "activations by the dequantised weights, so its column shows the weights' rounding alone; "
+      "llama.cpp's quantised kernels also round the activations to 8 bits.\n")
 print("| type | file MiB | English, llmkit | English, llama.cpp | Δ English | Korean, llmkit | "
       "Korean, llama.cpp | Δ Korean |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -3,8 +3,8 @@
 // scored), so the quality cost of a quantisation type can be read off and compared with
 // llama-perplexity's figures. Prints the running perplexity per chunk as llama.cpp does
 // ("[1]12.3456,[2]...") and, as the last line of stdout, JSON: {"perplexity": ..., "loss": ...,
-// "tokens_scored": ..., "chunks": ..., "context": ...}. Not here: `llmkit eval` (the trainer's
-// windowed loss of an llmkit run).
+// "tokens_scored": ..., "chunks": ..., "context": ..., "weights": ..., "seconds": ...}. Not here:
+// `llmkit eval` (the trainer's windowed loss of an llmkit run).
 #include <cstdio>
 
 #include <algorithm>
@@ -13,6 +13,8 @@
 #include <memory>
 #include <sstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "llmkit/core/parallel.h"
 #include "llmkit/infer/engine.h"
@@ -71,11 +73,14 @@ void run_perplexity(const Args& a) {
       "\nFinal estimate: PPL = %.4f over %lld tokens (%lld chunks of %lld), %.1f tokens/s\n",
       r.perplexity, static_cast<long long>(r.tokens_scored), static_cast<long long>(r.chunks),
       static_cast<long long>(r.context), static_cast<double>(r.chunks * r.context) / secs);
-  std::printf(
-      "{\"perplexity\": %.6f, \"loss\": %.6f, \"tokens_scored\": %lld, \"chunks\": %lld, "
-      "\"context\": %lld, \"type\": \"%s\", \"seconds\": %.3f}\n",
-      r.perplexity, r.loss, static_cast<long long>(r.tokens_scored),
-      static_cast<long long>(r.chunks), static_cast<long long>(r.context), a.type.c_str(), secs);
+  const nlohmann::json j = {{"perplexity", r.perplexity},
+                            {"loss", r.loss},
+                            {"tokens_scored", r.tokens_scored},
+                            {"chunks", r.chunks},
+                            {"context", r.context},
+                            {"weights", engine.describe()},
+                            {"seconds", secs}};
+  std::printf("%s\n", j.dump().c_str());
 }
 
 }  // namespace
