@@ -27,9 +27,10 @@ if [[ $QUANTIZER == auto ]]; then
   if "$llmkit" quantize --help >/dev/null 2>&1; then QUANTIZER=llmkit; else QUANTIZER=llama.cpp; fi
 fi
 mkdir -p "$QV_OUT/models"
-# Waiting threads sleep instead of spinning: on a shared machine a spinning OpenMP team (llmkit
-# and this llama.cpp build both use OpenMP) loses its cores to other processes.
-export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS LLMKIT_THREADS=$THREADS
+# Both sides use OpenMP (this llama.cpp build too) with libgomp's default wait policy (spin a
+# while, then sleep), as a user runs them; on a busy machine OMP_WAIT_POLICY=PASSIVE in the
+# environment makes both sleep at once (and decode several times slower).
+export OMP_NUM_THREADS=$THREADS LLMKIT_THREADS=$THREADS
 
 # f32_of SET: the f32 GGUF of SET (made on first use).
 f32_of() {
