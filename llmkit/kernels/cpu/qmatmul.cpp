@@ -148,8 +148,7 @@ float dot_q5(int64_t n, const uint8_t* w, const uint8_t* x, bool with_min) {
     }
     const float dd = load_fp16(w) * load_fp16(x);
     if (with_min)
-      sum +=
-          static_cast<float>(s) * dd + load_fp16(w + 2) * load_fp16(x + 2);
+      sum += static_cast<float>(s) * dd + load_fp16(w + 2) * load_fp16(x + 2);
     else
       sum += static_cast<float>(s) * dd;
   }
@@ -244,8 +243,7 @@ float dot_q6_k(int64_t n, const uint8_t* w, const BlockQ8_K* x) {
 
 float dot_f16(int64_t n, const uint8_t* w, const uint8_t* x) {
   float sum = 0.0f;
-  for (int64_t i = 0; i < n; ++i)
-    sum += load_fp16(w + 2 * i) * load_fp16(x + 2 * i);
+  for (int64_t i = 0; i < n; ++i) sum += load_fp16(w + 2 * i) * load_fp16(x + 2 * i);
   return sum;
 }
 
