@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "llmkit/infer/engine.h"
+#include "llmkit/models/gguf_export.h"
 #include "llmkit/models/load.h"
 #include "llmkit/tokenizer/chat_template.h"
 #include "tests/common/reference.h"
@@ -275,42 +276,51 @@ TEST(LlamaCppParity, GreedyDecoding64Tokens) {
 // Both implementations therefore differ from the dequantised f32 model by ~0.4-1.5 in the logits,
 // and from each other by as much; free-running greedy decoding then diverges at the first step
 // whose top-2 margin is below that noise.
-// So the assertion is teacher-forced: llama.cpp's own 64 greedy tokens, fed to the engine, must
-// each be the engine's top choice or within kNoise of it (measured: 189 of 192 steps top-1, the
-// largest gap 0.125); the free-running agreement is printed (19, 42 and 50 of 64 tokens).
-TEST(LlamaCppParity, QuantisedEngineFollowsLlamaCppGreedyTokens) {
-  SKIP_UNLESS_READY();
-  constexpr float kNoise = 0.5f;  // 4x the largest gap measured (0.125, code prompt)
+// So the assertion is teacher-forced: llama.cpp's own 64 greedy tokens, fed to the engine one at
+// a time, must each be the engine's top choice or within kNoise of it, and mostly its top choice
+// (measured on the Q4_1 file: 185 of 192 steps top-1, the largest gap 0.33); the free-running
+// agreement is printed (26, 42 and 6 of 64 tokens).
+// engine_follows_llamacpp runs both on `file` (label for the output).
+static void engine_follows_llamacpp(const std::string& file, const std::string& label) {
+  // The two implementations' logits differ by up to ~1.2 (the largest over the vocabulary, an
+  // activation rounded to the other 8-bit step); the largest gap measured at llama.cpp's choice
+  // is 0.4 (q8_0, code prompt), and llama.cpp's token is our top-1 at 60 or more of 64 steps.
+  constexpr float kNoise = 1.0f;
+  constexpr int kMinTop1 = 56;
   models::LoadOptions lo;
   lo.gguf_module = false;
-  models::LoadedModel m = models::load(llmkit::testing::model_path("smollm2"), lo);
+  models::LoadedModel m = models::load(file, lo);
   ASSERT_EQ(m.gpt, nullptr);  // nothing dequantised
   const std::vector<Prompt> prompts = make_prompts(m);
-  const json* q4 = reference(llmkit::testing::model_path("smollm2"), prompts);
-  ASSERT_NE(q4, nullptr);
+  const json* ref = reference(file, prompts);
+  ASSERT_NE(ref, nullptr);
   infer::Engine e(m);
-  std::printf("engine: %s\n", e.describe().c_str());
+  std::printf("%s engine: %s\n", label.c_str(), e.describe().c_str());
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const auto want = q4->at("tokens")[i].get<std::vector<int32_t>>();
+    const auto want = ref->at("tokens")[i].get<std::vector<int32_t>>();
     ASSERT_EQ(want.size(), static_cast<size_t>(kNewTokens));
-    // Teacher-forced: prompt + llama.cpp's tokens in one pass, every position's logits.
-    std::vector<int32_t> seq = prompts[i].ids;
-    seq.insert(seq.end(), want.begin(), want.end() - 1);
+    // Teacher-forced, the way llama.cpp made them: the prompt, then llama.cpp's tokens one at a
+    // time, each step's logits against llama.cpp's next token (the same kernels' numerics: the
+    // prompts are under 64 tokens, so their prefill is the int8 path too).
     e.reset(true);
-    const std::span<const float> all = e.eval(seq, /*all_logits=*/true);
-    const size_t V = static_cast<size_t>(e.vocab()), first = prompts[i].ids.size() - 1;
+    std::span<const float> row = e.eval(prompts[i].ids);
     int top1 = 0;
     float worst = 0;
     for (int s = 0; s < kNewTokens; ++s) {
-      const std::span<const float> row = all.subspan((first + s) * V, V);
       for (float x : row) ASSERT_TRUE(std::isfinite(x));
       const float best = *std::max_element(row.begin(), row.end());
       const float gap = best - row[want[s]];
       top1 += gap == 0;
       worst = std::max(worst, gap);
-      EXPECT_LT(gap, kNoise) << prompts[i].name << " step " << s << ": llama.cpp's token "
-                             << want[s] << " is " << gap << " below our best logit";
+      EXPECT_LT(gap, kNoise) << label << " " << prompts[i].name << " step " << s
+                             << ": llama.cpp's token " << want[s] << " is " << gap
+                             << " below our best logit";
+      const int32_t next[] = {want[s]};
+      row = e.eval(next);
     }
+    EXPECT_GE(top1, kMinTop1) << label << " " << prompts[i].name
+                              << ": llama.cpp's token is our top-1 at only " << top1 << " of "
+                              << kNewTokens << " steps";
     // Free-running, reported: our own greedy tokens against llama.cpp's.
     e.reset(true);
     std::vector<int32_t> ours;
@@ -323,8 +333,32 @@ TEST(LlamaCppParity, QuantisedEngineFollowsLlamaCppGreedyTokens) {
       last = e.eval(next);
     }
     std::printf(
-        "Q4_1 engine %s: llama.cpp's token is our top-1 at %d/%d teacher-forced steps "
+        "%s engine %s: llama.cpp's token is our top-1 at %d/%d teacher-forced steps "
         "(largest gap %.3g); free-running, the first %zu/%d greedy tokens agree\n",
-        prompts[i].name.c_str(), top1, kNewTokens, worst, common_prefix(ours, want), kNewTokens);
+        label.c_str(), prompts[i].name.c_str(), top1, kNewTokens, worst, common_prefix(ours, want),
+        kNewTokens);
+  }
+}
+
+TEST(LlamaCppParity, QuantisedEngineFollowsLlamaCppGreedyTokens) {
+  SKIP_UNLESS_READY();
+  engine_follows_llamacpp(llmkit::testing::model_path("smollm2"), "Q4_1");
+}
+
+// `llmkit quantize`'s own files, done as the issue asks: llama.cpp loads them and its greedy
+// tokens are ours (teacher-forced, as above). q8_0 is our Q8_0 x Q8_0 path; q4_k, at SmolLM2's
+// 576-wide rows, is mostly Q5_0 (llama.cpp's fallback) with Q4_K in ffn_down and Q8_0 output.
+TEST(LlamaCppParity, ExportedFilesEngineFollowsLlamaCpp) {
+  SKIP_UNLESS_READY();
+  llmkit::testing::TempDir tmp;
+  models::LoadOptions lo;
+  lo.gguf_module = false;
+  const models::LoadedModel src = models::load(llmkit::testing::model_path("smollm2"), lo);
+  for (const char* type : {"q8_0", "q4_k"}) {
+    const std::string out = tmp.file(std::string("smollm2-") + type + ".gguf");
+    models::GgufExportOptions o;
+    o.type = models::parse_file_type(type);
+    models::export_gguf(src, out, o);
+    engine_follows_llamacpp(out, type);
   }
 }
