@@ -8,29 +8,19 @@ llama-cpp-python (built from its PyPI sdist by scripts/install-deps.sh), its def
 bytes (llama_model_size) and the process's peak RSS, with the RSS of the interpreter and the
 imported modules before the model was loaded, so the model's own share can be read off.
 Usage: llamacpp_bench.py MODEL.gguf THREADS PP TG REPS   -> one JSON line on stdout"""
-import ctypes
 import json
 import random
 import resource
+import os
 import statistics
 import sys
 import time
 
 import llama_cpp
 
-
-def ggml_build():
-    """ggml's version and the commit it was built from, as the library reports them."""
-    lib = llama_cpp.llama_cpp._lib
-    out = []
-    for name in ("ggml_version", "ggml_commit"):
-        try:
-            f = getattr(lib, name)
-            f.restype = ctypes.c_char_p
-            out.append(f().decode())
-        except (AttributeError, OSError):
-            out.append("?")
-    return " ".join(out)
+# ggml_build(): shared with the f32 SmolLM2 bench's peer.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infer_vs_llamacpp"))
+from llamacpp_peer import ggml_build  # noqa: E402
 
 
 def system_info():

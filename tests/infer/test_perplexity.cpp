@@ -14,6 +14,7 @@
 #include "llmkit/core/error.h"
 #include "llmkit/infer/engine.h"
 #include "llmkit/infer/perplexity.h"
+#include "llmkit/models/hf_llama.h"
 
 using namespace llmkit;
 using infer::PerplexityOptions;
@@ -130,18 +131,13 @@ TEST(Perplexity, TooFewTokensIsAnError) {
 }
 
 TEST(Perplexity, EngineEqualsTheTrainingForward) {
-  models::GPTConfig c;
-  c.arch = "llama";
+  models::GPTConfig c = models::llama_base_config();  // rope, rmsnorm, swiglu, no biases
   c.n_layer = 2;
   c.n_head = 4;
   c.n_kv_head = 2;
   c.n_embd = 32;
   c.block_size = 32;
   c.vocab_size = 61;
-  c.pos_encoding = "rope";
-  c.norm = "rmsnorm";
-  c.activation = "swiglu";
-  c.bias = false;
   auto g = std::make_unique<models::GPT>(c, 3);
   {
     NoGradGuard ng;
