@@ -219,14 +219,15 @@ TEST(QMatmul, VectorisedVecDotMatchesPortable) {
     for (int64_t nb : {1, 2, 3, 7, 24}) {
       const int64_t cols = nb * ggml_block_size(t) * (ggml_block_size(t) == 1 ? 32 : 1) +
                            (ggml_block_size(t) == 1 ? 3 : 0);
-      // One byte of offset: the kernels must take any alignment.
+      // One byte of offset for the weights: they must take any alignment (a GGUF tensor's rows
+      // start anywhere); the activations are 4-byte aligned, as qmatmul's scratch holds them.
       auto w = random_weights(t, 1, cols, rng);
       w.insert(w.begin(), 0);
       const auto x = random_floats(cols, rng);
-      std::vector<uint8_t> xq(ggml_row_size(vec_dot_type(t), cols) + 1);
-      quantize_activations(t, x.data(), xq.data() + 1, cols);
-      const float a = vec_dot(t, cols, w.data() + 1, xq.data() + 1);
-      const float b = vec_dot_generic(t, cols, w.data() + 1, xq.data() + 1);
+      std::vector<uint8_t> xq(ggml_row_size(vec_dot_type(t), cols) + 4);
+      quantize_activations(t, x.data(), xq.data() + 4, cols);
+      const float a = vec_dot(t, cols, w.data() + 1, xq.data() + 4);
+      const float b = vec_dot_generic(t, cols, w.data() + 1, xq.data() + 4);
       // Both sum the same exact per-block integer products in float, in different orders:
       // they differ by float rounding, bounded by a few ulps of the sum of magnitudes.
       std::vector<float> wf(cols), xf(cols);

@@ -261,11 +261,15 @@ float dot_bf16(int64_t n, const uint8_t* w, const uint8_t* x) {
   return sum;
 }
 
+// Rows may sit at any byte offset (vec_dot's contract), so the floats are loaded by memcpy.
 float dot_f32(int64_t n, const uint8_t* w, const uint8_t* x) {
-  const float* a = reinterpret_cast<const float*>(w);
-  const float* b = reinterpret_cast<const float*>(x);
   float sum = 0.0f;
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  for (int64_t i = 0; i < n; ++i) {
+    float a, b;
+    std::memcpy(&a, w + 4 * i, 4);
+    std::memcpy(&b, x + 4 * i, 4);
+    sum += a * b;
+  }
   return sum;
 }
 

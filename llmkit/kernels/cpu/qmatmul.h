@@ -39,7 +39,8 @@ bool qmatmul_supports(GgmlType t);
 // Q8_1 for Q4_1 / Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32.
 GgmlType vec_dot_type(GgmlType t);
 
-// dst (ggml_row_size(vec_dot_type(w), n) bytes, any alignment) = x[0..n) quantised as ggml's
+// dst (ggml_row_size(vec_dot_type(w), n) bytes, 4-byte aligned: Q8_K blocks hold a float and
+// int16 sums) = x[0..n) quantised as ggml's
 // x86 quantize_row_q8_0 / q8_1 (d = amax / 127 as fp16, q = x * (127 / amax) rounded to nearest
 // even; q8_1 adds s = d * sum(q)) and quantize_row_q8_K (iscale = -127 / x_maxabs with x_maxabs
 // the signed element of largest magnitude, q = min(127, round(iscale x)), d = 1 / iscale, bsums
@@ -48,9 +49,10 @@ GgmlType vec_dot_type(GgmlType t);
 void quantize_activations(GgmlType w, const float* x, void* dst, int64_t n);
 
 // The dot product of one weight row w (n elements of type t, any alignment) with activations xq
-// already quantised by quantize_activations(t, ...), as ggml_vec_dot_<t>_<vec_dot_type(t)>: per
-// block the exact integer sum of products times the two scales, summed in float (the order of
-// that float sum differs between the vectorised and the portable code: last-bit differences).
+// (4-byte aligned) already quantised by quantize_activations(t, ...), as
+// ggml_vec_dot_<t>_<vec_dot_type(t)>: per block the exact integer sum of products times the two
+// scales, summed in float (the order of that float sum differs between the vectorised and the
+// portable code: last-bit differences).
 float vec_dot(GgmlType t, int64_t n, const void* w, const void* xq);
 
 // The portable code behind the two above, always compiled; quantize_activations writes the same

@@ -396,8 +396,8 @@ void tile_q45k(const KConsts& k, const uint8_t* w, const BlockQ8_K* const* x, in
         isum[t] = _mm512_dpwssd_epi32(isum[t], p16, sc);
       }
     }
-    const float dw = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(w));
-    const float mw = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(w + 2));
+    const float dw = load_fp16(w);
+    const float mw = load_fp16(w + 2);
     for (int t = 0; t < T; ++t) {
       const BlockQ8_K& xb = x[t][b];
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(dw * xb.d), acc[t]);
@@ -441,7 +441,7 @@ void tile_q6k(const KConsts& k, const uint8_t* w, const BlockQ8_K* const* x, int
         isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_maddubs_epi16(q1, load64(xq + 64)), s1);
       }
     }
-    const float dw = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(w + 208));
+    const float dw = load_fp16(w + 208);
     for (int t = 0; t < T; ++t) {
       const BlockQ8_K& xb = x[t][b];
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
@@ -776,7 +776,7 @@ bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* r
     }
     case Kind::kF16: {  // widen the f16 activations to f32, as the panels hold them
       float* p = reinterpret_cast<float*>(scratch_bytes(scratch, panel_bytes(kind, n)));
-      for (int64_t i = 0; i < n; ++i) p[i] = _cvtsh_ss(reinterpret_cast<const uint16_t*>(x)[i]);
+      for (int64_t i = 0; i < n; ++i) p[i] = load_fp16(static_cast<const uint8_t*>(x) + 2 * i);
       run_rows(kind, W, 1, Panels{reinterpret_cast<uint8_t*>(p), 0}, result, 1, 0, 1);
       return true;
     }
