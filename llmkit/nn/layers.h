@@ -2,6 +2,11 @@
 // fused op; parameters are created zero or one and set by the model's init (init.h).
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "llmkit/core/random.h"
 #include "llmkit/nn/module.h"
 #include "llmkit/ops/ops.h"
@@ -9,11 +14,51 @@
 namespace llmkit::nn {
 
 // y = x W^T + b; weight [out, in] (PyTorch's layout), bias [out].
+// Optionally with a LoRA adapter (nn/lora.h): y += scaling * dropout(x) A^T B^T, the adapter's
+// two bias-free Linears registered as children "lora_A" [r, in] and "lora_B" [out, r]; and
+// optionally with its weight frozen in a ggml block type (QLoRA's quantised base): forward and
+// backward then go through ops::qlinear and `weight` is undefined (its memory freed).
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias = true, DType dt = DType::F32);
-  Tensor forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
+  Tensor forward(const Tensor& x) const;
   Tensor weight, bias;
+
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+
+  // --- LoRA (nn/lora.h: apply_lora, merge_lora, ...) ---
+  // Registers lora_A / lora_B (A Kaiming-uniform from init_gen, B zero). dropout > 0 draws its
+  // masks from dropout_gen (the model's dropout generator, saved in checkpoints; required then).
+  // Error if an adapter exists.
+  void add_lora(int64_t r, double alpha, double dropout, Generator& init_gen,
+                Generator* dropout_gen);
+  bool has_lora() const { return lora_A != nullptr; }
+  // W += scaling B A (merged: forward skips the adapter) and back; Errors when there is no
+  // adapter, when already in that state, or when the weight is quantised.
+  void merge_lora();
+  void unmerge_lora();
+  bool lora_merged() const { return merged_; }
+  // Unregisters the adapter (after merge_lora, the model is a plain model again).
+  void remove_lora();
+  std::shared_ptr<Linear> lora_A, lora_B;
+  double lora_scaling = 0;
+
+  // --- quantised frozen base (QLoRA) ---
+  // Quantises `weight` to ggml type `type_name` ("q4_0", "q8_0", "q4_k", ...; kernels/cpu
+  // quantize_row), keeps the blocks, and unregisters and frees the f32 weight; the weight gets no
+  // gradient from then on. Error: a type qmatmul cannot run or `in` not a multiple of its block.
+  void quantize_weight(const std::string& type_name);
+  bool weight_quantised() const { return !qweight_.empty(); }
+  size_t weight_bytes() const;  // stored bytes of the base weight (f32 or blocks)
+
+ private:
+  Tensor qlinear_forward(const Tensor& x) const;  // ops::qlinear over qweight_ (nn/qlinear)
+  int64_t in_ = 0, out_ = 0;
+  bool merged_ = false;
+  std::shared_ptr<Module> lora_dropout_;  // nn::Dropout when dropout > 0
+  std::vector<uint8_t> qweight_;          // ggml blocks [out rows] when quantised
+  int qtype_ = 0;                         // kernels::GgmlType when quantised
 };
 
 // ids [...] -> [..., dim]; weight [num, dim].

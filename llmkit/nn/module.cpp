@@ -6,7 +6,10 @@ namespace llmkit::nn {
 
 void Module::collect(const std::string& prefix, bool params, NamedTensors& out) const {
   for (const auto& [name, t] : params ? params_ : buffers_) out.emplace_back(prefix + name, t);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", params, out);
+  // A child registered under "" adds no name of its own (a model wrapping a body whose names
+  // are already the checkpoint's: models::Classifier).
+  for (const auto& [name, child] : children_)
+    child->collect(name.empty() ? prefix : prefix + name + ".", params, out);
 }
 
 NamedTensors Module::named_parameters() const {
@@ -61,6 +64,24 @@ int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (auto& [name, t] : named_parameters()) n += t.numel();
   return n;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, Module*>> out;
+  for (const auto& [name, child] : children_) {
+    if (!name.empty()) out.emplace_back(name, child.get());
+    for (auto& [sub, m] : child->named_modules())
+      out.emplace_back(name.empty() ? sub : name + "." + sub, m);
+  }
+  return out;
+}
+
+void Module::unregister_parameter(const std::string& name) {
+  std::erase_if(params_, [&](const auto& p) { return p.first == name; });
+}
+
+void Module::unregister_module(const std::string& name) {
+  std::erase_if(children_, [&](const auto& c) { return c.first == name; });
 }
 
 Tensor Module::register_parameter(const std::string& name, Tensor t) {

@@ -37,6 +37,8 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   int64_t num_parameters() const;
+  // Every submodule (not this one) with its dotted name, depth-first in registration order.
+  std::vector<std::pair<std::string, Module*>> named_modules() const;
 
  protected:
   // Registers a leaf that requires grad; returns the same handle.
@@ -47,6 +49,9 @@ class Module {
     children_.emplace_back(name, m);
     return m;
   }
+  // Removes a parameter / child registered under `name` (no-op when there is none).
+  void unregister_parameter(const std::string& name);
+  void unregister_module(const std::string& name);
 
  private:
   void collect(const std::string& prefix, bool params, NamedTensors& out) const;

@@ -340,7 +340,7 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& ck, Task& tas
                       {"pairs", ck.pairs}, {"task_state", task.state()},         {"history", hist}};
   io::write_file_atomic((tmp / "config.json").string(), task.model_config().dump(2) + "\n",
                         io::Durability::kFile);
-  io::save_safetensors((tmp / "model.safetensors").string(), task.model().named_parameters(),
+  io::save_safetensors((tmp / "model.safetensors").string(), task.checkpoint_tensors(),
                        {{"step", std::to_string(step)}, {"format", "llmkit"}});
   io::save_safetensors((tmp / "optimizer.safetensors").string(), opt.state(),
                        {{"step", std::to_string(opt.step_count())}});
@@ -356,7 +356,7 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& ck, Task& tas
   // 3. The commit: latest.json names the new step, atomically.
   write_json((cks / kLatest).string(), json{{"step", step}, {"dir", name}});
   // 4. The model directory at the top, the curves, and the older checkpoints go.
-  publish_checkpoint(root, final_dir);
+  if (ck.publish_model) publish_checkpoint(root, final_dir);
   // The curves are logs, derived from the history: atomic, not worth an fsync each.
   io::write_file_atomic((root / "metrics.csv").string(), metrics_csv(history),
                         io::Durability::kNone);
@@ -364,6 +364,30 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& ck, Task& tas
   for (const auto& e : fs::directory_iterator(cks))
     if (e.is_directory() && e.path().filename() != name) fs::remove_all(e.path());
 }
+
+namespace {
+
+// Copies the checkpoint's tensors into the task's checkpoint_tensors(): the same set of names,
+// each with its shape (Errors name the tensor).
+void load_checkpoint_tensors(Task& task, const io::SafetensorsFile& f, const std::string& dir) {
+  const nn::NamedTensors mine = task.checkpoint_tensors();
+  const std::map<std::string, Tensor> saved(f.tensors.begin(), f.tensors.end());
+  for (const auto& [name, t] : mine) {
+    const auto it = saved.find(name);
+    LLMKIT_CHECK(it != saved.end(), "checkpoint in '", dir, "': model.safetensors has no '", name,
+                 "'");
+    LLMKIT_CHECK(it->second.shape() == t.shape(), "checkpoint in '", dir, "': tensor '", name,
+                 "' has shape ", shape_str(it->second.shape()), ", the model's is ",
+                 shape_str(t.shape()));
+    NoGradGuard ng;
+    Tensor dst = t;
+    dst.copy_(it->second);
+  }
+  LLMKIT_CHECK(saved.size() == mine.size(), "checkpoint in '", dir, "': model.safetensors has ",
+               saved.size(), " tensors, the model saves ", mine.size());
+}
+
+}  // namespace
 
 void restore_checkpoint(const std::string& checkpoint_dir, Task& task, AdamW& opt,
                         std::vector<StepRecord>& history) {
@@ -377,8 +401,7 @@ void restore_checkpoint(const std::string& checkpoint_dir, Task& task, AdamW& op
     LLMKIT_CHECK(mf.metadata["step"] == std::to_string(step), "checkpoint in '", checkpoint_dir,
                  "' is inconsistent: trainer_state.json is at step ", step,
                  " but model.safetensors at step ", mf.metadata["step"]);
-    task.model().load_state_dict(
-        std::map<std::string, Tensor>(mf.tensors.begin(), mf.tensors.end()));
+    load_checkpoint_tensors(task, mf, checkpoint_dir);
     std::map<std::string, Tensor> moments(of.tensors.begin(), of.tensors.end());
     opt.load_state(moments, std::stoll(of.metadata["step"]));
     LLMKIT_CHECK(state.contains("task_state"), "checkpoint in '", checkpoint_dir,

@@ -43,6 +43,9 @@ struct Checkpoint {
   std::string tokenizer_path;      // the tokenizer.json the run uses
   std::string tokenizer_json;      // its text, written into every checkpoint
   std::string resume_dir;          // the committed checkpoint to restore; empty: a new run
+  // Link each committed model.safetensors and config.json to the run directory's top (what
+  // generate and eval read). Fine-tuning writes its own usable model there instead (finetune.h).
+  bool publish_model = true;
 };
 
 // Holds an exclusive lock on DIR/train.lock (creating DIR) while it lives, so that two processes

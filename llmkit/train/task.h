@@ -63,6 +63,11 @@ class Task {
   virtual nlohmann::json state() const = 0;
   virtual void load_state(const nlohmann::json& state) = 0;
 
+  // The tensors a checkpoint saves and restores (model.safetensors): by default every parameter;
+  // a fine-tuning task returns only what trains (the head, the adapters), as the body is the
+  // pretrained model it was built from.
+  virtual nn::NamedTensors checkpoint_tensors() { return model().named_parameters(); }
+
   // The model's embedding tables (token, position, segment, shared, relative-position bias),
   // which AdamW never decays (adamw.h); matched by identity, whatever their names.
   virtual std::vector<Tensor> embedding_tables() const = 0;

@@ -90,9 +90,10 @@ TrainConfig TrainConfig::from_json(const json& j) {
     }
   }
   LLMKIT_CHECK(c.objective == "clm" || c.objective == "mlm" || c.objective == "span" ||
-                   c.objective == "infill" || c.objective == "translate",
+                   c.objective == "infill" || c.objective == "translate" ||
+                   c.objective == "classify" || c.objective == "regress",
                "config: objective '", c.objective,
-               "' is not one of clm, mlm, span, infill, translate");
+               "' is not one of clm, mlm, span, infill, translate, classify, regress");
   LLMKIT_CHECK(c.mask_prob > 0 && c.mask_prob < 1 && c.noise_density > 0 && c.noise_density < 1 &&
                    c.mean_span >= 1,
                "config: need 0 < mask_prob < 1, 0 < noise_density < 1 and mean_span >= 1");
@@ -231,7 +232,21 @@ void print_run_header(const Checkpoint& ck, const nn::Module& model, int64_t ste
                  static_cast<long long>(step), static_cast<long long>(tc.steps));
 }
 
+std::vector<Tensor> trainable_tensors(const nn::Module& model) {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : model.named_parameters())
+    if (t.requires_grad()) out.push_back(t);
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, Tensor>> trainable_parameters(const nn::Module& model) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& [name, t] : model.named_parameters())
+    if (t.requires_grad()) out.emplace_back(name, t);
+  return out;
+}
 
 double evaluate_tokens(models::GPT& model, std::span<const int32_t> tokens, int64_t batch,
                        int64_t max_batches, int64_t context) {
@@ -301,16 +316,31 @@ TrainResult train_model(const TrainRun& run) {
   } catch (const Error& e) {
     fail(config_name, ": ", e.what());
   }
-  nn::Module& model = task->model();
-  AdamW opt(model.named_parameters(),
+  AdamW opt(trainable_parameters(task->model()),
             {.lr = tc.lr,
              .beta1 = tc.beta1,
              .beta2 = tc.beta2,
              .eps = 1e-8,
              .weight_decay = tc.weight_decay},
             task->embedding_tables());
+  std::vector<StepRecord> history;
+  if (!ck.resume_dir.empty()) restore_checkpoint(ck.resume_dir, *task, opt, history);
+  if (!run.quiet) print_run_header(ck, task->model(), static_cast<int64_t>(history.size()));
+  LoopOptions lo;
+  lo.out_dir = run.out_dir;
+  lo.quiet = run.quiet;
+  lo.stop_after = run.stop_after;
+  lo.save = [&](const std::vector<StepRecord>& h) {
+    save_checkpoint(run.out_dir, ck, *task, opt, h);
+  };
+  return train_loop(*task, opt, tc, std::move(history), lo);
+}
+
+TrainResult train_loop(Task& task, AdamW& opt, const TrainConfig& tc,
+                       std::vector<StepRecord> history, const LoopOptions& lo) {
+  nn::Module& model = task.model();
   TrainResult res;
-  if (!ck.resume_dir.empty()) restore_checkpoint(ck.resume_dir, *task, opt, res.history);
+  res.history = std::move(history);
   res.step = static_cast<int64_t>(res.history.size());
   for (auto it = res.history.rbegin(); it != res.history.rend(); ++it)
     if (it->val_loss >= 0) {  // the last evaluation before the resume
@@ -319,13 +349,13 @@ TrainResult train_model(const TrainRun& run) {
       break;
     }
   const LrSchedule schedule = make_schedule(tc);
-  const bool tty = !run.quiet && isatty(STDERR_FILENO);
-  if (!run.quiet) print_run_header(ck, model, res.step);
+  const bool tty = !lo.quiet && isatty(STDERR_FILENO);
+  const std::vector<Tensor> params = trainable_tensors(model);
 
   SigintScope sigint;
   model.train();
-  const double tokens_per_step = task->tokens_per_batch() * tc.grad_accum;
-  const std::string headline = task->headline_metric();
+  const double tokens_per_step = task.tokens_per_batch() * tc.grad_accum;
+  const std::string headline = task.headline_metric();
   const auto start = std::chrono::steady_clock::now();
   int64_t done_here = 0;
   while (res.step < tc.steps) {
@@ -336,11 +366,11 @@ TrainResult train_model(const TrainRun& run) {
     opt.set_lr(r.lr);
     opt.zero_grad();
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-      Tensor loss = task->next_loss();
+      Tensor loss = task.next_loss();
       r.loss += loss.item<double>() / tc.grad_accum;
       (tc.grad_accum > 1 ? loss * (1.0 / tc.grad_accum) : loss).backward();
     }
-    r.grad_norm = clip_grad_norm(model.parameters(), tc.grad_clip);
+    r.grad_norm = clip_grad_norm(params, tc.grad_clip);
     LLMKIT_CHECK(std::isfinite(r.loss), "training diverged at step ", r.step, " (loss ", r.loss,
                  "); lower the learning rate");
     opt.step();
@@ -351,14 +381,14 @@ TrainResult train_model(const TrainRun& run) {
     const bool last = res.step == tc.steps;
     if (res.step % tc.eval_interval == 0 || last) {
       try {
-        r.val_metrics = task->evaluate(tc.eval_batches);
+        r.val_metrics = task.evaluate(tc.eval_batches);
       } catch (...) {
         // The step trained fine: keep it, then report the evaluation's error.
         res.history.push_back(r);
-        save_checkpoint(run.out_dir, ck, *task, opt, res.history);
-        if (!run.quiet)
+        lo.save(res.history);
+        if (!lo.quiet)
           std::fprintf(stderr, "\nevaluation failed at step %lld; checkpoint saved in %s\n",
-                       static_cast<long long>(res.step), run.out_dir.c_str());
+                       static_cast<long long>(res.step), lo.out_dir.c_str());
         throw;
       }
       model.train();
@@ -368,8 +398,8 @@ TrainResult train_model(const TrainRun& run) {
     }
     res.history.push_back(r);
     // Read after the evaluation, so a Ctrl-C during it stops here, not a step later.
-    const bool stop = g_interrupted.load() || (run.stop_after > 0 && done_here >= run.stop_after);
-    if (!run.quiet) {
+    const bool stop = g_interrupted.load() || (lo.stop_after > 0 && done_here >= lo.stop_after);
+    if (!lo.quiet) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta = elapsed / done_here * (tc.steps - res.step);
@@ -386,14 +416,13 @@ TrainResult train_model(const TrainRun& run) {
       }
     }
     const bool interval = tc.checkpoint_interval > 0 && res.step % tc.checkpoint_interval == 0;
-    if (r.val_loss >= 0 || last || stop || interval)
-      save_checkpoint(run.out_dir, ck, *task, opt, res.history);
+    if (r.val_loss >= 0 || last || stop || interval) lo.save(res.history);
     if (stop && !last) {
       res.interrupted = true;
-      if (!run.quiet)
+      if (!lo.quiet)
         std::fprintf(stderr,
                      "\nstopped at step %lld; checkpoint saved in %s (continue with --resume)\n",
-                     static_cast<long long>(res.step), run.out_dir.c_str());
+                     static_cast<long long>(res.step), lo.out_dir.c_str());
       break;
     }
   }

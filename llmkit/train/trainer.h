@@ -26,7 +26,8 @@ namespace llmkit::train {
 
 // The "train" object of a training config. Command-line flags override fields.
 struct TrainConfig {
-  // clm (next token: gpt, rnn) | mlm (bert) | span (t5) | infill (bart) | translate (t5, bart).
+  // clm (next token: gpt, rnn) | mlm (bert) | span (t5) | infill (bart) | translate (t5, bart)
+  // | classify | regress (fine-tuning with a task head: finetune.h, not train_model).
   // Each arch checks that it supports the objective (task.h).
   std::string objective = "clm";
   double mask_prob = 0.15;  // mlm: fraction of tokens to predict (80% [MASK], 10% random, 10% kept)
@@ -64,6 +65,7 @@ struct TrainConfig {
 
 class Task;
 struct TaskData;
+class AdamW;
 
 struct TrainRun {
   std::string config_path;         // configs/X.json with "model" and "train"
@@ -100,6 +102,28 @@ struct TrainResult {
   double last_val_loss = -1;
   std::map<std::string, double> last_val_metrics;
 };
+
+// What train_loop needs besides the task: where checkpoints go (for messages), and how to commit
+// one (called with the history so far at evaluations, every checkpoint_interval steps, at the
+// end, on Ctrl-C and on stop_after).
+struct LoopOptions {
+  std::string out_dir;
+  bool quiet = false;
+  int64_t stop_after = 0;  // as TrainRun::stop_after
+  std::function<void(const std::vector<StepRecord>& history)> save;
+};
+
+// The training loop itself, shared by train_model and the fine-tuning driver (finetune.h):
+// steps history.size() + 1 .. tc.steps of `task` with `opt` (built over the task's trainable
+// parameters), tc's schedule, accumulation and clipping (over the parameters that require
+// grad), evaluation every eval_interval, progress on stderr, lo.save at the commit points.
+// `history` is what a restored checkpoint already holds (empty for a new run).
+TrainResult train_loop(Task& task, AdamW& opt, const TrainConfig& tc,
+                       std::vector<StepRecord> history, const LoopOptions& lo);
+
+// The parameters of `model` that require grad (the ones an optimizer should hold; frozen
+// parameters -- a fine-tuned body, a quantised base -- are left out), with their names.
+std::vector<std::pair<std::string, Tensor>> trainable_parameters(const nn::Module& model);
 
 // Trains the model of run.config_path (any family: the "model" object's arch picks the Task,
 // task.h) on run.data / run.pairs in run.out_dir, or continues it there with run.resume.

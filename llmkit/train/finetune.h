@@ -1,0 +1,62 @@
+// Fine-tuning a pretrained model on labelled text (the notes' 전이 학습, 파인튜닝, LoRA, QLoRA):
+// load the body (models::load: an llmkit dir, a Hugging Face dir or a .gguf), add a task head
+// (models/classifier.h), choose what trains, and run the Trainer's loop (trainer.h: schedule,
+// clipping, accumulation, evaluation, atomic checkpoints, exact resume, Ctrl-C) on batches of
+// labelled examples. Methods:
+//   full   every parameter trains (except the --freeze prefixes)
+//   head   the body is frozen; only the new head trains (a linear probe on the features)
+//   lora   the body is frozen; LoRA adapters (nn/lora.h) and the head train
+//   qlora  lora over a body whose adapted Linear weights are kept quantised (q4_0 by default)
+// The run directory ends up usable by `llmkit classify`: full / head write a model directory
+// (config.json with the head fields, model.safetensors, tokenizer files); lora / qlora write a
+// PEFT adapter directory (models/peft.h) naming the base model. Also there: metrics.csv, loss.svg,
+// confusion.txt / report.json of the last evaluation, checkpoints/ (only the trainable tensors).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "llmkit/infer/classify.h"
+#include "llmkit/nn/lora.h"
+#include "llmkit/train/trainer.h"
+
+namespace llmkit::train {
+
+struct FinetuneRun {
+  std::string model_path;            // the pretrained body (or a classifier to continue from)
+  std::string task = "classify";     // classify | regress
+  std::string train_path, val_path;  // TSV / JSONL (data/labelled.h)
+  std::string out_dir;
+  std::string method = "lora";      // full | head | lora | qlora
+  std::vector<std::string> freeze;  // parameter-name prefixes frozen (full method)
+  nn::LoraConfig lora;              // targets empty: PEFT's defaults for the arch
+  std::string qlora_type = "q4_0";  // the base weights' ggml type for qlora
+  std::string pooling;              // encoders: cls | mean (empty: cls); decoders: last
+  int64_t max_len = 128;            // tokens per text (cut)
+  int64_t limit = 0;                // use only the first N training examples (0: all)
+  // Re-initialise the body's weights (seeded) before training: the "no pretraining" baseline,
+  // same architecture and tokenizer, only the labelled data.
+  bool from_scratch = false;
+  TrainConfig train;  // objective "classify"; see finetune_defaults
+  bool resume = false;
+  bool quiet = false;
+  int64_t stop_after = 0;  // as TrainRun::stop_after (tests)
+};
+
+// The TrainConfig defaults of a method: lr 2e-5 (full), 1e-3 (head), 2e-4 (lora, qlora);
+// weight decay 0.01, warm-up 6% of the steps, linear schedule to 0, batch 16, eval every 100.
+TrainConfig finetune_defaults(const std::string& method);
+
+struct FinetuneResult {
+  TrainResult train;
+  infer::ClassificationReport report;  // the last evaluation (classification)
+  double val_mse = -1;                 // the last evaluation (regression)
+  int64_t trainable_params = 0, all_params = 0;
+};
+
+// Errors: unknown method / task, data files (data/labelled.h), a validation label the training
+// data does not have, a model that cannot take a head (t5, rnn), LoRA targets that match nothing.
+FinetuneResult finetune(const FinetuneRun& run);
+
+}  // namespace llmkit::train
