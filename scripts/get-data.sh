@@ -9,7 +9,8 @@
 #     topics-ko           Debian's libreoffice-help-ko: Korean help pages labelled by module
 #     korean-corpus       corpus.txt: Korean text of Debian packages for pretraining (no labels)
 # The Debian packages come from scripts/install-deps.sh --data. Idempotent: a set whose folder has
-# .complete is skipped. Usage: scripts/get-data.sh [NAME...] (default all). See docs/datasets.md.
+# .complete is not made again, only checked. Usage: scripts/get-data.sh [NAME...] (default all).
+# See docs/datasets.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${LLMKIT_DATA:-$HOME/.cache/llmkit/data}
@@ -29,15 +30,19 @@ fetch() {
 import os, re, sys, urllib.request
 project, version, file, dl = sys.argv[1:]
 index = os.environ.get("LLMKIT_PYPI_SIMPLE", "https://pypi.org/simple")
-page = urllib.request.urlopen(f"{index}/{project}/", timeout=60).read().decode()
-links = dict((m.group(2), m.group(1)) for m in re.finditer(r'href="([^"#]+)[^"]*"[^>]*>([^<]+)</a>', page))
-if file not in links:
-    sys.exit(f"get-data: {file} is not on {index}/{project}/")
-tmp = os.path.join(dl, file + ".part")
-with urllib.request.urlopen(links[file], timeout=60) as r, open(tmp, "wb") as f:
-    while chunk := r.read(1 << 20):
-        f.write(chunk)
-os.replace(tmp, os.path.join(dl, file))
+try:
+    page = urllib.request.urlopen(f"{index}/{project}/", timeout=60).read().decode()
+    links = dict((m.group(2), m.group(1))
+                 for m in re.finditer(r'href="([^"#]+)[^"]*"[^>]*>([^<]+)</a>', page))
+    if file not in links:
+        sys.exit(f"get-data: {file} is not on {index}/{project}/")
+    tmp = os.path.join(dl, file + ".part")
+    with urllib.request.urlopen(links[file], timeout=60) as r, open(tmp, "wb") as f:
+        while chunk := r.read(1 << 20):
+            f.write(chunk)
+    os.replace(tmp, os.path.join(dl, file))
+except OSError as e:  # URLError, timeouts, disk
+    sys.exit(f"get-data: cannot download {file} from {index}/{project}/: {e}")
 PY
   fi
   if ! echo "$sha  $dl/$file" | sha256sum --status -c -; then
@@ -56,16 +61,24 @@ need() {
   done
 }
 
-done_() { [[ -f "$DATA/$1/.complete" ]]; }
+# skip NAME...: true when every NAME was made before (has .complete); those are re-validated at
+# the end (scripts/data/check.py), so a damaged cache fails instead of passing silently.
+skipped=()
+skip() {
+  for n in "$@"; do [[ -f "$DATA/$n/.complete" ]] || return 1; done
+  for n in "$@"; do [[ " ${skipped[*]} " == *" $n "* ]] || skipped+=("$n"); done
+}
+help_version() { dpkg-query -W -f='${Version}' libreoffice-help-ko 2>/dev/null || echo none; }
 mark() { for n in "$@"; do touch "$DATA/$n/.complete"; done; }
 
 sentiment_en() {
-  done_ sentiment-en && done_ sentiment-en-score && return 0
+  skip sentiment-en sentiment-en-score && return 0
   local sdist=vaderSentiment-3.3.2.tar.gz
   fetch vaderSentiment 3.3.2 $sdist 5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9
   local tmp
   tmp=$(mktemp -d)
-  tar -xzf "$DATA/downloads/$sdist" -C "$tmp" vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz \
+  tar -xzf "$DATA/downloads/$sdist" -C "$tmp" \
+    vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz \
     vaderSentiment-3.3.2/LICENSE.txt
   tar -xzf "$tmp/vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz" -C "$tmp"
   $PY scripts/data/sentiment_en.py "$tmp/hutto_ICWSM_2014" "$DATA"
@@ -78,25 +91,26 @@ sentiment_en() {
 }
 
 reuters() {
-  done_ reuters-corn && done_ reuters-grain && return 0
+  skip reuters-corn reuters-grain && return 0
   need weka
   $PY scripts/data/reuters.py /usr/share/doc/weka/examples "$DATA"
   mark reuters-corn reuters-grain
 }
 
 topics_ko() {
-  done_ topics-ko && return 0
+  skip topics-ko && return 0
   need libreoffice-help-ko
-  $PY scripts/data/topics_ko.py /usr/share/libreoffice/help/ko "$DATA/topics-ko" \
-    "$(dpkg-query -W -f='${Version}' libreoffice-help-ko)"
+  $PY scripts/data/topics_ko.py /usr/share/libreoffice/help/ko "$DATA/topics-ko" "$(help_version)"
   mark topics-ko
 }
 
 korean_corpus() {
-  done_ korean-corpus && return 0
+  skip korean-corpus && return 0
   topics_ko  # the corpus leaves out the paragraphs of topics-ko's val and test pages
-  need libreoffice-help-ko libreoffice-l10n-ko debian-faq-ko "installation-guide-$(dpkg --print-architecture)" man-db
-  $PY scripts/data/korean_corpus.py /usr/share/libreoffice/help/ko "$DATA/topics-ko" "$DATA/korean-corpus"
+  need libreoffice-help-ko libreoffice-l10n-ko debian-faq-ko man-db \
+    "installation-guide-$(dpkg --print-architecture)"
+  $PY scripts/data/korean_corpus.py /usr/share/libreoffice/help/ko "$DATA/topics-ko" \
+    "$DATA/korean-corpus"
   mark korean-corpus
 }
 
@@ -112,5 +126,9 @@ for n in "${names[@]}"; do
     *) echo "get-data: unknown data set $n (${all[*]})" >&2; exit 2 ;;
   esac
 done
+if [[ ${#skipped[@]} -gt 0 ]]; then
+  echo "get-data: made before, checking again: ${skipped[*]}"
+  $PY scripts/data/check.py "$DATA" "$(help_version)" "${skipped[@]}" > /dev/null
+fi
 echo "get-data: $DATA"
 $PY scripts/data/table.py "$DATA" "${names[@]}"

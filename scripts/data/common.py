@@ -17,12 +17,12 @@ SPLITS = ("train", "val", "test")
 
 
 def fail(msg):
-    """One clear line on stderr and a non-zero exit: the scripts' way to report a bad source or set."""
+    """One clear line on stderr and a non-zero exit: how the scripts report a bad source or set."""
     sys.exit(f"get-data: {msg}")
 
 
 def clean(text):
-    """NFC, every run of whitespace (tabs, newlines, NBSP, ...) to one space, no control characters."""
+    """NFC; a run of whitespace (tabs, newlines, NBSP, ...) to one space; no control characters."""
     text = unicodedata.normalize("NFC", text)
     text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
     return re.sub(r" +", " ", text).strip()
@@ -30,7 +30,8 @@ def clean(text):
 
 def hangul_count(text):
     """Hangul syllables and jamo in text."""
-    return sum(1 for c in text if "\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f")
+    return sum(1 for c in text if "\uac00" <= c <= "\ud7a3"  # syllables
+               or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f")  # jamo
 
 
 def letter_count(text):

@@ -97,17 +97,9 @@ def held_out_paragraphs(help_dir, topics_dir):
     return held
 
 
-def main():
-    help_dir, topics_dir, out_dir = sys.argv[1:4]
-    held = held_out_paragraphs(help_dir, topics_dir)
-    help_lines = [p for _, module, paras in topics_ko.helpko.pages(help_dir) for p in paras
-                  if module in topics_ko.LABEL or module == "sdatabase"]
-    sources = [("libreoffice-help-ko", help_lines), ("libreoffice-l10n-ko", ui_lines()),
-               ("debian-faq-ko", html_lines(os.path.join(FAQ_DIR, "*.ko.html"))),
-               ("installation-guide", html_lines(os.path.join(GUIDE_GLOB, "*.html"))), ("man pages (ko)", man_lines())]
+def write_corpus(path, sources, held):
+    """Writes the kept lines of each (name, lines) source; returns [(name, lines, chars)]."""
     seen, stats = set(), []
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "corpus.txt")
     with open(path + ".part", "w", encoding="utf-8", newline="\n") as f:
         for name, lines in sources:
             n = chars = 0
@@ -121,21 +113,42 @@ def main():
                 fail(f"korean-corpus: no Korean text from {name}")
             stats.append((name, n, chars))
     os.replace(path + ".part", path)
+    return stats
 
-    # Read back: every line Korean, none a held-out paragraph, the size as expected.
+
+def check(out_dir, held=frozenset()):
+    """Reads corpus.txt back: every line Korean and once, none in `held` (the topics-ko val/test
+    paragraphs, when given), at least MIN_CHARS characters. Prints its size."""
+    path = os.path.join(out_dir, "corpus.txt")
     with open(path, encoding="utf-8") as f:
         text = f.read()
     lines = text.split("\n")[:-1]
-    if any(not keep(line) or line in held for line in lines) or len(set(lines)) != len(lines):
-        fail(f"{path}: a line is not Korean, is repeated, or is a topics-ko val/test paragraph")
-    for name, n, chars in stats:
-        print(f"{'korean-corpus':20} {name:20} {n:7} lines {chars:9} chars")
+    if not text.endswith("\n") or any(not keep(line) or line in held for line in lines):
+        fail(f"{path}: a line is not Korean, or is a topics-ko val/test paragraph")
+    if len(set(lines)) != len(lines):
+        fail(f"{path}: a line is repeated")
     size = os.path.getsize(path)
     print(f"{'korean-corpus':20} {'total':20} {len(lines):7} lines {len(text):9} chars "
           f"{hangul_count(text)} Hangul, {size / 1e6:.2f} MB")
     if len(text) < MIN_CHARS:
         fail(f"{path}: {len(text)} characters, expected at least {MIN_CHARS}")
 
+
+def main():
+    help_dir, topics_dir, out_dir = sys.argv[1:4]
+    held = held_out_paragraphs(help_dir, topics_dir)
+    help_lines = [p for _, module, paras in topics_ko.helpko.pages(help_dir) for p in paras
+                  if module in topics_ko.LABEL or module == "sdatabase"]
+    sources = [("libreoffice-help-ko", help_lines),
+               ("libreoffice-l10n-ko", ui_lines()),
+               ("debian-faq-ko", html_lines(os.path.join(FAQ_DIR, "*.ko.html"))),
+               ("installation-guide", html_lines(os.path.join(GUIDE_GLOB, "*.html"))),
+               ("man pages (ko)", man_lines())]
+    os.makedirs(out_dir, exist_ok=True)
+    stats = write_corpus(os.path.join(out_dir, "corpus.txt"), sources, held)
+    for name, n, chars in stats:
+        print(f"{'korean-corpus':20} {name:20} {n:7} lines {chars:9} chars")
+    check(out_dir, held)
 
 if __name__ == "__main__":
     main()

@@ -44,7 +44,7 @@ def read_arff(path, positive):
         raw = f.read()
     name = os.path.basename(path)
     if hashlib.sha256(raw).hexdigest() != SHA256[name]:
-        fail(f"{path} is not the file of weka 3.6.14-3 (SHA-256 differs); check and update reuters.py")
+        fail(f"{path} is not the file of weka 3.6.14-3 (SHA-256 differs): check, update reuters.py")
     body = raw.decode("utf-8").split("\n@data\n", 1)[1]
     rows = []
     for n, line in enumerate(body.strip().split("\n"), start=1):
@@ -71,7 +71,14 @@ def make(examples, root, topic):
     splits = {"train": parts["train"], "val": parts["val"], "test": test}
     out = os.path.join(root, name)
     write_set(out, splits)
-    counts = validate_set(out, {topic.lower(), "other"}, expected=EXPECTED[name])
+    check(root, topic)
+
+
+def check(root, topic):
+    """Validates reuters-<topic> and prints its counts."""
+    name = f"reuters-{topic.lower()}"
+    counts = validate_set(os.path.join(root, name), {topic.lower(), "other"},
+                          expected=EXPECTED[name])
     print_counts(name, counts)
 
 

@@ -6,15 +6,16 @@ vaderSentiment 3.3.2 sdist (additional_resources/hutto_ICWSM_2014.tar.gz). Reads
   OUT_ROOT/sentiment-en/{train,val,test}.tsv        movie reviews, > 0.5 positive, < -0.5 negative
   OUT_ROOT/sentiment-en/test-{tweets,amazon,nyt}.tsv the other domains, binarised alike, test only
   OUT_ROOT/sentiment-en-score/{train,val,test}.tsv  movie reviews, label = the mean rating
-and validates them. The score set keeps the binary set's split for the examples they share.
+and validates them (check(), also run by check.py). The score set keeps the binary set's split
+for the examples they share.
 """
 
 import html
 import os
 import sys
 
-from common import SPLITS, clean, dedupe, fail, print_counts, split_stratified, validate_file
-from common import label_counts, validate_set, write_set, write_tsv
+from common import SPLITS, clean, dedupe, fail, label_counts, print_counts, split_stratified
+from common import validate_file, validate_set, write_set, write_tsv
 
 FILES = {
     "movie": ("movieReviewSnippets_GroundTruth.txt", 10605),
@@ -108,6 +109,12 @@ def main():
     score_splits = {s: [it for it in scored if split_of[it[1]] == s] for s in SPLITS}
     write_set(os.path.join(root, "sentiment-en-score"), score_splits)
 
+    check(root)
+
+
+def check(root):
+    """Validates both sets (and the extra test files) and prints their counts."""
+    out = os.path.join(root, "sentiment-en")
     counts = validate_set(out, LABELS, expected=EXPECTED["sentiment-en"])
     print_counts("sentiment-en", counts)
     for domain in ("tweets", "amazon", "nyt"):
@@ -120,7 +127,6 @@ def main():
     counts = validate_set(os.path.join(root, "sentiment-en-score"), number_range=(-4, 4),
                           expected=EXPECTED["sentiment-en-score"])
     print_counts("sentiment-en-score", counts)
-
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,9 @@ def main():
         if name.endswith("-score"):
             desc = "score -4..+4"
         else:
-            desc = " ".join(f"{l}={'/'.join(str(counts[s].get(l, 0)) for s in SPLITS)}" for l in labels)
+            per_label = (label + "=" + "/".join(str(counts[s].get(label, 0)) for s in SPLITS)
+                         for label in labels)
+            desc = " ".join(per_label)
         print(f"{name:20} {totals[0]:6} {totals[1]:6} {totals[2]:6}  {desc}")
 
 
