@@ -106,6 +106,8 @@ venv "$VENV" system scripts/requirements-vocab.txt --no-deps --require-hashes
 # The references of the exactness tests (transformers, sentence-transformers, tokenizers, gguf,
 # jinja2), against Debian's numpy and torch.
 venv "$VENV" system scripts/requirements-ref.txt -c scripts/constraints-debian.txt
+# PEFT (LoRA adapters' reference) with --no-deps: see the file for why.
+venv "$VENV" system scripts/requirements-peft.txt --no-deps
 # llama.cpp from the llama-cpp-python sdist, compiled here (long the first time; pip caches it).
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) venv "$VENV" system scripts/requirements-llamacpp.txt \
   -c scripts/constraints-debian.txt --no-binary llama-cpp-python

@@ -25,6 +25,7 @@
 #include "llmkit/kernels/cpu/norm.h"
 #include "llmkit/kernels/cpu/qmatmul.h"
 #include "llmkit/kernels/cpu/quantize.h"
+#include "llmkit/nn/lora.h"
 #include "llmkit/nn/positional.h"
 #include "llmkit/ops/rope.h"
 
@@ -203,6 +204,8 @@ Vec Engine::Impl::vec_from_gguf(const io::GgufFile& f, const std::string& name, 
 }
 
 void Engine::Impl::build_from_module(const models::GPT& g, GgmlType want) {
+  // The engine reads the base weights by name: an adapter would be dropped silently.
+  nn::check_plain_linears(g, "engine");
   const auto params = g.named_parameters();
   std::map<std::string, Tensor> p(params.begin(), params.end());
   auto vec = [&](const std::string& name) -> Vec {

@@ -20,6 +20,7 @@
 #include "llmkit/io/gguf.h"
 #include "llmkit/kernels/cpu/quantize.h"
 #include "llmkit/models/hf_llama.h"
+#include "llmkit/nn/lora.h"
 #include "llmkit/tokenizer/gguf_vocab.h"
 
 namespace llmkit::models {
@@ -465,7 +466,10 @@ void export_gguf(const LoadedModel& m, const std::string& path, const GgufExport
 
   const std::vector<Spec> specs = tensor_specs(c);
   std::map<std::string, Tensor> state;
-  if (src == nullptr) state = m.gpt->state_dict();
+  if (src == nullptr) {
+    nn::check_plain_linears(*m.gpt, "gguf export");
+    state = m.gpt->state_dict();
+  }
   std::vector<std::string> bytes(specs.size());
   std::vector<io::GgufTensorData> tensors;
   int64_t last_layer = -1;

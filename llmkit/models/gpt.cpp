@@ -248,7 +248,8 @@ Tensor GPT::forward(const Tensor& ids, std::vector<nn::KVCache>* caches, const T
   for (size_t i = 0; i < h.size(); ++i)
     x = h[i]->forward(x, caches != nullptr ? &(*caches)[i] : nullptr, key_mask);
   x = ln_f->forward(x);
-  return ops::linear(x, lm_head ? lm_head->weight : wte->weight);
+  // lm_head through its forward: a LoRA adapter or a quantised base on it takes part.
+  return lm_head ? lm_head->forward(x) : ops::linear(x, wte->weight);
 }
 
 Tensor GPT::loss(const Tensor& ids, const Tensor& targets) {

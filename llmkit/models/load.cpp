@@ -12,6 +12,7 @@
 #include "llmkit/models/hf_bert.h"
 #include "llmkit/models/hf_gpt2.h"
 #include "llmkit/models/hf_llama.h"
+#include "llmkit/nn/lora.h"
 #include "llmkit/tokenizer/gguf_vocab.h"
 #include "llmkit/tokenizer/read_file.h"
 
@@ -404,6 +405,7 @@ LoadedModel load(const std::string& path, const LoadOptions& opt) {
 }
 
 void save_model_dir(const LoadedModel& m, const std::string& dir, const std::string& format) {
+  if (m.module) nn::check_plain_linears(*m.module, "save_model_dir");
   LLMKIT_CHECK(format == "hf" || format == "llmkit", "convert: format '", format,
                "' is not one of hf, llmkit");
   LLMKIT_CHECK(m.gpt != nullptr || m.bert != nullptr, "convert: ", m.arch,

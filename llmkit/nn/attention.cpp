@@ -30,7 +30,7 @@ MultiHeadAttention::MultiHeadAttention(const AttentionConfig& cfg, Generator* ge
 }
 
 KVCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
-  const DType dt = (c_attn ? c_attn : q_proj)->weight.dtype();
+  const DType dt = (c_attn ? c_attn : q_proj)->dtype();
   return {Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt),
           Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt), 0};
 }

@@ -25,7 +25,7 @@ void Linear::add_lora(int64_t r, double alpha, double dropout, Generator& init_g
   LLMKIT_CHECK(dropout >= 0 && dropout < 1, "LoRA: dropout ", dropout, " is not in [0, 1)");
   LLMKIT_CHECK(dropout == 0 || dropout_gen != nullptr,
                "LoRA: dropout > 0 needs the model's dropout generator");
-  const DType dt = weight.defined() ? weight.dtype() : DType::F32;
+  const DType dt = dtype();
   lora_A = register_module("lora_A", std::make_shared<Linear>(in_, r, false, dt));
   lora_B = register_module("lora_B", std::make_shared<Linear>(r, out_, false, dt));
   // PEFT's init: A as nn.Linear's reset_parameters (kaiming_uniform_ with a = sqrt(5), i.e.
@@ -36,7 +36,11 @@ void Linear::add_lora(int64_t r, double alpha, double dropout, Generator& init_g
     init_gen.uniform_(lora_A->weight, -bound, bound);
   }
   lora_scaling = alpha / static_cast<double>(r);
-  if (dropout > 0) lora_dropout_ = std::make_shared<Dropout>(dropout, dropout_gen);
+  if (dropout > 0)
+    lora_dropout_ =
+        register_module("lora_dropout", std::make_shared<Dropout>(dropout, dropout_gen));
+  // New children follow the layer's mode (an adapter added to a model in eval mode).
+  train(is_training());
   merged_ = false;
 }
 
@@ -69,6 +73,7 @@ void Linear::remove_lora() {
   if (!lora_A) return;
   unregister_module("lora_A");
   unregister_module("lora_B");
+  unregister_module("lora_dropout");
   lora_A.reset();
   lora_B.reset();
   lora_dropout_.reset();

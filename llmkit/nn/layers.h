@@ -26,6 +26,9 @@ class Linear : public Module {
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
+  // The dtype of the layer's arithmetic: the weight's, or F32 for a quantised base (whose
+  // `weight` is undefined; read this rather than weight.dtype() where either can be met).
+  DType dtype() const { return weight.defined() ? weight.dtype() : DType::F32; }
 
   // --- LoRA (nn/lora.h: apply_lora, merge_lora, ...) ---
   // Registers lora_A / lora_B (A Kaiming-uniform from init_gen, B zero). dropout > 0 draws its
@@ -56,9 +59,11 @@ class Linear : public Module {
   Tensor qlinear_forward(const Tensor& x) const;  // ops::qlinear over qweight_ (nn/qlinear)
   int64_t in_ = 0, out_ = 0;
   bool merged_ = false;
-  std::shared_ptr<Module> lora_dropout_;  // nn::Dropout when dropout > 0
-  std::vector<uint8_t> qweight_;          // ggml blocks [out rows] when quantised
-  int qtype_ = 0;                         // kernels::GgmlType when quantised
+  // nn::Dropout when dropout > 0, registered as the child "lora_dropout" (no parameters) so
+  // train() / eval() reach it.
+  std::shared_ptr<Module> lora_dropout_;
+  std::vector<uint8_t> qweight_;  // ggml blocks [out rows] when quantised
+  int qtype_ = 0;                 // kernels::GgmlType when quantised
 };
 
 // ids [...] -> [..., dim]; weight [num, dim].

@@ -121,6 +121,16 @@ void mark_only_lora_trainable(Module& model, const std::vector<std::string>& mod
   }
 }
 
+void check_plain_linears(const Module& model, const std::string& what) {
+  for (auto& [name, l] : linears(model)) {
+    LLMKIT_CHECK(!l->has_lora(), what, ": '", name,
+                 "' has a LoRA adapter; merge it into the weights first (merge_and_unload) or "
+                 "save the adapter alone (models/peft.h)");
+    LLMKIT_CHECK(!l->weight_quantised(), what, ": '", name,
+                 "' has a quantised base weight (QLoRA), which only the module's forward reads");
+  }
+}
+
 ParamCount count_parameters(const Module& model) {
   ParamCount c;
   for (auto& [name, t] : model.named_parameters()) {
@@ -137,9 +147,13 @@ ParamCount count_parameters(const Module& model) {
 
 std::string trainable_parameters_line(const Module& model) {
   const ParamCount c = count_parameters(model);
-  auto commas = [](int64_t v) {
-    std::string s = std::to_string(v);
-    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
+  auto commas = [](int64_t v) {  // Python's {:,d}
+    const std::string digits = std::to_string(v);
+    std::string s;
+    for (size_t i = 0; i < digits.size(); ++i) {
+      if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') s += ',';
+      s += digits[i];
+    }
     return s;
   };
   char pct[32];

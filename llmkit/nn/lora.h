@@ -67,6 +67,12 @@ void freeze(Module& model, const std::vector<std::string>& prefixes);
 // Everything frozen except adapters (lora_A/lora_B) and modules_to_save: the LoRA training set.
 void mark_only_lora_trainable(Module& model, const std::vector<std::string>& modules_to_save);
 
+// An Error naming the first Linear of `model` that carries an adapter (merged or not) or a
+// quantised base: what code that reads the base weights by name (saving a whole model, GGUF
+// export, infer::Engine) must refuse, since it would drop the adapter or miss the weight.
+// `what` starts the message ("engine", "save_model_dir", ...).
+void check_plain_linears(const Module& model, const std::string& what);
+
 struct ParamCount {
   int64_t trainable = 0, all = 0;
 };
