@@ -12,6 +12,7 @@ namespace llmkit::data {
 struct LabelledExample {
   std::string text;
   std::string label;  // as written (a class name, or the number's text)
+  size_t line = 0;    // 1-based line in its file (for error messages)
 };
 
 // Reads a TSV or JSONL file. Errors name the file and line: a line without a tab (TSV), a

@@ -46,6 +46,11 @@ struct HeadConfig {
   static HeadConfig from_json(const nlohmann::json& config, const std::string& arch);
 };
 
+// config.json without the head's fields (what the body's config parser reads), and whether a
+// config holds them as llmkit writes them (id2label and llmkit_head).
+nlohmann::json strip_head_fields(nlohmann::json config);
+bool has_head_fields(const nlohmann::json& config);
+
 class Classifier : public nn::Module {
  public:
   // Wraps a body (exactly one of bert / gpt; ownership taken) and adds a head initialised as
@@ -79,5 +84,9 @@ class Classifier : public nn::Module {
   std::string arch_, head_name_;
   std::shared_ptr<nn::Dropout> dropout_;
 };
+
+// QLoRA's frozen base: quantises (nn::Linear::quantize_weight, ggml type `type`) every Linear of
+// the body -- not the head, not LoRA adapters. Returns how many; Errors as quantize_weight.
+int64_t quantize_body(Classifier& model, const std::string& type);
 
 }  // namespace llmkit::models

@@ -230,6 +230,17 @@ void GPT::init_weights(uint64_t seed) {
 }
 
 Tensor GPT::forward(const Tensor& ids, std::vector<nn::KVCache>* caches, const Tensor& key_mask) {
+  const Tensor x = hidden_states(ids, caches, key_mask);  // [B, T, C]
+  // lm_head through its forward: a LoRA adapter or a quantised base on it takes part.
+  return lm_head ? lm_head->forward(x) : ops::linear(x, wte->weight);
+}
+
+Tensor GPT::hidden(const Tensor& ids, const Tensor& key_mask) {
+  return hidden_states(ids, nullptr, key_mask);
+}
+
+Tensor GPT::hidden_states(const Tensor& ids, std::vector<nn::KVCache>* caches,
+                          const Tensor& key_mask) {
   LLMKIT_CHECK(ids.dim() == 2 && ids.dtype() == DType::I32, "GPT: ids ", ids.str(),
                " must be i32 [B, T]");
   const int64_t T = ids.size(1);
@@ -247,9 +258,7 @@ Tensor GPT::forward(const Tensor& ids, std::vector<nn::KVCache>* caches, const T
   x = drop_->forward(x);
   for (size_t i = 0; i < h.size(); ++i)
     x = h[i]->forward(x, caches != nullptr ? &(*caches)[i] : nullptr, key_mask);
-  x = ln_f->forward(x);
-  // lm_head through its forward: a LoRA adapter or a quantised base on it takes part.
-  return lm_head ? lm_head->forward(x) : ops::linear(x, wte->weight);
+  return ln_f->forward(x);
 }
 
 Tensor GPT::loss(const Tensor& ids, const Tensor& targets) {

@@ -80,6 +80,9 @@ class GPT : public nn::Module {
   // the next T positions after what the caches hold.
   Tensor forward(const Tensor& ids, std::vector<nn::KVCache>* caches = nullptr,
                  const Tensor& key_mask = Tensor());
+  // The final hidden states ln_f(x) [B, T, C] before the LM head (what a task head reads);
+  // key_mask u8 [B, T] (1 = real token) or undefined. No caches.
+  Tensor hidden(const Tensor& ids, const Tensor& key_mask = Tensor());
   // Mean next-token cross-entropy of forward(ids) against targets [B, T] (-100 = ignore).
   Tensor loss(const Tensor& ids, const Tensor& targets);
   std::vector<nn::KVCache> make_caches(int64_t batch, int64_t capacity) const;
@@ -95,6 +98,7 @@ class GPT : public nn::Module {
   std::shared_ptr<nn::Linear> lm_head;  // null when tied
 
  private:
+  Tensor hidden_states(const Tensor& ids, std::vector<nn::KVCache>* caches, const Tensor& key_mask);
   GPTConfig cfg_;
   Generator gen_;
   Tensor sinusoidal_;  // [block_size, C] when pos_encoding == sinusoidal

@@ -12,6 +12,7 @@
 #include "llmkit/models/hf_bert.h"
 #include "llmkit/models/hf_gpt2.h"
 #include "llmkit/models/hf_llama.h"
+#include "llmkit/models/peft.h"
 #include "llmkit/nn/lora.h"
 #include "llmkit/tokenizer/gguf_vocab.h"
 #include "llmkit/tokenizer/read_file.h"
@@ -81,6 +82,27 @@ void adopt_gpt(LoadedModel& m, std::unique_ptr<GPT> g) {
   m.module = std::move(g);
 }
 
+// Puts the body m.module (a Bert or a GPT) under a task head; m.bert / m.gpt stay valid.
+Classifier& wrap_classifier(LoadedModel& m, const HeadConfig& head, const std::string& where) {
+  std::unique_ptr<Classifier> c;
+  try {
+    if (m.bert != nullptr) {
+      std::shared_ptr<Bert> b(static_cast<Bert*>(m.module.release()));
+      c = std::make_unique<Classifier>(b, head, 0);
+    } else if (m.gpt != nullptr) {
+      std::shared_ptr<GPT> g(static_cast<GPT*>(m.module.release()));
+      c = std::make_unique<Classifier>(g, head, 0);
+    } else {
+      fail("a ", m.arch, " model cannot take a classification head (bert, gpt, llama)");
+    }
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
+  m.classifier = c.get();
+  m.module = std::move(c);
+  return *m.classifier;
+}
+
 void load_tokenizer_json(LoadedModel& m, const fs::path& file) {
   m.tokenizer_json = tokenizer::read_file(file.string());
   try {
@@ -91,7 +113,9 @@ void load_tokenizer_json(LoadedModel& m, const fs::path& file) {
 }
 
 void load_llmkit_dir(LoadedModel& m, const fs::path& d, const LoadOptions& opt) {
-  const json cfg = read_config_json((d / "config.json").string());
+  const json full_cfg = read_config_json((d / "config.json").string());
+  const bool head = has_head_fields(full_cfg);
+  const json cfg = head ? strip_head_fields(full_cfg) : full_cfg;
   m.arch = cfg.value("arch", "gpt");
   const std::string cfg_path = (d / "config.json").string();
   const fs::path wpath = d / "model.safetensors";
@@ -127,6 +151,8 @@ void load_llmkit_dir(LoadedModel& m, const fs::path& d, const LoadOptions& opt) 
   } else {
     fail(cfg_path, ": unknown arch '", m.arch, "' (gpt, llama, bert, t5, bart, rnn)");
   }
+  if (head)
+    wrap_classifier(m, wrap([&] { return HeadConfig::from_json(full_cfg, m.arch); }), cfg_path);
   try {
     m.module->load_state_dict(state);
   } catch (const Error& e) {
@@ -175,10 +201,51 @@ void read_hf_tokenizer(LoadedModel& m, const fs::path& d, const LoadOptions& opt
   }
 }
 
+// "sequence" / "token" when config.json's architectures names a Hugging Face classification
+// class (BertForSequenceClassification, LlamaForTokenClassification, ...); "" otherwise.
+std::string hf_head_task(const json& cfg) {
+  if (!cfg.contains("architectures") || !cfg["architectures"].is_array()) return "";
+  for (const auto& a : cfg["architectures"]) {
+    const std::string s = a.is_string() ? a.get<std::string>() : "";
+    if (s.find("ForSequenceClassification") != std::string::npos) return "sequence";
+    if (s.find("ForTokenClassification") != std::string::npos) return "token";
+  }
+  return "";
+}
+
+// The head's config from a Hugging Face classifier's config.json: id2label, or num_labels
+// (default 2) names LABEL_i as transformers makes them when the file has none.
+HeadConfig hf_head_config(json cfg, const std::string& task, const std::string& arch) {
+  if (!cfg.contains("id2label")) {
+    const int64_t n = cfg.value("num_labels", int64_t{2});
+    json id2label = json::object();
+    for (int64_t i = 0; i < n; ++i) id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
+    cfg["id2label"] = id2label;
+  }
+  cfg.erase("llmkit_head");
+  HeadConfig h = HeadConfig::from_json(cfg, arch);
+  h.task = task;
+  h.validate(arch);
+  return h;
+}
+
 void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadOptions& opt) {
   const std::string type =
       cfg["model_type"].is_string() ? cfg["model_type"].get<std::string>() : "";
   const std::string cfg_path = (d / "config.json").string();
+  // A classifier's file holds the body and the head ("classifier.*" / "score.*").
+  const std::string head_task = hf_head_task(cfg);
+  io::NamedTensors body_w, head_w;
+  auto weights = [&]() -> const io::NamedTensors& {
+    if (body_w.empty())
+      for (auto& nt : read_hf_weights(d.string()))
+        (head_task.empty() ||
+                 (nt.first.rfind("classifier.", 0) != 0 && nt.first.rfind("score.", 0) != 0)
+             ? body_w
+             : head_w)
+            .push_back(std::move(nt));
+    return body_w;
+  };
   if (is_llama_model_type(type)) {
     m.arch = "llama";
     GPTConfig c;
@@ -187,10 +254,11 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
     } catch (const Error& e) {
       fail(cfg_path, ": ", e.what());
     }
+    if (!head_task.empty()) c.tie_embeddings = true;  // *ForSequenceClassification: no lm_head
     auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
     std::vector<std::string> ignore;
     if (c.tie_embeddings) ignore.push_back("lm_head.weight");
-    load_named_weights(*g, read_hf_weights(d.string()), d.string(), ignore);
+    load_named_weights(*g, weights(), d.string(), ignore);
     if (c.bos_token_id >= 0) m.bos_id = static_cast<int32_t>(c.bos_token_id);
     for (int64_t e : c.eos_token_ids) add_eos(m, e);
     adopt_gpt(m, std::move(g));
@@ -204,7 +272,7 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
     }
     auto g = std::make_unique<GPT>(c, 0, DType::F32, /*init=*/false);
     try {
-      gpt2_load_hf_weights(*g, read_hf_weights(d.string()));
+      gpt2_load_hf_weights(*g, weights());
     } catch (const Error& e) {
       fail(d.string(), ": ", e.what());
     }
@@ -219,7 +287,7 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
     }
     auto b = std::make_unique<Bert>(c, 0, DType::F32, /*initialise=*/false);
     try {
-      bert_load_hf_weights(*b, read_hf_weights(d.string()));
+      bert_load_hf_weights(*b, weights());
     } catch (const Error& e) {
       fail(d.string(), ": ", e.what());
     }
@@ -230,7 +298,48 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
          "' (supported: llama, smollm, mistral, qwen2, gpt2, bert)");
   }
   if (m.gpt != nullptr) read_eos_field(m, cfg, cfg_path);
+  if (!head_task.empty()) {
+    HeadConfig h;
+    try {
+      h = hf_head_config(cfg, head_task, m.arch);
+    } catch (const Error& e) {
+      fail(cfg_path, ": ", e.what());
+    }
+    Classifier& c = wrap_classifier(m, h, cfg_path);
+    io::NamedTensors head;  // "classifier.weight" -> "weight"
+    for (auto& [n, t] : head_w) head.emplace_back(n.substr(n.find('.') + 1), t);
+    load_named_weights(*c.head, head, d.string() + " (" + c.head_name() + ")");
+  }
   read_hf_tokenizer(m, d, opt);
+}
+
+void load_adapter_dir(LoadedModel& m, const fs::path& d, const LoadOptions& opt) {
+  const AdapterInfo info = read_adapter_config(d.string());
+  const std::string cfg_path = (d / "config.json").string();
+  LLMKIT_CHECK(fs::exists(d / "config.json"), "model: adapter directory '", d.string(),
+               "' has no config.json with the task head (written by llmkit finetune)");
+  const json cfg = read_json(d / "config.json");
+  std::string base = info.base_model_path;
+  LLMKIT_CHECK(!base.empty(), (d / "adapter_config.json").string(), ": no base_model_name_or_path");
+  if (!fs::exists(base) && fs::exists(d / base)) base = (d / base).string();
+  LLMKIT_CHECK(fs::exists(base), (d / "adapter_config.json").string(), ": the base model '", base,
+               "' does not exist");
+  m = load(base, opt);
+  LLMKIT_CHECK(m.classifier == nullptr, "model: the base of adapter '", d.string(), "' ('", base,
+               "') already has a task head");
+  HeadConfig h;
+  try {
+    h = HeadConfig::from_json(cfg, m.arch);
+  } catch (const Error& e) {
+    fail(cfg_path, ": ", e.what());
+  }
+  Classifier& c = wrap_classifier(m, h, cfg_path);
+  const json ft = cfg.value("llmkit_finetune", json::object());
+  const bool qlora = ft.is_object() && ft.value("method", "") == "qlora";
+  if (qlora) quantize_body(c, ft.value("qlora_type", "q4_0"));
+  load_adapter(c, m.arch, d.string());
+  if (!qlora) nn::merge_lora(c);  // inference at the base model's speed
+  m.path = d.string();
 }
 
 // tokenizer.ggml.* -> GgufVocab (the tokenizer's from_gguf_vocab builds the pipeline).
@@ -385,6 +494,8 @@ LoadedModel load(const std::string& path, const LoadOptions& opt) {
   if (fs::is_regular_file(p) && p.extension() == ".gguf") {
     m.source = SourceKind::Gguf;
     load_gguf_file(m, path, opt);
+  } else if (fs::is_directory(p) && is_adapter_dir(path)) {
+    load_adapter_dir(m, p, opt);
   } else if (fs::is_directory(p)) {
     LLMKIT_CHECK(fs::exists(p / "config.json"), "model: '", path,
                  "' is not a model directory (no config.json)");

@@ -15,6 +15,7 @@
 
 #include "llmkit/io/safetensors.h"
 #include "llmkit/models/bert.h"
+#include "llmkit/models/classifier.h"
 #include "llmkit/models/gpt.h"
 #include "llmkit/models/rnn_lm.h"
 #include "llmkit/models/t5.h"
@@ -50,6 +51,12 @@ struct LoadedModel {
   Bert* bert = nullptr;
   T5* t5 = nullptr;
   RNNLM* rnn = nullptr;
+  // A model with a task head (classifier.h): module is the Classifier, and bert / gpt point at
+  // its body. Loaded from an llmkit dir whose config.json has the head fields, a Hugging Face
+  // *ForSequenceClassification / *ForTokenClassification dir, or a LoRA adapter dir
+  // (models/peft.h: the base named by base_model_name_or_path, the head, the adapters merged
+  // unless the run was qlora, whose body stays quantised).
+  Classifier* classifier = nullptr;
   std::optional<tokenizer::Tokenizer> tokenizer;
   std::string tokenizer_json;  // its source text when it came from a tokenizer.json
   nlohmann::json tokenizer_config = nlohmann::json::object();  // Hugging Face's, when there is one
@@ -61,8 +68,9 @@ struct LoadedModel {
   double load_seconds = 0;
 };
 
-// Loads `path`; an Error with one line naming the file and the problem (missing files, unknown
-// model_type, missing or mis-shaped tensors, truncated files).
+// Loads `path` (a directory, a .gguf file, or a PEFT adapter directory); an Error with one line
+// naming the file and the problem (missing files, unknown model_type, missing or mis-shaped
+// tensors, truncated files).
 LoadedModel load(const std::string& path, const LoadOptions& options = {});
 
 // Reads a Hugging Face weights set from `dir`: model.safetensors, or every shard named by

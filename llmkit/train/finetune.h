@@ -19,6 +19,7 @@
 
 #include "llmkit/infer/classify.h"
 #include "llmkit/nn/lora.h"
+#include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
 
 namespace llmkit::train {
@@ -42,6 +43,8 @@ struct FinetuneRun {
   bool resume = false;
   bool quiet = false;
   int64_t stop_after = 0;  // as TrainRun::stop_after (tests)
+  // On resume every setting comes from the run directory (finetune_run.json and the committed
+  // checkpoint's train config) except train.steps, which moves the end when > 0.
 };
 
 // The TrainConfig defaults of a method: lr 2e-5 (full), 1e-3 (head), 2e-4 (lora, qlora);
@@ -52,7 +55,58 @@ struct FinetuneResult {
   TrainResult train;
   infer::ClassificationReport report;  // the last evaluation (classification)
   double val_mse = -1;                 // the last evaluation (regression)
+  double val_pearson = 0;              // the last evaluation (regression)
+  double val_loss = -1;                // the last evaluation
   int64_t trainable_params = 0, all_params = 0;
+  std::string export_dir;  // where the usable model / adapter was written ("" if interrupted)
+};
+
+// The labelled examples of a run, tokenised: ids per text, and label ids (classification) or
+// targets (regression).
+struct ClassifyExamples {
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<int32_t> labels;
+  std::vector<float> targets;
+  size_t size() const { return ids.size(); }
+};
+
+// The train::Task of fine-tuning (task_classify.cpp): shuffled epochs (the order of epoch e
+// drawn from a generator seeded by (seed, e)), batches right-padded with attention masks, the
+// head's loss; evaluation over the whole validation set (max_batches ignored): loss, accuracy
+// and macro_f1 (regression: loss, mse, pearson), headline "accuracy" ("pearson").
+class ClassifyTask : public Task {
+ public:
+  // `model` is borrowed and must outlive the task. save_all: checkpoints hold every parameter
+  // (method full) instead of only the trainable ones.
+  ClassifyTask(models::Classifier& model, ClassifyExamples train, ClassifyExamples val,
+               int64_t batch_size, uint64_t seed, bool save_all, nlohmann::json model_config);
+
+  nn::Module& model() override { return model_; }
+  nlohmann::json model_config() const override { return model_config_; }
+  double tokens_per_batch() const override;
+  Tensor next_loss() override;
+  Metrics evaluate(int64_t max_batches) override;
+  std::string headline_metric() const override;
+  nlohmann::json state() const override;
+  void load_state(const nlohmann::json& state) override;
+  nn::NamedTensors checkpoint_tensors() override;
+  std::vector<Tensor> embedding_tables() const override;
+
+  // The report of the last evaluate() (classification).
+  const infer::ClassificationReport& last_report() const { return report_; }
+
+ private:
+  void shuffle_epoch();
+  models::Classifier& model_;
+  ClassifyExamples train_, val_;
+  int64_t batch_;
+  uint64_t seed_;
+  bool save_all_;
+  nlohmann::json model_config_;
+  std::vector<size_t> order_;
+  int64_t epoch_ = 0;
+  size_t pos_ = 0;
+  infer::ClassificationReport report_;
 };
 
 // Errors: unknown method / task, data files (data/labelled.h), a validation label the training
