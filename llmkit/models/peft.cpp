@@ -80,6 +80,12 @@ json list_or_null(const std::vector<std::string>& v) {
   return v.empty() ? json(nullptr) : json(v);
 }
 
+// A list of names, or PEFT's regex string (read back as the one entry "re:<regex>").
+json targets_json(const std::vector<std::string>& t) {
+  if (t.size() == 1 && t[0].rfind("re:", 0) == 0) return t[0].substr(3);
+  return t;
+}
+
 json auto_mapping(const std::string& arch, const std::string& task_type) {
   if (!task_type.empty()) return nullptr;  // PEFT writes it for a model without task_type only
   if (arch == "gpt")
@@ -119,7 +125,7 @@ json config_json(const std::string& arch, const AdapterInfo& info,
           {"r", c.r},
           {"rank_pattern", json::object()},
           {"revision", nullptr},
-          {"target_modules", c.target_modules},
+          {"target_modules", targets_json(c.target_modules)},
           {"task_type", info.task_type.empty() ? json(nullptr) : json(info.task_type)},
           {"use_dora", false},
           {"use_rslora", false}};

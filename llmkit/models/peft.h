@@ -7,9 +7,11 @@
 //   in],
 //                               "...lora_B.weight" [out, r], and the modules_to_save in full
 //                               ("base_model.model.classifier.weight", ...)
-// The Hugging Face module name is ours with the class's prefix: GPT-2 layout "transformer.",
-// BERT without "bert." for a bare encoder (task_type FEATURE_EXTRACTION), with it for a
-// classifier (SEQ_CLS, TOKEN_CLS); llama names are Hugging Face's already.
+// The Hugging Face module name is ours with the class's prefix: GPT-2 layout "transformer."
+// (GPT2LMHeadModel, GPT2For*Classification); BERT without "bert." when `model` is a bare
+// models::Bert without pretraining heads (BertModel, e.g. a sentence encoder), with it otherwise
+// (a classifier wrapping the body, BertForPreTraining); llama names are Hugging Face's already.
+// The choice follows the C++ type of `model`, not task_type.
 // GPT-2's c_attn / c_fc / c_proj are Conv1D in Hugging Face ([in, out]): the adapter matrices
 // have the same shapes either way, and PEFT records fan_in_fan_out = true for them.
 // Not here: the adapter math (nn/lora.h).
@@ -36,10 +38,15 @@ void save_adapter(const nn::Module& model, const std::string& arch, const Adapte
                   const std::string& dir);
 
 // Reads dir/adapter_config.json. Errors name the file and field: not LORA, use_dora, use_rslora,
-// a bias other than "none", layers_to_transform, rank_pattern / alpha_pattern (not supported).
+// a bias other than "none", layers_to_transform, rank_pattern / alpha_pattern,
+// layer_replication, target_modules "all-linear" (not supported). A string target_modules is
+// PEFT's regex form (matched against whole Hugging Face module names); it comes back as the one
+// entry "re:<regex>".
 AdapterInfo read_adapter_config(const std::string& dir);
 
-// Adds the adapters of dir to `model` (apply_lora with the file's config) and loads their
+// Adds the adapters of dir to `model` (adapters on the Linears whose Hugging Face names match
+// the file's target_modules by PEFT's rule; lora_dropout with the model's dropout generator for a
+// models::GPT / models::Bert, dropped for other wrappers) and loads their
 // weights and the modules_to_save; every tensor of the file must find its parameter with the same
 // shape and every adapter parameter must be in the file (Errors name the tensor).
 void load_adapter(nn::Module& model, const std::string& arch, const std::string& dir);

@@ -1,7 +1,8 @@
 """PEFT reference for tests/models/test_peft_parity.cpp (LoRA adapters, peft 0.13).
 
-  make OUT [KIND...]  for each (or each named) tiny random Hugging Face model (llama: LlamaForCausalLM, gpt2:
-                  GPT2LMHeadModel, bert: BertModel) writes OUT/<kind>/base (save_pretrained),
+  make OUT [KIND...]
+                  for each (or each named) tiny random Hugging Face model (llama:
+                  LlamaForCausalLM, gpt2: GPT2LMHeadModel, bert: BertModel) writes OUT/<kind>/base (save_pretrained),
                   OUT/<kind>/peft_adapter (get_peft_model with PEFT's default target modules,
                   r 4, alpha 8, every lora_B and lora_A drawn at random, save_pretrained) and
                   OUT/<kind>/reference.safetensors: ids, the adapted model's output ("out":
@@ -9,7 +10,7 @@
                   cross-entropy; BERT: sum(hidden * R) with R saved) and "grad.<file name>" of
                   every lora_A / lora_B; OUT/<kind>/trainable.txt holds
                   print_trainable_parameters()'s line for a fresh default adapter.
-  check DIR...     for each DIR (OUT/<kind>): loads DIR/base with the adapter in DIR/ours_adapter
+  check DIR...    for each DIR (OUT/<kind>): loads DIR/base with the adapter in DIR/ours_adapter
                   (PeftModel.from_pretrained) and writes DIR/ours_reference.safetensors: "out"
                   for DIR/reference's ids.
 Float32, eval mode (no dropout). Not a test by itself; the C++ test compares.

@@ -180,19 +180,19 @@ TEST(LoraModels, Errors) {
   EXPECT_THROW(nn::apply_lora(m, c, 1), Error);
 }
 
-// QLoRA's memory on a real model: SmolLM2-135M's Linear weights in f32 against Q8_0 and Q4_0
-// blocks (the embeddings stay f32: they are not Linears). Prints the numbers docs/lora.md quotes.
-TEST(LoraModels, QuantisedBaseMemoryOnSmolLM2) {
-  const std::string path = llmkit::testing::model_path("smollm2");
+// QLoRA's memory on a real model: its Linear weights in f32 against Q8_0 and Q4_0 blocks (the
+// embeddings stay f32: they are not Linears). Prints the numbers docs/lora.md quotes.
+void measure_quantised_base(const std::string& name, const std::string& label) {
+  const std::string path = llmkit::testing::model_path(name);
   if (path.empty())
-    GTEST_SKIP() << "SmolLM2 GGUF not found under " << llmkit::testing::models_dir()
+    GTEST_SKIP() << label << " not found under " << llmkit::testing::models_dir()
                  << " (scripts/get-models.sh): memory measurement skipped";
   models::LoadOptions opt;
   opt.tokenizer = false;
   models::LoadedModel m = models::load(path, opt);
   auto linear_bytes = [&] {
     size_t b = 0;
-    for (auto& [name, mod] : m.module->named_modules())
+    for (auto& [n, mod] : m.module->named_modules())
       if (auto* l = dynamic_cast<nn::Linear*>(mod); l != nullptr) b += l->weight_bytes();
     return b;
   };
@@ -202,15 +202,24 @@ TEST(LoraModels, QuantisedBaseMemoryOnSmolLM2) {
   std::vector<std::pair<std::string, size_t>> rows = {{"f32", f32}};
   for (const char* type : {"q8_0", "q4_0"}) {
     if (rows.size() > 1) m = models::load(path, opt);  // fresh f32 weights
-    for (auto& [name, mod] : m.module->named_modules())
+    for (auto& [n, mod] : m.module->named_modules())
       if (auto* l = dynamic_cast<nn::Linear*>(mod); l != nullptr && !l->weight_quantised())
         l->quantize_weight(type);
     rows.emplace_back(type, linear_bytes());
   }
-  std::printf("SmolLM2-135M: all parameters f32 %.1f MiB; Linear weights:\n", all_f32 / 1048576.0);
+  std::printf("%s: all parameters f32 %.1f MiB; Linear weights:\n", label.c_str(),
+              all_f32 / 1048576.0);
   for (auto& [t, b] : rows)
-    std::printf("  %-5s %8.1f MiB (%.2fx smaller than f32)\n", t.c_str(), b / 1048576.0,
-                double(f32) / double(b));
+    std::printf("  %-5s %8.1f MiB (%.2fx smaller than f32); whole model %.1f MiB\n", t.c_str(),
+                b / 1048576.0, double(f32) / double(b), (all_f32 - f32 + b) / 1048576.0);
   EXPECT_NEAR(double(f32) / double(rows[1].second), 32.0 / 8.5, 0.01);
   EXPECT_NEAR(double(f32) / double(rows[2].second), 32.0 / 4.5, 0.01);
+}
+
+TEST(LoraModels, QuantisedBaseMemoryOnSmolLM2) {
+  measure_quantised_base("smollm2", "SmolLM2-135M");
+}
+
+TEST(LoraModels, QuantisedBaseMemoryOnMiniLM) {
+  measure_quantised_base("minilm", "all-MiniLM-L6-v2");
 }

@@ -309,3 +309,24 @@ TEST(Lora, CheckPlainLinears) {
   nn::check_plain_linears(net, "save");
   EXPECT_THROW(net.mlp->lin->quantize_weight("q8_0"), Error);  // in = 12: not a multiple of 32
 }
+
+TEST(Lora, ApplySameSeedSameAdapters) {
+  Net a, b, c;
+  nn::LoraConfig cfg;
+  cfg.target_modules = {"c_attn", "fc"};
+  nn::apply_lora(a, cfg, 5);
+  nn::apply_lora(b, cfg, 5);
+  nn::apply_lora(c, cfg, 6);
+  const auto pa = a.named_parameters(), pb = b.named_parameters(), pc = c.named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  bool any_differs = false;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_EQ(pa[i].second.to_vector<double>(), pb[i].second.to_vector<double>()) << pa[i].first;
+    any_differs =
+        any_differs || pa[i].second.to_vector<double>() != pc[i].second.to_vector<double>();
+  }
+  EXPECT_TRUE(any_differs);
+  // The two adapters draw different A's from the one stream.
+  EXPECT_NE(a.attn->lin->lora_A->weight.to_vector<double>()[0],
+            a.mlp->lin->lora_A->weight.to_vector<double>()[0]);
+}
