@@ -129,27 +129,31 @@ ClassificationReport classification_report(std::span<const int64_t> truth,
 std::string ClassificationReport::to_text() const {
   size_t w = 9;  // "true\pred"
   for (const auto& l : labels) w = std::max(w, l.size());
-  auto pad = [&](const std::string& s, size_t width) {
-    return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
+  // Right-aligned in `width` (built with append: GCC 12 warns falsely about operator+ here).
+  auto pad = [](const std::string& s, size_t width) {
+    std::string out(width > s.size() ? width - s.size() : 0, ' ');
+    out.append(s);
+    return out;
   };
   std::string out = "confusion matrix (rows: true label, columns: predicted)\n";
   out += pad("true\\pred", w);
-  for (const auto& l : labels) out += "  " + pad(l, std::max<size_t>(l.size(), 6));
+  for (const auto& l : labels) out.append("  ").append(pad(l, std::max<size_t>(l.size(), 6)));
   out += "\n";
   for (size_t i = 0; i < labels.size(); ++i) {
     out += pad(labels[i], w);
     for (size_t j = 0; j < labels.size(); ++j)
-      out += "  " + pad(std::to_string(confusion[i][j]), std::max<size_t>(labels[j].size(), 6));
+      out.append("  ").append(
+          pad(std::to_string(confusion[i][j]), std::max<size_t>(labels[j].size(), 6)));
     out += "\n";
   }
   char line[256];
-  out += "\n" + pad("label", w) + "  precision     recall         f1    support\n";
+  out.append("\n").append(pad("label", w)).append("  precision     recall         f1    support\n");
   for (size_t i = 0; i < labels.size(); ++i) {
     int64_t support = 0;
     for (int64_t v : confusion[i]) support += v;
     std::snprintf(line, sizeof line, "  %9.4f  %9.4f  %9.4f  %9lld\n", precision[i], recall[i],
                   f1[i], static_cast<long long>(support));
-    out += pad(labels[i], w) + line;
+    out.append(pad(labels[i], w)).append(line);
   }
   std::snprintf(line, sizeof line, "\naccuracy %.4f   macro-F1 %.4f   (%lld examples)\n", accuracy,
                 macro_f1, static_cast<long long>(n));
