@@ -281,8 +281,10 @@ FinetuneRun resolve_run(const FinetuneRun& given, std::string& resume_dir) {
   return r;
 }
 
+// The last step of train_loop evaluates, with the final weights: its figures are reused; a run
+// resumed at its end (nothing trained) evaluates here.
 void write_report(const FinetuneRun& r, ClassifyTask& task, FinetuneResult& res) {
-  const Metrics m = task.evaluate(0);
+  const Metrics m = task.evaluated() ? task.last_metrics() : task.evaluate(0);
   res.val_loss = m.at("loss");
   const fs::path dir(r.out_dir);
   json j = json::object();

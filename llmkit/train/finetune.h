@@ -92,8 +92,10 @@ class ClassifyTask : public Task {
   nn::NamedTensors checkpoint_tensors() override;
   std::vector<Tensor> embedding_tables() const override;
 
-  // The report of the last evaluate() (classification).
+  // The report and metrics of the last evaluate() (classification), and whether there was one.
   const infer::ClassificationReport& last_report() const { return report_; }
+  const Metrics& last_metrics() const { return metrics_; }
+  bool evaluated() const { return !metrics_.empty(); }
 
  private:
   void shuffle_epoch();
@@ -107,6 +109,7 @@ class ClassifyTask : public Task {
   int64_t epoch_ = 0;
   size_t pos_ = 0;
   infer::ClassificationReport report_;
+  Metrics metrics_;
 };
 
 // Errors: unknown method / task, data files (data/labelled.h), a validation label the training

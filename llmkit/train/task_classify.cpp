@@ -129,12 +129,12 @@ Metrics ClassifyTask::evaluate(int64_t /*max_batches: always the whole set*/) {
   if (regression) {
     m["mse"] = m["loss"];
     m["pearson"] = pearson(score, target);
-    return m;
+    return metrics_ = m;
   }
   report_ = infer::classification_report(truth, pred, model_.head_config().labels);
   m["accuracy"] = report_.accuracy;
   m["macro_f1"] = report_.macro_f1;
-  return m;
+  return metrics_ = m;
 }
 
 std::string ClassifyTask::headline_metric() const {
