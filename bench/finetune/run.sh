@@ -77,7 +77,7 @@ rss = int(open(d + ".rss").read().split()[-1]) / 1024
 saved = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
             if f.endswith(".safetensors") and os.path.isfile(os.path.join(d, f)))
 secs = float(t1) - float(t0)
-ms = 1000 * fin.get("train_seconds", secs) / int(steps)
+ms = 1000 * fin["train_seconds"] / max(1, fin["steps_run"])  # evaluations included
 print("\t".join(str(x) for x in [name, data, method, n, steps, round(test["accuracy"], 4),
       round(test["macro_f1"], 4), fin["trainable_params"], fin["all_params"], round(secs, 1),
       round(rss), round(ms, 1), saved]))

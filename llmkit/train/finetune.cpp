@@ -27,7 +27,10 @@ using nlohmann::json;
 TrainConfig finetune_defaults(const std::string& method) {
   TrainConfig c;
   c.objective = "classify";
-  c.lr = method == "full" ? 2e-5 : method == "head" ? 1e-3 : 2e-4;
+  // full: BERT's fine-tuning range (2e-5..5e-5); head: a linear probe on fixed features wants
+  // far more (all-MiniLM-L6-v2, 100 steps: val accuracy 0.80 at 1e-2, 0.65 at 1e-3); lora: the
+  // adapters start at B = 0 and PEFT's classification examples use 1e-3.
+  c.lr = method == "full" ? 2e-5 : method == "head" ? 1e-2 : 1e-3;
   c.min_lr = 0;
   c.weight_decay = 0.01;
   c.schedule = "linear";
@@ -347,7 +350,12 @@ FinetuneResult finetune(const FinetuneRun& given) {
   lo.quiet = r.quiet;
   lo.stop_after = r.stop_after;
   lo.save = [&](const std::vector<StepRecord>& h) { save_checkpoint(r.out_dir, ck, task, opt, h); };
+  const int64_t first_step = static_cast<int64_t>(history.size());
+  const auto t0 = std::chrono::steady_clock::now();
   res.train = train_loop(task, opt, tc, std::move(history), lo);
+  res.train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.steps_run = res.train.step - first_step;
   if (res.train.interrupted) return res;
   write_report(r, task, res);
   export_result(p, r, lora);

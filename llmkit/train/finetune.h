@@ -47,7 +47,7 @@ struct FinetuneRun {
   // checkpoint's train config) except train.steps, which moves the end when > 0.
 };
 
-// The TrainConfig defaults of a method: lr 2e-5 (full), 1e-3 (head), 2e-4 (lora, qlora);
+// The TrainConfig defaults of a method: lr 2e-5 (full), 1e-2 (head), 1e-3 (lora, qlora);
 // weight decay 0.01, warm-up 6% of the steps, linear schedule to 0, batch 16, eval every 100.
 TrainConfig finetune_defaults(const std::string& method);
 
@@ -55,6 +55,10 @@ struct FinetuneResult {
   TrainResult train;
   infer::ClassificationReport report;  // the last evaluation (classification)
   double val_mse = -1;                 // the last evaluation (regression)
+  // Wall time of the training loop in this invocation (steps, evaluations, checkpoints) and
+  // the steps it ran: what ms per step is measured from.
+  double train_seconds = 0;
+  int64_t steps_run = 0;
   double val_pearson = 0;              // the last evaluation (regression)
   double val_loss = -1;                // the last evaluation
   int64_t trainable_params = 0, all_params = 0;

@@ -45,7 +45,9 @@ void print_result(const llmkit::train::FinetuneResult& res, double seconds) {
   nlohmann::json out = {{"step", res.train.step},
                         {"trainable_params", res.trainable_params},
                         {"all_params", res.all_params},
-                        {"seconds", seconds}};
+                        {"seconds", seconds},
+                        {"train_seconds", res.train_seconds},
+                        {"steps_run", res.steps_run}};
   if (res.val_loss >= 0) out["val_loss"] = res.val_loss;
   if (res.val_mse >= 0) {
     out["val_mse"] = res.val_mse;
