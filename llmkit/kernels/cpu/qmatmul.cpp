@@ -305,8 +305,9 @@ void check_args(const QMatrix& W, int64_t M, const float* X, int64_t ldx, const 
 // (bench/qmatmul.cpp BM_tokens, CPU time): the int8 VNNI tiles cost ~18 us a token whatever M;
 // sgemm ~12-14.5 us a token plus the dequantisation, so they tie near M = 64 and sgemm wins
 // above. The result is the f32 product (no activation quantisation), closer to
-// qmatmul_reference than ggml's. Chunk boundaries depend only on the shape, and sgemm never
-// splits the sum over k between threads, so the bits do not depend on the thread count.
+// qmatmul_reference than ggml's. Chunk boundaries depend only on the shape; within a chunk
+// OpenBLAS's own threads may partition the product by thread count (its kernels for the edges of
+// a partition sum in another order on some CPUs), so the bits are fixed for a thread count.
 constexpr int64_t kBlasMinTokens = 64;
 constexpr int64_t kBlasChunk = int64_t{1} << 20;
 

@@ -70,8 +70,10 @@ bool qmatmul_is_vectorised();
 // Threads: num_threads() over the output rows, only when each thread gets >= ~64 KiB of weights
 // (waking a thread costs more than a small product); called inside an OpenMP parallel region it
 // runs in the calling thread, so a caller that owns the threads can give each a slice of rows
-// (QMatrix{type, n, cols, W.row(r0)}, Y + r0). The bits of each output do not depend on the
-// thread count (nor, for M < 64, on the slicing). Scratch (quantised activations, dequantised rows)
+// (QMatrix{type, n, cols, W.row(r0)}, Y + r0). For M < 64 the bits of each output depend neither
+// on the thread count nor on the slicing; for M >= 64 they are the same for the same thread count
+// (OpenBLAS may partition a product differently with more threads: seen on an AMD EPYC, where 1
+// and 2 threads differ in the last bits, not on the Xeon). Scratch (quantised activations, dequantised rows)
 // is held per calling thread and reused (grown, never shrunk): no allocation once warm. Errors:
 // types qmatmul does not take, cols not a multiple of the block, M < 0, or ldx / ldy below cols /
 // rows (read only when M > 1).
