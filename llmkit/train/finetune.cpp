@@ -353,8 +353,7 @@ FinetuneResult finetune(const FinetuneRun& given) {
   const int64_t first_step = static_cast<int64_t>(history.size());
   const auto t0 = std::chrono::steady_clock::now();
   res.train = train_loop(task, opt, tc, std::move(history), lo);
-  res.train_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.steps_run = res.train.step - first_step;
   if (res.train.interrupted) return res;
   write_report(r, task, res);

@@ -59,8 +59,8 @@ struct FinetuneResult {
   // the steps it ran: what ms per step is measured from.
   double train_seconds = 0;
   int64_t steps_run = 0;
-  double val_pearson = 0;              // the last evaluation (regression)
-  double val_loss = -1;                // the last evaluation
+  double val_pearson = 0;  // the last evaluation (regression)
+  double val_loss = -1;    // the last evaluation
   int64_t trainable_params = 0, all_params = 0;
   std::string export_dir;  // where the usable model / adapter was written ("" if interrupted)
 };

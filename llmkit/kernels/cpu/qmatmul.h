@@ -73,10 +73,10 @@ bool qmatmul_is_vectorised();
 // (QMatrix{type, n, cols, W.row(r0)}, Y + r0). For M < 64 the bits of each output depend neither
 // on the thread count nor on the slicing; for M >= 64 they are the same for the same thread count
 // (OpenBLAS may partition a product differently with more threads: seen on an AMD EPYC, where 1
-// and 2 threads differ in the last bits, not on the Xeon). Scratch (quantised activations, dequantised rows)
-// is held per calling thread and reused (grown, never shrunk): no allocation once warm. Errors:
-// types qmatmul does not take, cols not a multiple of the block, M < 0, or ldx / ldy below cols /
-// rows (read only when M > 1).
+// and 2 threads differ in the last bits, not on the Xeon). Scratch (quantised activations,
+// dequantised rows) is held per calling thread and reused (grown, never shrunk): no allocation once
+// warm. Errors: types qmatmul does not take, cols not a multiple of the block, M < 0, or ldx / ldy
+// below cols / rows (read only when M > 1).
 void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
 
 // The same with each weight row dequantised to f32 (dequantize_row) and a plain dot with the
