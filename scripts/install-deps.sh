@@ -43,38 +43,32 @@ case "$mode" in
   *) echo "install-deps: unknown option $mode" >&2; exit 2 ;;
 esac
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "install-deps: installing ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq "${missing[@]}"; then
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq "${missing[@]}"
-  fi
-fi
-# --data (and --bench): the data sets' packages, each asked of apt only when missing.
-if [[ $mode == --data || $mode == --bench ]]; then
-  data_packages=(weka libreoffice-help-ko libreoffice-l10n-ko debian-faq-ko man-db
-                 "installation-guide-$(dpkg --print-architecture)")
-  missing=()
-  for p in "${data_packages[@]}"; do
+# install_missing WHY APT_FLAGS... -- PACKAGES...: apt-get installs those not installed (dpkg
+# says so), updating the package lists only when a first try fails.
+install_missing() {
+  local why=$1 flags=() missing=() p
+  shift
+  while [[ $1 != -- ]]; do flags+=("$1"); shift; done
+  shift
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    echo "install-deps: installing ${missing[*]} (data sets)"
-    SUDO=""
-    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-      $SUDO apt-get update -qq
-      $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo "install-deps: installing ${missing[*]}$why"
+  local SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq "${flags[@]}" "${missing[@]}"; then
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${flags[@]}" "${missing[@]}"
   fi
+}
+install_missing "" -- "${packages[@]}"
+# --data (and --bench): the data sets' packages, without their recommends (libreoffice-help-ko's
+# would bring ~230 packages).
+if [[ $mode == --data || $mode == --bench ]]; then
+  install_missing " (data sets)" --no-install-recommends -- weka libreoffice-help-ko \
+    libreoffice-l10n-ko debian-faq-ko man-db "installation-guide-$(dpkg --print-architecture)"
 fi
 [[ -z "$mode" || $mode == --fuzz || $mode == --data ]] && exit 0
 

@@ -27,36 +27,13 @@ std::vector<int32_t> classifier_input_ids(const models::Classifier& model,
   return ids;
 }
 
-PaddedBatch pad_batch(std::span<const std::vector<int32_t>> rows, int32_t pad_id) {
-  LLMKIT_CHECK(!rows.empty(), "pad_batch: no rows");
-  size_t T = 0;
-  for (const auto& r : rows) {
-    LLMKIT_CHECK(!r.empty(), "pad_batch: an empty row");
-    T = std::max(T, r.size());
-  }
-  const auto B = static_cast<int64_t>(rows.size());
-  PaddedBatch p;
-  p.ids = Tensor::full({B, static_cast<int64_t>(T)}, pad_id, DType::I32);
-  p.mask = Tensor::zeros({B, static_cast<int64_t>(T)}, DType::U8);
-  for (int64_t b = 0; b < B; ++b) {
-    const auto& row = rows[static_cast<size_t>(b)];
-    std::copy(row.begin(), row.end(), p.ids.data<int32_t>() + b * static_cast<int64_t>(T));
-    std::fill_n(p.mask.data<uint8_t>() + b * static_cast<int64_t>(T), row.size(), uint8_t{1});
-  }
-  return p;
-}
-
 std::vector<std::vector<float>> classify_ids(models::Classifier& model,
                                              std::span<const std::vector<int32_t>> ids,
                                              int64_t batch) {
   LLMKIT_CHECK(batch >= 1, "classify: batch size must be positive, got ", batch);
   LLMKIT_CHECK(model.head_config().task == "sequence",
                "classify: the model is a token classifier (one label per token)");
-  // Longest first, so each batch pads to a length close to all of its rows'.
-  std::vector<size_t> order(ids.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return ids[a].size() > ids[b].size(); });
+  const std::vector<size_t> order = longest_first(ids);
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard ng;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "llmkit/infer/batching.h"
 #include "llmkit/infer/sampler.h"  // argmax
 #include "llmkit/models/classifier.h"
 #include "llmkit/tokenizer/tokenizer.h"
@@ -21,13 +22,6 @@ namespace llmkit::infer {
 std::vector<int32_t> classifier_input_ids(const models::Classifier& model,
                                           const tokenizer::Tokenizer& tok, const std::string& text,
                                           int64_t max_len, bool add_bos, int32_t bos_id);
-
-// Rows of ids right-padded with pad_id into ids i32 [B, T] and attention_mask u8 [B, T]
-// (1 = real token), T the longest row. Errors: no rows, an empty row.
-struct PaddedBatch {
-  Tensor ids, mask;
-};
-PaddedBatch pad_batch(std::span<const std::vector<int32_t>> rows, int32_t pad_id);
 
 // Logits [N][L] (sequence task) of N id sequences, in batches of similar length (right-padded,
 // masked), in eval mode (restored afterwards), without autograd.

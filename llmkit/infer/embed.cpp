@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "llmkit/infer/batching.h"
 #include "llmkit/io/json_file.h"
 #include "llmkit/models/hf_bert.h"
 
@@ -126,11 +127,7 @@ std::vector<std::vector<float>> embed_ids(models::Bert& model,
     LLMKIT_CHECK(!ids[i].empty() && static_cast<int64_t>(ids[i].size()) <= cfg.block_size,
                  "embed: sequence ", i, " has ", ids[i].size(),
                  " tokens, outside [1, max_position_embeddings ", cfg.block_size, "]");
-  // Longest first, so each batch pads to a length close to all of its rows'.
-  std::vector<size_t> order(ids.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return ids[a].size() > ids[b].size(); });
+  const std::vector<size_t> order = longest_first(ids);
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard ng;
@@ -140,16 +137,11 @@ std::vector<std::vector<float>> embed_ids(models::Bert& model,
     for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch)) {
       const size_t end = std::min(order.size(), start + static_cast<size_t>(batch));
       const int64_t B = static_cast<int64_t>(end - start);
-      const int64_t T = static_cast<int64_t>(ids[order[start]].size());
-      Tensor tid = Tensor::full({B, T}, pad, DType::I32);
-      Tensor mask = Tensor::zeros({B, T}, DType::U8);
-      for (int64_t b = 0; b < B; ++b) {
-        const auto& row = ids[order[start + b]];
-        std::copy(row.begin(), row.end(), tid.data<int32_t>() + b * T);
-        std::fill_n(mask.data<uint8_t>() + b * T, row.size(), uint8_t{1});
-      }
-      const Tensor hidden = model.encode(tid, Tensor(), mask);  // [B, T, C]
-      const std::vector<float> v = models::Bert::pool(hidden, mask, pooling).to_vector<float>();
+      std::vector<std::vector<int32_t>> rows;
+      for (size_t i = start; i < end; ++i) rows.push_back(ids[order[i]]);
+      const PaddedBatch p = pad_batch(rows, pad);
+      const Tensor hidden = model.encode(p.ids, Tensor(), p.mask);  // [B, T, C]
+      const std::vector<float> v = models::Bert::pool(hidden, p.mask, pooling).to_vector<float>();
       const int64_t C = hidden.size(2);
       for (int64_t b = 0; b < B; ++b) {
         std::vector<float> e(v.begin() + b * C, v.begin() + (b + 1) * C);

@@ -47,11 +47,14 @@ const std::string& reference_dir(const std::string& mode) {
                     "/tests/models/llama_hf_reference.py " + mode + " ";
   if (mode == "smollm2") cmd += "'" + llmkit::testing::model_path("smollm2") + "' ";
   cmd += "'" + out + "' > '" + out + ".log' 2>&1";
+  bool out_failed = false;
   if (std::system(cmd.c_str()) != 0) {
     ADD_FAILURE() << "reference failed: " << cmd << " (log in " << out << ".log)";
-    return done[mode] = "";
+    out_failed = true;
   }
-  return done[mode] = out;
+  std::string& slot = done[mode];  // assigned, then returned: GCC 12 misreads the assignment
+  slot = out_failed ? "" : out;    // as returning a temporary (-Wreturn-local-addr)
+  return slot;
 }
 
 bool have_transformers() {
