@@ -12,7 +12,11 @@
 #   env: MODEL (a path; default all-MiniLM-L6-v2 from scripts/get-models.sh), NAME (its label),
 #        DATA (a dir with train.tsv val.tsv test.tsv; default sentiment-en from scripts/get-data.sh),
 #        NS ("50 200 1000 all"), METHODS ("scratch head full lora"), QLORA (1: a qlora run at the
-#        last N), MAX_LEN (64), BATCH (16), SEED (1), OUT, SVG_DIR, THREADS (2)
+#        last N), MAX_LEN (64), BATCH (16), SEED (1), OUT, SVG_DIR, THREADS (2),
+#        POOLING (cls | mean for encoders; default the model's), LR_SCRATCH (5e-4: a network
+#        trained from random weights wants a pretraining-sized rate, not fine-tuning's 2e-5),
+#        VAL_N (200: validate during training on the first VAL_N validation lines; the reported
+#        accuracy is on the whole test file)
 # Steps per N are fixed (STEPS_<N>, e.g. STEPS_50=60) so every method sees the same examples.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,6 +34,9 @@ MAX_LEN=${MAX_LEN:-64}
 BATCH=${BATCH:-16}
 SEED=${SEED:-1}
 THREADS=${THREADS:-2}
+POOLING=${POOLING:-}
+LR_SCRATCH=${LR_SCRATCH:-5e-4}
+VAL_N=${VAL_N:-200}
 OUT=${OUT:-bench/out/finetune/$NAME-$(basename "$DATA")}
 SVG_DIR=${SVG_DIR:-docs}
 for f in train val test; do
@@ -43,6 +50,10 @@ steps_for() {  # about 10 epochs at 50 examples down to ~1 epoch of the whole se
   case $1 in 50) echo 60 ;; 200) echo 120 ;; 1000) echo 250 ;; *) echo 400 ;; esac
 }
 mkdir -p "$OUT/runs"
+val=$OUT/val-$VAL_N.tsv
+head -n $((VAL_N + 1)) "$DATA/val.tsv" > "$val"
+pool=()
+[[ -n $POOLING ]] && pool=(--pooling "$POOLING")
 results=$OUT/results.tsv
 [[ -f $results ]] || printf 'model\tdata\tmethod\tn\tsteps\ttest_accuracy\ttest_macro_f1\ttrainable\tall\tseconds\tpeak_rss_mb\tms_per_step\tsaved_bytes\n' > "$results"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; $LLMKIT on $MODEL, $DATA"
@@ -52,14 +63,14 @@ run() {  # METHOD N
   [[ $n == all ]] || limit=(--limit "$n")
   local dir=$OUT/runs/$method-$n extra=()
   case $method in
-    scratch) extra=(--method full --from-scratch) ;;
+    scratch) extra=(--method full --from-scratch --lr "$LR_SCRATCH") ;;
     *) extra=(--method "$method") ;;
   esac
   rm -rf "$dir"
   local t0 t1
   t0=$(date +%s.%N)
   if ! /usr/bin/time -f '%M' -o "$dir.rss" "$LLMKIT" finetune --model "$MODEL" --task classify \
-      --train "$DATA/train.tsv" --val "$DATA/val.tsv" --out "$dir" "${extra[@]}" "${limit[@]}" \
+      --train "$DATA/train.tsv" --val "$val" --out "$dir" "${extra[@]}" "${limit[@]}" "${pool[@]}" \
       --steps "$steps" --batch-size "$BATCH" --max-len "$MAX_LEN" --seed "$SEED" \
       --threads "$THREADS" --eval-interval "$steps" > "$dir.json" 2> "$dir.log"; then
     echo "finetune bench: $method N=$n failed (see $dir.log)" >&2

@@ -3,6 +3,7 @@
 // adapter directory, the report of a final evaluation. The Task itself is task_classify.cpp.
 #include "llmkit/train/finetune.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "llmkit/core/random.h"
 #include "llmkit/data/labelled.h"
 #include "llmkit/io/atomic_file.h"
 #include "llmkit/io/json_file.h"
@@ -117,10 +119,23 @@ struct Prepared {
   std::vector<std::string> labels;
 };
 
-std::vector<data::LabelledExample> read_limited(const std::string& path, int64_t limit) {
+// The training examples, or `limit` of them drawn at random (seeded; kept in file order). A
+// random draw, not the first lines: labelled files are often grouped by label or source.
+std::vector<data::LabelledExample> read_limited(const std::string& path, int64_t limit,
+                                                uint64_t seed) {
   std::vector<data::LabelledExample> ex = data::read_labelled(path);
-  if (limit > 0 && static_cast<int64_t>(ex.size()) > limit) ex.resize(static_cast<size_t>(limit));
-  return ex;
+  if (limit <= 0 || static_cast<int64_t>(ex.size()) <= limit) return ex;
+  std::vector<size_t> idx(ex.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  Generator g(seed * 7919ULL + 101);
+  const auto n = static_cast<size_t>(limit);
+  for (size_t i = 0; i < n; ++i) std::swap(idx[i], idx[i + g.randint(idx.size() - i)]);
+  idx.resize(n);
+  std::sort(idx.begin(), idx.end());
+  std::vector<data::LabelledExample> picked;
+  picked.reserve(n);
+  for (size_t i : idx) picked.push_back(std::move(ex[i]));
+  return picked;
 }
 
 ClassifyExamples encode_examples(const Prepared& p, const std::vector<data::LabelledExample>& ex,
@@ -210,7 +225,7 @@ nn::LoraConfig choose_trainable(models::Classifier& model, const FinetuneRun& r)
 Prepared prepare(const FinetuneRun& r) {
   Prepared p;
   const bool regression = r.task == "regress";
-  const auto train_ex = read_limited(r.train_path, r.limit);
+  const auto train_ex = read_limited(r.train_path, r.limit, r.train.seed);
   const auto val_ex = data::read_labelled(r.val_path);
   p.labels = regression ? std::vector<std::string>{"score"} : data::label_names(train_ex);
   LLMKIT_CHECK(regression || p.labels.size() >= 2, "finetune: '", r.train_path,

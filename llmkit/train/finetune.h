@@ -35,7 +35,7 @@ struct FinetuneRun {
   std::string qlora_type = "q4_0";  // the base weights' ggml type for qlora
   std::string pooling;              // encoders: cls | mean (empty: cls); decoders: last
   int64_t max_len = 128;            // tokens per text (cut)
-  int64_t limit = 0;                // use only the first N training examples (0: all)
+  int64_t limit = 0;                // train on N examples drawn at random (seeded; 0: all)
   // Re-initialise the body's weights (seeded) before training: the "no pretraining" baseline,
   // same architecture and tokenizer, only the labelled data.
   bool from_scratch = false;

@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "common/error_of.h"
 #include "llmkit/io/atomic_file.h"
@@ -279,4 +280,30 @@ TEST(Finetune, RegressionLearnsAScore) {
   const auto res = train::finetune(r);
   EXPECT_LT(res.val_mse, 0.5);
   EXPECT_GT(res.val_pearson, 0.9);
+}
+
+// --limit draws its examples at random, not the first lines: a file grouped by label (every
+// positive line, then every negative one) still gives both labels at a small N.
+TEST(Finetune, LimitDrawsAtRandomFromAFileGroupedByLabel) {
+  Toy t;
+  const std::string body = body_dir(t.d, "bert");
+  std::string grouped = "text\tlabel\n", neg;
+  std::istringstream in(toy_tsv(200, 5));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) (line.ends_with("\tpos") ? grouped : neg) += line + "\n";
+  auto r = t.run(body, "head", "limit", 10);
+  r.train_path = write(t.d, "grouped.tsv", grouped + neg);
+  r.limit = 16;
+  r.pooling = "mean";
+  const auto res = train::finetune(r);
+  EXPECT_EQ(res.report.labels, (std::vector<std::string>{"neg", "pos"}));
+  // The first 12 lines alone are one label, which classification refuses.
+  r = t.run(body, "head", "limit_first", 20);
+  r.train_path = write(t.d, "first12.tsv", grouped.substr(0, [&] {
+    size_t pos = 0;
+    for (int i = 0; i < 13; ++i) pos = grouped.find('\n', pos) + 1;
+    return pos;
+  }()));
+  EXPECT_NE(error_of([&] { train::finetune(r); }).find("only one label"), std::string::npos);
 }

@@ -88,7 +88,7 @@ LLMKIT_COMMAND(
        sub.add_option("--pooling", r.pooling, "encoders: cls | mean")
            ->check(CLI::IsMember({"cls", "mean"}));
        sub.add_option("--max-len", r.max_len, "tokens per text")->check(CLI::Range(2, 1 << 20));
-       sub.add_option("--limit", r.limit, "use the first N training examples")
+       sub.add_option("--limit", r.limit, "train on N training examples drawn at random (--seed)")
            ->check(CLI::PositiveNumber);
        sub.add_flag("--from-scratch", r.from_scratch, "re-initialise the body (no pretraining)");
        sub.add_option("--steps", a->steps, "optimizer steps")->check(CLI::PositiveNumber);
