@@ -1,7 +1,8 @@
 // bench_plot: draws experiment results kept as TSV (one row per point) as an SVG line plot with
 // llmkit's own plotter (io/svg_plot.h), so the docs' figures need no Python plotting package.
 // Usage: bench_plot --tsv F --x COL --y COL [--series COL] [--where COL=V ...] [--log2-x]
-//                   [--title T] [--x-label T] [--y-label T] --out F.svg
+//                   [--markers] [--legend-outside] [--title T] [--x-label T] [--y-label T]
+//                   --out F.svg
 // Rows with a non-numeric x or y are skipped (a "failed" run); --where keeps matching rows only.
 #include <cmath>
 #include <cstdio>
@@ -42,11 +43,15 @@ bool number(const std::string& s, double* v) {
 int main(int argc, char** argv) {
   std::map<std::string, std::string> opt;
   std::vector<std::pair<std::string, std::string>> where;
-  bool log2_x = false;
+  bool log2_x = false, markers = false, legend_outside = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--log2-x") {
       log2_x = true;
+    } else if (a == "--markers") {
+      markers = true;
+    } else if (a == "--legend-outside") {
+      legend_outside = true;
     } else if (a.rfind("--", 0) == 0 && i + 1 < argc) {
       const std::string v = argv[++i];
       if (a == "--where") {
@@ -90,6 +95,8 @@ int main(int argc, char** argv) {
   for (const auto& n : order) all.push_back(series[n]);
   llmkit::io::PlotOptions po;
   po.title = opt["title"];
+  po.markers = markers;
+  po.legend_outside = legend_outside;
   po.x_label = opt.count("x-label") ? opt["x-label"] : opt["x"];
   po.y_label = opt.count("y-label") ? opt["y-label"] : opt["y"];
   llmkit::io::write_file_atomic(opt["out"], llmkit::io::line_plot_svg(all, po));

@@ -16,7 +16,8 @@
 #        POOLING (cls | mean for encoders; default the model's), LR_SCRATCH (5e-4: a network
 #        trained from random weights wants a pretraining-sized rate, not fine-tuning's 2e-5),
 #        VAL_N (200: validate during training on the first VAL_N validation lines; the reported
-#        accuracy is on the whole test file)
+#        accuracy is on the whole test file), LR_FULL, LR_HEAD, LR_LORA (empty: finetune's
+#        defaults, 2e-5 / 1e-2 / 1e-3)
 # Steps per N are fixed (STEPS_<N>, e.g. STEPS_50=60) so every method sees the same examples.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +29,7 @@ MODEL=${MODEL:-$CACHE/models/all-minilm-l6-v2}
 NAME=${NAME:-$(basename "$MODEL" .gguf)}
 DATA=${DATA:-$CACHE/data/sentiment-en}
 NS=${NS:-50 200 1000 all}
-METHODS=${METHODS:-scratch head full lora}
+METHODS=${METHODS-scratch head full lora}  # empty: none (e.g. only the qlora run)
 QLORA=${QLORA:-1}
 MAX_LEN=${MAX_LEN:-64}
 BATCH=${BATCH:-16}
@@ -37,6 +38,9 @@ THREADS=${THREADS:-2}
 POOLING=${POOLING:-}
 LR_SCRATCH=${LR_SCRATCH:-5e-4}
 VAL_N=${VAL_N:-200}
+LR_FULL=${LR_FULL:-}
+LR_HEAD=${LR_HEAD:-}
+LR_LORA=${LR_LORA:-}
 OUT=${OUT:-bench/out/finetune/$NAME-$(basename "$DATA")}
 SVG_DIR=${SVG_DIR:-docs}
 for f in train val test; do
@@ -64,7 +68,9 @@ run() {  # METHOD N
   local dir=$OUT/runs/$method-$n extra=()
   case $method in
     scratch) extra=(--method full --from-scratch --lr "$LR_SCRATCH") ;;
-    *) extra=(--method "$method") ;;
+    full) extra=(--method full ${LR_FULL:+--lr "$LR_FULL"}) ;;
+    head) extra=(--method head ${LR_HEAD:+--lr "$LR_HEAD"}) ;;
+    *) extra=(--method "$method" ${LR_LORA:+--lr "$LR_LORA"}) ;;
   esac
   rm -rf "$dir"
   local t0 t1
@@ -107,6 +113,7 @@ if [[ -x $PLOT ]]; then
   total=$(($(wc -l < "$DATA/train.tsv") - 1))
   sed "s/\tall\t/\t$total\t/" "$results" > "$OUT/results-numeric.tsv"
   "$PLOT" --tsv "$OUT/results-numeric.tsv" --x n --y test_accuracy --series method --log2-x \
+    --markers --legend-outside \
     --where "model=$NAME" --title "$NAME on $(basename "$DATA"): test accuracy" \
     --x-label "log2 labelled training examples" --y-label "test accuracy" \
     --out "$SVG_DIR/finetune-$NAME-$(basename "$DATA").svg"

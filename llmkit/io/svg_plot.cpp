@@ -86,12 +86,22 @@ void draw_axes(std::ostringstream& o, const Frame& f, const std::vector<double>&
     << ") rotate(-90)\" text-anchor=\"middle\">" << escape(opt.y_label) << "</text>\n";
 }
 
-void draw_legend(std::ostringstream& o, const Frame& f, const std::vector<PlotSeries>& series) {
-  size_t longest = 0, named = 0;
+// The legend's width for these names, pixels (0: no named series, no legend).
+double legend_width(const std::vector<PlotSeries>& series) {
+  size_t longest = 0;
+  bool named = false;
   for (const auto& s : series)
-    if (!s.name.empty()) longest = std::max(longest, s.name.size()), ++named;
+    if (!s.name.empty()) longest = std::max(longest, s.name.size()), named = true;
+  return named ? 40 + 7.0 * static_cast<double>(longest) : 0;
+}
+
+void draw_legend(std::ostringstream& o, const Frame& f, const std::vector<PlotSeries>& series,
+                 bool outside) {
+  size_t named = 0;
+  for (const auto& s : series) named += !s.name.empty();
   if (named == 0) return;
-  const double w = 40 + 7.0 * static_cast<double>(longest), x = f.left + f.w - w - 8;
+  const double w = legend_width(series);
+  const double x = outside ? f.left + f.w + 10 : f.left + f.w - w - 8;
   o << "<rect x=\"" << coord(x) << "\" y=\"" << coord(f.top + 6) << "\" width=\"" << coord(w)
     << "\" height=\"" << 18 * named + 8 << "\" fill=\"white\" fill-opacity=\"0.85\" "
     << "stroke=\"#ccc\"/>\n";
@@ -156,7 +166,8 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
           std::max(y1, yt.empty() ? y1 : yt.back()),
           kLeft,
           kTop,
-          std::max(1.0, opt.width - kLeft - kRight),
+          std::max(1.0, opt.width - kLeft - kRight -
+                            (opt.legend_outside ? legend_width(series) + 10 : 0)),
           std::max(1.0, opt.height - kTop - kBottom)};
   if (!(f.x1 > f.x0)) f.x1 = f.x0 + 1;  // a span double cannot resolve
   if (!(f.y1 > f.y0)) f.y1 = f.y0 + 1;
@@ -175,8 +186,13 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
     if (!pts.empty())
       o << "<polyline fill=\"none\" stroke=\"" << kColors[k % 6]
         << "\" stroke-width=\"1.5\" points=\"" << pts << "\"/>\n";
+    if (opt.markers)
+      for (size_t i = 0; i < s.x.size(); ++i)
+        if (ok(s.x[i], s.y[i]))
+          o << "<circle cx=\"" << coord(f.px(s.x[i])) << "\" cy=\"" << coord(f.py(ty(s.y[i])))
+            << "\" r=\"3\" fill=\"" << kColors[k % 6] << "\"/>\n";
   }
-  draw_legend(o, f, series);
+  draw_legend(o, f, series, opt.legend_outside);
   o << "</svg>\n";
   return o.str();
 }

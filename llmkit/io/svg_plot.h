@@ -17,6 +17,8 @@ struct PlotOptions {
   std::string title{}, x_label{}, y_label{};
   int width = 800, height = 450;  // pixels
   bool log_y = false;
+  bool markers = false;       // a dot at every point (a series of one point shows only so)
+  bool legend_outside = false;  // the legend in a right margin, clear of the lines
 };
 
 // A whole SVG document. Non-finite points (and non-positive ones with log_y) are skipped; a

@@ -130,3 +130,28 @@ TEST(SvgPlot, OddSizesAndMismatchedSeries) {
   expect_well_formed(line_plot_svg({loss_curve("a", 3, 1)}, {.width = 10, .height = 10}));
   EXPECT_THROW(line_plot_svg({{"bad", {1, 2, 3}, {1, 2}}}, {}), llmkit::Error);
 }
+
+// Markers put a dot on every drawable point (a one-point series is visible only so); the legend
+// outside sits right of the plot box, which shrinks to make room.
+TEST(SvgPlot, MarkersAndLegendOutside) {
+  PlotOptions opt{.title = "accuracy", .x_label = "n", .y_label = "acc"};
+  opt.markers = true;
+  const PlotSeries one{"qlora", {13}, {0.83}};
+  PlotSeries four{"lora", {5, 7, 10, 13}, {0.53, 0.74, NAN, 0.83}};
+  std::string svg = line_plot_svg({four, one}, opt);
+  expect_well_formed(svg);
+  EXPECT_EQ(count(svg, "<circle"), 4u);  // three finite points of lora, one of qlora
+  const auto legend_x = [](const std::string& s) {
+    const auto at = s.find("<rect x=\"", s.find("<text transform"));
+    return std::stod(s.substr(at + 9));
+  };
+  EXPECT_LT(legend_x(svg), 780);  // inside the box, which ends at 800 - 20
+  opt.legend_outside = true;
+  svg = line_plot_svg({four, one}, opt);
+  expect_well_formed(svg);
+  const auto box = svg.find("<rect x=\"70.00\" y=\"40.00\" width=\"");
+  ASSERT_NE(box, std::string::npos);
+  const double box_right = 70 + std::stod(svg.substr(box + 34));
+  EXPECT_GT(legend_x(svg), box_right);
+  EXPECT_LE(legend_x(svg) + 40 + 7 * 5, 800);
+}
