@@ -17,7 +17,7 @@ struct PlotOptions {
   std::string title{}, x_label{}, y_label{};
   int width = 800, height = 450;  // pixels
   bool log_y = false;
-  bool markers = false;       // a dot at every point (a series of one point shows only so)
+  bool markers = false;         // a dot at every point (a series of one point shows only so)
   bool legend_outside = false;  // the legend in a right margin, clear of the lines
 };
 
