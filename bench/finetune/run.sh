@@ -22,42 +22,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
-LLMKIT=$BUILD/tools/llmkit/llmkit
-[[ -x $LLMKIT ]] || LLMKIT=$BUILD/llmkit
-CACHE=${LLMKIT_CACHE:-$HOME/.cache/llmkit}
-MODEL=${MODEL:-$CACHE/models/all-minilm-l6-v2}
-NAME=${NAME:-$(basename "$MODEL" .gguf)}
-DATA=${DATA:-$CACHE/data/sentiment-en}
 NS=${NS:-50 200 1000 all}
 METHODS=${METHODS-scratch head full lora}  # empty: none (e.g. only the qlora run)
 QLORA=${QLORA:-1}
-MAX_LEN=${MAX_LEN:-64}
-BATCH=${BATCH:-16}
 SEED=${SEED:-1}
-THREADS=${THREADS:-2}
-POOLING=${POOLING:-}
 LR_SCRATCH=${LR_SCRATCH:-5e-4}
 VAL_N=${VAL_N:-200}
 LR_FULL=${LR_FULL:-}
 LR_HEAD=${LR_HEAD:-}
 LR_LORA=${LR_LORA:-}
+WHO="finetune bench" NEED="train val test"
+source bench/finetune/common.sh
 OUT=${OUT:-bench/out/finetune/$NAME-$(basename "$DATA")}
 SVG_DIR=${SVG_DIR:-docs}
-for f in train val test; do
-  [[ -f $DATA/$f.tsv ]] || { echo "finetune bench: $DATA/$f.tsv is missing (scripts/get-data.sh)" >&2; exit 1; }
-done
-[[ -e $MODEL ]] || { echo "finetune bench: $MODEL is missing (scripts/get-models.sh)" >&2; exit 1; }
-[[ -x $LLMKIT ]] || { echo "finetune bench: build llmkit first ($LLMKIT)" >&2; exit 1; }
 steps_for() {  # about 10 epochs at 50 examples down to ~1 epoch of the whole set
   local var="STEPS_$1"
   if [[ -n ${!var:-} ]]; then echo "${!var}"; return; fi
   case $1 in 50) echo 60 ;; 200) echo 120 ;; 1000) echo 250 ;; *) echo 400 ;; esac
 }
 mkdir -p "$OUT/runs"
-val=$OUT/val-$VAL_N.tsv
-head -n $((VAL_N + 1)) "$DATA/val.tsv" > "$val"
-pool=()
-[[ -n $POOLING ]] && pool=(--pooling "$POOLING")
+finetune_inputs "$OUT"
 results=$OUT/results.tsv
 [[ -f $results ]] || printf 'model\tdata\tmethod\tn\tsteps\ttest_accuracy\ttest_macro_f1\ttrainable\tall\tseconds\tpeak_rss_mb\tms_per_step\tsaved_bytes\n' > "$results"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; $LLMKIT on $MODEL, $DATA"
@@ -72,33 +56,24 @@ run() {  # METHOD N
     head) extra=(--method head ${LR_HEAD:+--lr "$LR_HEAD"}) ;;
     *) extra=(--method "$method" ${LR_LORA:+--lr "$LR_LORA"}) ;;
   esac
-  rm -rf "$dir"
   local t0 t1
   t0=$(date +%s.%N)
-  if ! /usr/bin/time -f '%M' -o "$dir.rss" "$LLMKIT" finetune --model "$MODEL" --task classify \
-      --train "$DATA/train.tsv" --val "$val" --out "$dir" "${extra[@]}" "${limit[@]}" "${pool[@]}" \
-      --steps "$steps" --batch-size "$BATCH" --max-len "$MAX_LEN" --seed "$SEED" \
-      --threads "$THREADS" --eval-interval "$steps" > "$dir.json" 2> "$dir.log"; then
+  if ! timed_finetune "$dir" "${extra[@]}" "${limit[@]}" --steps "$steps" --seed "$SEED" \
+      --eval-interval "$steps"; then
     echo "finetune bench: $method N=$n failed (see $dir.log)" >&2
     printf '%s\t%s\t%s\t%s\t%s\tfailed\t\t\t\t\t\t\t\n' "$NAME" "$(basename "$DATA")" "$method" "$n" "$steps" >> "$results"
     return
   fi
   t1=$(date +%s.%N)
   "$LLMKIT" classify --model "$dir" --data "$DATA/test.tsv" --threads "$THREADS" > "$dir.test.json" 2> "$dir.test.log"
-  /usr/bin/python3 - "$dir" "$NAME" "$(basename "$DATA")" "$method" "$n" "$steps" "$t0" "$t1" >> "$results" <<'PY'
-import json, os, sys
-d, name, data, method, n, steps, t0, t1 = sys.argv[1:]
-fin = json.loads(open(d + ".json").read().strip().splitlines()[-1])
-test = json.loads(open(d + ".test.json").read().strip().splitlines()[-1])
-rss = int(open(d + ".rss").read().split()[-1]) / 1024
-saved = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
-            if f.endswith(".safetensors") and os.path.isfile(os.path.join(d, f)))
-secs = float(t1) - float(t0)
-ms = 1000 * fin["train_seconds"] / max(1, fin["steps_run"])  # evaluations included
-print("\t".join(str(x) for x in [name, data, method, n, steps, round(test["accuracy"], 4),
-      round(test["macro_f1"], 4), fin["trainable_params"], fin["all_params"], round(secs, 1),
-      round(rss), round(ms, 1), saved]))
-PY
+  local acc trainable all rss ms saved
+  acc=$(/usr/bin/python3 -c 'import json, sys
+t = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(round(t["accuracy"], 4), round(t["macro_f1"], 4), sep="\t")' "$dir.test.json")
+  IFS=$'\t' read -r trainable all rss ms saved < <(run_stats "$dir")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$NAME" "$(basename "$DATA")" "$method" \
+    "$n" "$steps" "$acc" "$trainable" "$all" "$(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")" "$rss" "$ms" \
+    "$saved" >> "$results"
   tail -1 "$results"
 }
 last_n=${NS##* }
