@@ -230,9 +230,12 @@ void GPT::init_weights(uint64_t seed) {
 }
 
 Tensor GPT::forward(const Tensor& ids, std::vector<nn::KVCache>* caches, const Tensor& key_mask) {
-  const Tensor x = hidden_states(ids, caches, key_mask);  // [B, T, C]
+  return lm_logits(hidden_states(ids, caches, key_mask));
+}
+
+Tensor GPT::lm_logits(const Tensor& hidden) const {
   // lm_head through its forward: a LoRA adapter or a quantised base on it takes part.
-  return lm_head ? lm_head->forward(x) : ops::linear(x, wte->weight);
+  return lm_head ? lm_head->forward(hidden) : ops::linear(hidden, wte->weight);
 }
 
 Tensor GPT::hidden(const Tensor& ids, const Tensor& key_mask) {

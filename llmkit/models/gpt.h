@@ -80,9 +80,17 @@ class GPT : public nn::Module {
   // the next T positions after what the caches hold.
   Tensor forward(const Tensor& ids, std::vector<nn::KVCache>* caches = nullptr,
                  const Tensor& key_mask = Tensor());
+  // Packed rows (SFT packing): segments i32 [B, T] numbers the examples in each row (equal
+  // values are one example, contiguous). Each example attends only to itself and its positions
+  // restart at 0 where it starts, so the logits of every example equal those of forward() on the
+  // example alone (up to float rounding). -> logits [B, T, V]. No caches.
+  Tensor forward_packed(const Tensor& ids, const Tensor& segments);
   // The final hidden states ln_f(x) [B, T, C] before the LM head (what a task head reads);
   // key_mask u8 [B, T] (1 = real token) or undefined. No caches.
   Tensor hidden(const Tensor& ids, const Tensor& key_mask = Tensor());
+  // The LM head over hidden states [B, T, C] (hidden()'s output) -> logits [B, T, V]: PPO's
+  // policy reads both from one pass (logits and its value head's input).
+  Tensor lm_logits(const Tensor& hidden) const;
   // Mean next-token cross-entropy of forward(ids) against targets [B, T] (-100 = ignore).
   Tensor loss(const Tensor& ids, const Tensor& targets);
   std::vector<nn::KVCache> make_caches(int64_t batch, int64_t capacity) const;

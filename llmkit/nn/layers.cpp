@@ -11,7 +11,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, DType dt) : in_(in), out
 
 Tensor Linear::forward(const Tensor& x) const {
   Tensor y = weight_quantised() ? qlinear_forward(x) : ops::linear(x, weight, bias);
-  if (!lora_A || merged_) return y;
+  if (!lora_A || merged_ || !lora_enabled_) return y;
   // The adapter's path, x -> A -> B, is two thin products: r (in + out) multiply-adds per
   // token against the base's in * out.
   const Tensor xd = lora_dropout_ ? static_cast<const Dropout&>(*lora_dropout_).forward(x) : x;

@@ -42,6 +42,10 @@ class Linear : public Module {
   void merge_lora();
   void unmerge_lora();
   bool lora_merged() const { return merged_; }
+  // Off: forward skips the (unmerged) adapter -- the base model, which DPO and PPO use as the
+  // reference without a second copy in memory (nn::LoraDisabled).
+  void set_lora_enabled(bool on) { lora_enabled_ = on; }
+  bool lora_enabled() const { return lora_enabled_; }
   // Unregisters the adapter (after merge_lora, the model is a plain model again).
   void remove_lora();
   std::shared_ptr<Linear> lora_A, lora_B;
@@ -59,6 +63,7 @@ class Linear : public Module {
   Tensor qlinear_forward(const Tensor& x) const;  // ops::qlinear over qweight_ (nn/qlinear)
   int64_t in_ = 0, out_ = 0;
   bool merged_ = false;
+  bool lora_enabled_ = true;
   // nn::Dropout when dropout > 0, registered as the child "lora_dropout" (no parameters) so
   // train() / eval() reach it.
   std::shared_ptr<Module> lora_dropout_;

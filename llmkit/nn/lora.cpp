@@ -131,6 +131,18 @@ void check_plain_linears(const Module& model, const std::string& what) {
   }
 }
 
+LoraDisabled::LoraDisabled(Module& model) {
+  for (auto& [name, m] : model.named_modules())
+    if (auto* l = dynamic_cast<Linear*>(m); l != nullptr && l->has_lora()) {
+      linears_.emplace_back(l, l->lora_enabled());
+      l->set_lora_enabled(false);
+    }
+}
+
+LoraDisabled::~LoraDisabled() {
+  for (auto& [l, on] : linears_) l->set_lora_enabled(on);
+}
+
 ParamCount count_parameters(const Module& model) {
   ParamCount c;
   for (auto& [name, t] : model.named_parameters()) {

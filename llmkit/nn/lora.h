@@ -23,6 +23,8 @@
 
 namespace llmkit::nn {
 
+class Linear;
+
 // PEFT's LoraConfig fields (same names and defaults as peft 0.13: r 8, lora_alpha 8, dropout 0).
 struct LoraConfig {
   int64_t r = 8;
@@ -72,6 +74,20 @@ void mark_only_lora_trainable(Module& model, const std::vector<std::string>& mod
 // export, infer::Engine) must refuse, since it would drop the adapter or miss the weight.
 // `what` starts the message ("engine", "save_model_dir", ...).
 void check_plain_linears(const Module& model, const std::string& what);
+
+// While it lives, every adapter of `model` is off (Linear::set_lora_enabled): forward computes
+// the base model, the reference of DPO and PPO. Restores each adapter's previous state.
+class LoraDisabled {
+ public:
+  explicit LoraDisabled(Module& model);
+  ~LoraDisabled();
+  LoraDisabled(const LoraDisabled&) = delete;
+  LoraDisabled& operator=(const LoraDisabled&) = delete;
+  int64_t adapters() const { return static_cast<int64_t>(linears_.size()); }
+
+ private:
+  std::vector<std::pair<Linear*, bool>> linears_;
+};
 
 struct ParamCount {
   int64_t trainable = 0, all = 0;

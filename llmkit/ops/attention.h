@@ -12,7 +12,11 @@ namespace llmkit::ops {
 
 struct AttentionOptions {
   bool causal = false;
-  Tensor key_mask;   // u8 [B, Tk], 1 = attend; undefined = all keys
+  Tensor key_mask;  // u8 [B, Tk], 1 = attend; undefined = all keys
+  // i32 [B, T] (self-attention only: Tq == Tk): query i sees key j only when segments[b, i] ==
+  // segments[b, j] -- packed sequences (several short examples in one row, SFT packing) that
+  // never attend across example boundaries. Undefined = one segment per row.
+  Tensor segments;
   Tensor bias;       // [NH, Tq, Tk] additive, same dtype as q; undefined = none
   double scale = 0;  // 0 means 1 / sqrt(head size)
 };

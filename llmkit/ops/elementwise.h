@@ -23,6 +23,16 @@ Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 
+// The pieces of the preference losses (train/align.h, train/ppo.h):
+// log(sigmoid(x)) computed without overflow (-softplus(-x)); DPO's loss is -log_sigmoid(beta * d).
+Tensor log_sigmoid(const Tensor& x);
+// min(max(x, lo), hi); the gradient is 1 inside [lo, hi] and 0 outside (PPO's ratio clipping).
+Tensor clamp(const Tensor& x, double lo, double hi);
+// Elementwise max / min with broadcasting; the gradient goes to the larger (smaller) input, to a
+// on ties (torch.maximum splits it; PPO's max(loss1, loss2) only needs one consistent choice).
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+
 }  // namespace llmkit::ops
 
 namespace llmkit {
