@@ -313,8 +313,41 @@ void load_hf_dir(LoadedModel& m, const fs::path& d, const json& cfg, const LoadO
   read_hf_tokenizer(m, d, opt);
 }
 
+// A language-model adapter (llmkit sft / dpo / ppo with LoRA, or PEFT's CAUSAL_LM): the base
+// decoder with the adapter merged and removed (a plain model again, for every reader including
+// infer::Engine), and the adapter directory's chat template and special tokens when it has them
+// (an SFT run may give a base model its first template).
+void load_causal_lm_adapter(LoadedModel& m, const fs::path& d, const AdapterInfo& info,
+                            LoadOptions opt) {
+  std::string base = info.base_model_path;
+  const std::string cfg_file = (d / "adapter_config.json").string();
+  LLMKIT_CHECK(!base.empty(), cfg_file, ": no base_model_name_or_path");
+  if (!fs::exists(base) && fs::exists(d / base)) base = (d / base).string();
+  LLMKIT_CHECK(fs::exists(base), cfg_file, ": the base model '", base, "' does not exist");
+  opt.gguf_module = true;  // the adapter needs the f32 module to merge into
+  m = load(base, opt);
+  LLMKIT_CHECK(m.gpt != nullptr && m.classifier == nullptr && m.module != nullptr,
+               "model: the base of the CAUSAL_LM adapter '", d.string(), "' ('", base,
+               "') is not a language model (gpt, llama)");
+  load_adapter(*m.module, m.arch, d.string());
+  nn::merge_and_unload(*m.module);
+  const fs::path tc_file = d / "tokenizer_config.json";
+  if (fs::exists(tc_file)) {
+    const json tc = read_json(tc_file);
+    if (tc.contains("chat_template") && tc["chat_template"].is_string())
+      m.chat_template = tc["chat_template"].get<std::string>();
+    if (tc.contains("eos_token") && tc["eos_token"].is_string())
+      m.eos_token = tc["eos_token"].get<std::string>();
+  }
+  m.path = d.string();
+}
+
 void load_adapter_dir(LoadedModel& m, const fs::path& d, const LoadOptions& opt) {
   const AdapterInfo info = read_adapter_config(d.string());
+  if (info.task_type == "CAUSAL_LM") {
+    load_causal_lm_adapter(m, d, info, opt);
+    return;
+  }
   const std::string cfg_path = (d / "config.json").string();
   LLMKIT_CHECK(fs::exists(d / "config.json"), "model: adapter directory '", d.string(),
                "' has no config.json with the task head (written by llmkit finetune)");

@@ -39,7 +39,9 @@ struct AlignRun {
   int64_t max_len = 512;        // tokens per example (prompt + answer)
   int64_t limit = 0;            // the first N training examples (0: all)
   // Render through the model's chat template (its own, or data::plain_template when it has none).
-  // false: prompt and answer as plain text (preference data only; SFT always uses a template).
+  // false: prompt and answer as plain text, joined by a space when neither has one, the answer
+  // ending with eos (SFT then takes prompt/completion pairs only: continuing text, as the DPO
+  // paper's SFT on IMDb reviews).
   bool chat = true;
   TrainConfig train;  // see align_defaults
   bool resume = false;

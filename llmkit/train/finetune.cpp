@@ -236,34 +236,9 @@ Prepared prepare(const FinetuneRun& r) {
   return p;
 }
 
-void write_tokenizer_files(const Prepared& p, const fs::path& dir) {
-  io::write_file_atomic((dir / "tokenizer.json").string(), p.tokenizer_json);
-  json tc = p.loaded.tokenizer_config.is_object() ? p.loaded.tokenizer_config : json::object();
-  if (!tc.contains("tokenizer_class")) tc["tokenizer_class"] = "PreTrainedTokenizerFast";
-  tc["add_bos_token"] = p.add_bos;
-  if (!p.loaded.bos_token.empty()) tc["bos_token"] = p.loaded.bos_token;
-  if (!p.loaded.eos_token.empty()) tc["eos_token"] = p.loaded.eos_token;
-  io::write_file_atomic((dir / "tokenizer_config.json").string(), tc.dump(2) + "\n");
-}
-
-// The usable result at the top of out_dir: a model directory (full, head) or a PEFT adapter
-// directory with our config.json (lora, qlora), each with the tokenizer files.
 void export_result(const Prepared& p, const FinetuneRun& r, const nn::LoraConfig& lora) {
-  const fs::path dir(r.out_dir);
-  json cfg = p.model->config_json();
-  cfg["llmkit_finetune"] = {{"method", r.method}, {"qlora_type", r.qlora_type}};
-  if (r.method == "lora" || r.method == "qlora") {
-    models::AdapterInfo info;
-    info.lora = lora;
-    info.task_type = p.model->head_config().task == "token" ? "TOKEN_CLS" : "SEQ_CLS";
-    info.base_model_path = fs::absolute(r.model_path).string();
-    models::save_adapter(*p.model, p.model->arch(), info, r.out_dir);
-  } else {
-    io::save_safetensors((dir / "model.safetensors").string(), p.model->named_parameters(),
-                         {{"format", "llmkit"}});
-  }
-  io::write_file_atomic((dir / "config.json").string(), cfg.dump(2) + "\n");
-  write_tokenizer_files(p, dir);
+  export_classifier(*p.model, p.loaded, p.tokenizer_json, r.method, lora,
+                    fs::absolute(r.model_path).string(), r.out_dir, r.qlora_type);
 }
 
 // Resolves the run: a new one as given, or a resumed one from its directory.
@@ -319,6 +294,34 @@ void write_report(const FinetuneRun& r, ClassifyTask& task, FinetuneResult& res)
 }
 
 }  // namespace
+
+void export_classifier(models::Classifier& model, const models::LoadedModel& loaded,
+                       const std::string& tokenizer_json, const std::string& method,
+                       const nn::LoraConfig& lora, const std::string& base_model_path,
+                       const std::string& out_dir, const std::string& qlora_type) {
+  const fs::path dir(out_dir);
+  json cfg = model.config_json();
+  cfg["llmkit_finetune"] = {{"method", method}, {"qlora_type", qlora_type}};
+  if (method == "lora" || method == "qlora") {
+    models::AdapterInfo info;
+    info.lora = lora;
+    info.task_type = model.head_config().task == "token" ? "TOKEN_CLS" : "SEQ_CLS";
+    info.base_model_path = base_model_path;
+    models::save_adapter(model, model.arch(), info, out_dir);
+  } else {
+    io::save_safetensors((dir / "model.safetensors").string(), model.named_parameters(),
+                         {{"format", "llmkit"}});
+  }
+  io::write_file_atomic((dir / "config.json").string(), cfg.dump(2) + "\n");
+  io::write_file_atomic((dir / "tokenizer.json").string(), tokenizer_json);
+  json tc = loaded.tokenizer_config.is_object() ? loaded.tokenizer_config : json::object();
+  if (!tc.contains("tokenizer_class")) tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  tc["add_bos_token"] = loaded.gpt != nullptr &&
+                        (loaded.add_bos || loaded.tokenizer_config.value("add_bos_token", false));
+  if (!loaded.bos_token.empty()) tc["bos_token"] = loaded.bos_token;
+  if (!loaded.eos_token.empty()) tc["eos_token"] = loaded.eos_token;
+  io::write_file_atomic((dir / "tokenizer_config.json").string(), tc.dump(2) + "\n");
+}
 
 FinetuneResult finetune(const FinetuneRun& given) {
   check_run(given);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "llmkit/infer/classify.h"
+#include "llmkit/models/load.h"
 #include "llmkit/nn/lora.h"
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
@@ -115,6 +116,15 @@ class ClassifyTask : public Task {
   infer::ClassificationReport report_;
   Metrics metrics_;
 };
+
+// Writes a classifier to out_dir as finetune does (and reward_train, align.h): method full / head
+// -> config.json with the head fields and model.safetensors; lora / qlora -> a PEFT adapter
+// (SEQ_CLS or TOKEN_CLS) naming base_model_path, with our config.json (the head, the method); both
+// with the tokenizer files (tokenizer_json, `loaded`'s tokenizer config, bos / eos).
+void export_classifier(models::Classifier& model, const models::LoadedModel& loaded,
+                       const std::string& tokenizer_json, const std::string& method,
+                       const nn::LoraConfig& lora, const std::string& base_model_path,
+                       const std::string& out_dir, const std::string& qlora_type = "q4_0");
 
 // Errors: unknown method / task, data files (data/labelled.h), a validation label the training
 // data does not have, a model that cannot take a head (t5, rnn), LoRA targets that match nothing.
