@@ -3,6 +3,7 @@
 // on a contiguous copy of the input.
 #include "llmkit/ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "llmkit/core/autograd.h"
@@ -12,9 +13,19 @@
 namespace llmkit::ops {
 namespace {
 
-enum class BinOp { Add, Sub, Mul, Div };
+// Max / Min pick a on ties; GeMask / LeMask are 1 where Max / Min picked a (their backward),
+// never recorded in the graph.
+enum class BinOp { Add, Sub, Mul, Div, Max, Min, GeMask, LeMask };
 const char* bin_name(BinOp op) {
   switch (op) {
+    case BinOp::Max:
+      return "maximum";
+    case BinOp::Min:
+      return "minimum";
+    case BinOp::GeMask:
+      return "maximum_mask";
+    case BinOp::LeMask:
+      return "minimum_mask";
     case BinOp::Add:
       return "add";
     case BinOp::Sub:
@@ -33,6 +44,11 @@ inline T apply(T a, T b) {
   if constexpr (op == BinOp::Sub) return a - b;
   if constexpr (op == BinOp::Mul) return a * b;
   if constexpr (op == BinOp::Div) return a / b;
+  // A NaN in either input gives NaN (a != a tests a for NaN; a NaN b fails a >= b), as torch.
+  if constexpr (op == BinOp::Max) return a >= b || a != a ? a : b;
+  if constexpr (op == BinOp::Min) return a <= b || a != a ? a : b;
+  if constexpr (op == BinOp::GeMask) return a >= b || a != a ? T(1) : T(0);
+  if constexpr (op == BinOp::LeMask) return a <= b || a != a ? T(1) : T(0);
 }
 
 template <BinOp op, typename T>
@@ -69,8 +85,9 @@ Tensor binary(const Tensor& a, const Tensor& b) {
   if (!needs_graph({&a, &b})) return out;
   const Shape sa = a.shape(), sb = b.shape();
   // Saved inputs are detached: the graph holds them through the node's inputs only.
-  const Tensor da = op == BinOp::Mul || op == BinOp::Div ? a.detach() : Tensor();
-  const Tensor db = op == BinOp::Mul || op == BinOp::Div ? b.detach() : Tensor();
+  constexpr bool kSaves = op != BinOp::Add && op != BinOp::Sub;
+  const Tensor da = kSaves ? a.detach() : Tensor();
+  const Tensor db = kSaves ? b.detach() : Tensor();
   record(out, bin_name(op), {&a, &b}, [sa, sb, da, db](Node& n, const Tensor& dout) {
     NoGradGuard ng;
     if constexpr (op == BinOp::Add) {
@@ -82,9 +99,15 @@ Tensor binary(const Tensor& a, const Tensor& b) {
     } else if constexpr (op == BinOp::Mul) {
       if (n.needs_grad(0)) n.accumulate(0, sum_to(mul(dout, db), sa));
       if (n.needs_grad(1)) n.accumulate(1, sum_to(mul(dout, da), sb));
-    } else {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+    } else if constexpr (op == BinOp::Div) {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
       if (n.needs_grad(0)) n.accumulate(0, sum_to(div(dout, db), sa));
       if (n.needs_grad(1)) n.accumulate(1, sum_to(neg(div(mul(dout, da), mul(db, db))), sb));
+    } else if constexpr (op == BinOp::Max || op == BinOp::Min) {
+      // The whole gradient goes to the input picked: dout * mask to a, the rest to b.
+      const Tensor ga =
+          mul(dout, binary < op == BinOp::Max ? BinOp::GeMask : BinOp::LeMask > (da, db));
+      if (n.needs_grad(0)) n.accumulate(0, sum_to(ga, sa));
+      if (n.needs_grad(1)) n.accumulate(1, sum_to(sub(dout, ga), sb));
     }
   });
   return out;
@@ -161,6 +184,13 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return binary<BinOp::Div>(a, b);
 }
 
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::Max>(a, b);
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::Min>(a, b);
+}
+
 Tensor add_scalar(const Tensor& x, double s) {
   return unary(
       x, "add_scalar", [s](double v) { return v + s; }, [](double, double) { return 1.0; });
@@ -189,6 +219,22 @@ Tensor log(const Tensor& x) {
 Tensor sqrt(const Tensor& x) {
   return unary(
       x, "sqrt", [](double v) { return std::sqrt(v); }, [](double, double y) { return 0.5 / y; });
+}
+
+// log sigmoid(x) = -log(1 + e^-x) = min(x, 0) - log1p(e^-|x|): the exponent is never positive,
+// so nothing overflows and log1p keeps the digits of the small term. d/dx = sigmoid(-x) =
+// 1 / (1 + e^x), which is 0 (not NaN) when e^x overflows to inf.
+Tensor log_sigmoid(const Tensor& x) {
+  return unary(
+      x, "log_sigmoid",
+      [](double v) { return std::min(v, 0.0) - std::log1p(std::exp(-std::abs(v))); },
+      [](double v, double) { return 1.0 / (1.0 + std::exp(v)); });
+}
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  LLMKIT_CHECK(lo <= hi, "clamp: lo ", lo, " is above hi ", hi);
+  return unary(
+      x, "clamp", [lo, hi](double v) { return std::clamp(v, lo, hi); },
+      [lo, hi](double v, double) { return v >= lo && v <= hi ? 1.0 : 0.0; });
 }
 
 }  // namespace llmkit::ops

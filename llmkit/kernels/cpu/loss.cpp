@@ -99,12 +99,87 @@ void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const int
   });
 }
 
-#define LLMKIT_INSTANTIATE_CROSS_ENTROPY(T)                                                     \
-  template int64_t cross_entropy_forward<T>(T*, T*, const T*, const int32_t*, int64_t, int64_t, \
-                                            int32_t);                                           \
-  template void cross_entropy_backward<T>(T*, const T*, const T*, const int32_t*, T, int64_t,   \
-                                          int64_t, int32_t);
-LLMKIT_INSTANTIATE_CROSS_ENTROPY(float)
-LLMKIT_INSTANTIATE_CROSS_ENTROPY(double)
+template <typename T>
+int64_t token_log_probs_forward(T* logp, T* lse, const T* logits, const int32_t* targets, int64_t R,
+                                int64_t V, int32_t ignore_index) {
+  // Same rows, same lse: cross_entropy's loss is -logp.
+  const int64_t n_valid = cross_entropy_forward(logp, lse, logits, targets, R, V, ignore_index);
+  for (int64_t r = 0; r < R; ++r) logp[r] = -logp[r];
+  return n_valid;
+}
+
+template <typename T>
+void token_log_probs_backward(T* dlogits, const T* dlogp, const T* logits, const T* lse,
+                              const int32_t* targets, int64_t R, int64_t V, int32_t ignore_index) {
+  check_targets("token_log_probs_backward", targets, R, V, ignore_index);
+  parallel_for(R, row_grain(V), [=](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      if (targets[r] == ignore_index) continue;
+      const T* xr = logits + r * V;
+      T* dr = dlogits + r * V;
+      const T l = lse[r], g = dlogp[r];
+#pragma omp simd
+      for (int64_t i = 0; i < V; ++i) dr[i] -= g * exp_approx(xr[i] - l);
+      dr[targets[r]] += g;
+    }
+  });
+}
+
+template <typename T>
+void softmax_entropy_forward(T* entropy, T* lse, T* mean, const T* logits, int64_t R, int64_t V) {
+  parallel_for(R, row_grain(V), [=](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = logits + r * V;
+      const double l = row_logsumexp(xr, V);
+      const T lt = T(l);
+      double s = 0.0;  // sum p x in double, as the log-sum-exp's sum
+      for (int64_t b = 0; b < V; b += kBlock) {
+        const int64_t n = std::min(kBlock, V - b);
+        T bs = 0;
+#pragma omp simd reduction(+ : bs)
+        for (int64_t i = 0; i < n; ++i) {
+          const T p = exp_approx(xr[b + i] - lt);
+          bs += p > T(0) ? p * xr[b + i] : T(0);
+        }
+        s += bs;
+      }
+      lse[r] = lt;
+      mean[r] = T(s);
+      entropy[r] = T(l - s);
+    }
+  });
+}
+
+template <typename T>
+void softmax_entropy_backward(T* dlogits, const T* dentropy, const T* logits, const T* lse,
+                              const T* mean, int64_t R, int64_t V) {
+  parallel_for(R, row_grain(V), [=](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = logits + r * V;
+      T* dr = dlogits + r * V;
+      const T l = lse[r], mu = mean[r], g = dentropy[r];
+#pragma omp simd
+      for (int64_t i = 0; i < V; ++i) {
+        const T p = exp_approx(xr[i] - l);
+        dr[i] -= p > T(0) ? g * p * (xr[i] - mu) : T(0);
+      }
+    }
+  });
+}
+
+#define LLMKIT_INSTANTIATE_LOSS(T)                                                                \
+  template int64_t cross_entropy_forward<T>(T*, T*, const T*, const int32_t*, int64_t, int64_t,   \
+                                            int32_t);                                             \
+  template void cross_entropy_backward<T>(T*, const T*, const T*, const int32_t*, T, int64_t,     \
+                                          int64_t, int32_t);                                      \
+  template int64_t token_log_probs_forward<T>(T*, T*, const T*, const int32_t*, int64_t, int64_t, \
+                                              int32_t);                                           \
+  template void token_log_probs_backward<T>(T*, const T*, const T*, const T*, const int32_t*,     \
+                                            int64_t, int64_t, int32_t);                           \
+  template void softmax_entropy_forward<T>(T*, T*, T*, const T*, int64_t, int64_t);               \
+  template void softmax_entropy_backward<T>(T*, const T*, const T*, const T*, const T*, int64_t,  \
+                                            int64_t);
+LLMKIT_INSTANTIATE_LOSS(float)
+LLMKIT_INSTANTIATE_LOSS(double)
 
 }  // namespace llmkit::kernels
