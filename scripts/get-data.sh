@@ -8,6 +8,14 @@
 #     reuters-corn/-grain Debian's weka: Reuters-21578 ARFF examples, the package's train/test
 #     topics-ko           Debian's libreoffice-help-ko: Korean help pages labelled by module
 #     korean-corpus       corpus.txt: Korean text of Debian packages for pretraining (no labels)
+# and the instruction and preference-experiment sets, <name>/{train,[val,]test}.jsonl:
+#     faq-debian          Debian's debian-faq and debian-faq-ko: FAQ questions and answers, en + ko
+#     faq-python          Debian's python3.11-doc: the Python FAQ's questions and answers
+#     chatterbot          chatterbot-corpus 1.3.3 sdist (PyPI, SHA-256 below): en + ko dialogues
+#     wordnet-define      Debian's wordnet-base: "Define the word X." -> gloss and example
+#     instruct            the four above together (train/val/test); instruct-ko its Korean lines
+#     reviews             sentiment-en's movie snippets as {prompt: first 2-8 words, completion}
+#     reviews-prompts     their prompts alone (the controlled-sentiment experiment's prompts)
 # The Debian packages come from scripts/install-deps.sh --data. Idempotent: a set whose folder has
 # .complete is not made again, only checked. Usage: scripts/get-data.sh [NAME...] (default all).
 # See docs/datasets.md.
@@ -62,14 +70,18 @@ need() {
 }
 
 # skip NAME...: true when every NAME was made before (has .complete); those are re-validated at
-# the end (scripts/data/check.py), so a damaged cache fails instead of passing silently.
+# the end (scripts/data/check.py), so a damaged cache fails instead of passing silently. A set
+# made in this run (mark) and asked for again (instruct asks for its parts) was just validated.
 skipped=()
+made=()
 skip() {
   for n in "$@"; do [[ -f "$DATA/$n/.complete" ]] || return 1; done
-  for n in "$@"; do [[ " ${skipped[*]} " == *" $n "* ]] || skipped+=("$n"); done
+  for n in "$@"; do
+    [[ " ${skipped[*]} ${made[*]} " == *" $n "* ]] || skipped+=("$n")
+  done
 }
 help_version() { dpkg-query -W -f='${Version}' libreoffice-help-ko 2>/dev/null || echo none; }
-mark() { for n in "$@"; do touch "$DATA/$n/.complete"; done; }
+mark() { for n in "$@"; do touch "$DATA/$n/.complete"; made+=("$n"); done; }
 
 sentiment_en() {
   skip sentiment-en sentiment-en-score && return 0
@@ -114,7 +126,67 @@ korean_corpus() {
   mark korean-corpus
 }
 
-all=(sentiment-en sentiment-en-score reuters-corn reuters-grain topics-ko korean-corpus)
+faq_debian() {
+  skip faq-debian && return 0
+  need debian-faq debian-faq-ko
+  $PY scripts/data/faq_debian.py /usr/share/doc/debian/FAQ "$DATA/faq-debian"
+  cp /usr/share/doc/debian-faq/copyright "$DATA/faq-debian/LICENSE"
+  mark faq-debian
+}
+
+faq_python() {
+  skip faq-python && return 0
+  need python3.11-doc
+  $PY scripts/data/faq_python.py /usr/share/doc/python3.11/html/faq "$DATA/faq-python"
+  cp /usr/share/doc/python3.11-doc/copyright "$DATA/faq-python/LICENSE"
+  mark faq-python
+}
+
+chatterbot() {
+  skip chatterbot && return 0
+  need python3-yaml
+  local sdist=chatterbot_corpus-1.3.3.tar.gz top=chatterbot_corpus-1.3.3
+  local sha=615b5c4c605154f60ae51d03ed918ed92e9d32bc2b144b759bbc64ecdbe18481
+  fetch chatterbot-corpus 1.3.3 $sdist $sha
+  local tmp
+  tmp=$(mktemp -d)
+  tar -xzf "$DATA/downloads/$sdist" -C "$tmp" $top/license.md \
+    $top/chatterbot_corpus/data/english $top/chatterbot_corpus/data/korean
+  $PY scripts/data/chatterbot.py "$tmp/$top/chatterbot_corpus/data" "$DATA/chatterbot"
+  cp "$tmp/$top/license.md" "$DATA/chatterbot/LICENSE"
+  rm -rf "$tmp"
+  mark chatterbot
+}
+
+wordnet_define() {
+  skip wordnet-define && return 0
+  need wordnet-base
+  $PY scripts/data/wordnet_define.py /usr/share/wordnet "$DATA/wordnet-define"
+  cp /usr/share/doc/wordnet-base/copyright "$DATA/wordnet-define/LICENSE"
+  mark wordnet-define
+}
+
+instruct() {
+  skip instruct instruct-ko && return 0
+  faq_debian
+  faq_python
+  chatterbot
+  wordnet_define
+  $PY scripts/data/instruct.py "$DATA"
+  mark instruct instruct-ko
+}
+
+reviews() {
+  skip reviews reviews-prompts && return 0
+  sentiment_en  # the snippets and their split come from sentiment-en-score
+  $PY scripts/data/reviews.py "$DATA"
+  cp "$DATA/sentiment-en/LICENSE" "$DATA/reviews/LICENSE"
+  cp "$DATA/sentiment-en/LICENSE" "$DATA/reviews-prompts/LICENSE"
+  mark reviews reviews-prompts
+}
+
+all=(sentiment-en sentiment-en-score reuters-corn reuters-grain topics-ko korean-corpus
+     faq-debian faq-python chatterbot wordnet-define instruct instruct-ko reviews reviews-prompts)
 names=("$@")
 [[ ${#names[@]} -eq 0 ]] && names=("${all[@]}")
 for n in "${names[@]}"; do
@@ -123,6 +195,12 @@ for n in "${names[@]}"; do
     reuters-corn | reuters-grain) reuters ;;
     topics-ko) topics_ko ;;
     korean-corpus) korean_corpus ;;
+    faq-debian) faq_debian ;;
+    faq-python) faq_python ;;
+    chatterbot) chatterbot ;;
+    wordnet-define) wordnet_define ;;
+    instruct | instruct-ko) instruct ;;
+    reviews | reviews-prompts) reviews ;;
     *) echo "get-data: unknown data set $n (${all[*]})" >&2; exit 2 ;;
   esac
 done
