@@ -314,9 +314,9 @@ std::vector<data::PreferenceExample> read_pairs(const std::string& path, int64_t
 // joins them when neither side has one.
 data::SftExample plain_example(const data::Conversation& c, const data::ChatFormat& f,
                                int64_t max_len, const std::string& where) {
-  LLMKIT_CHECK(c.messages.size() == 2 && c.messages[0].role == "user" &&
-                   c.messages[1].role == "assistant",
-               where, ": --plain takes prompt/completion pairs (one user and one assistant turn)");
+  LLMKIT_CHECK(
+      c.messages.size() == 2 && c.messages[0].role == "user" && c.messages[1].role == "assistant",
+      where, ": --plain takes prompt/completion pairs (one user and one assistant turn)");
   const std::string& prompt = c.messages[0].content;
   std::string completion = c.messages[1].content;
   if (!prompt.empty() && !std::isspace(static_cast<unsigned char>(prompt.back())) &&
@@ -394,7 +394,10 @@ AlignResult dpo(const DpoRun& given) {
   LLMKIT_CHECK(given.beta > 0, "dpo: beta must be > 0, got ", given.beta);
   const RunLock lock(given.out_dir);
   std::string resume_dir;
-  Extras x{.beta = given.beta, .max_prompt = given.max_prompt};
+  // A prompt limit that leaves no room for answers (the default 128 under a short --max-len)
+  // becomes half of max_len.
+  Extras x{.beta = given.beta,
+           .max_prompt = given.max_prompt < given.max_len ? given.max_prompt : given.max_len / 2};
   const AlignRun r = resolve_run("dpo", given, x, resume_dir);
   models::LoadedModel m = models::load(r.model_path);
   const data::ChatFormat f = chat_format(m, "dpo");

@@ -91,9 +91,10 @@ TrainConfig TrainConfig::from_json(const json& j) {
   }
   LLMKIT_CHECK(c.objective == "clm" || c.objective == "mlm" || c.objective == "span" ||
                    c.objective == "infill" || c.objective == "translate" ||
-                   c.objective == "classify" || c.objective == "regress",
+                   c.objective == "classify" || c.objective == "regress" || c.objective == "sft" ||
+                   c.objective == "dpo" || c.objective == "reward",
                "config: objective '", c.objective,
-               "' is not one of clm, mlm, span, infill, translate, classify, regress");
+               "' is not one of clm, mlm, span, infill, translate, classify, regress, sft, dpo, reward");
   LLMKIT_CHECK(c.mask_prob > 0 && c.mask_prob < 1 && c.noise_density > 0 && c.noise_density < 1 &&
                    c.mean_span >= 1,
                "config: need 0 < mask_prob < 1, 0 < noise_density < 1 and mean_span >= 1");

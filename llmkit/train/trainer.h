@@ -27,7 +27,8 @@ namespace llmkit::train {
 // The "train" object of a training config. Command-line flags override fields.
 struct TrainConfig {
   // clm (next token: gpt, rnn) | mlm (bert) | span (t5) | infill (bart) | translate (t5, bart)
-  // | classify | regress (fine-tuning with a task head: finetune.h, not train_model).
+  // | classify | regress (fine-tuning with a task head: finetune.h, not train_model)
+  // | sft | dpo | reward (instruction and preference tuning: align.h, not train_model).
   // Each arch checks that it supports the objective (task.h).
   std::string objective = "clm";
   double mask_prob = 0.15;  // mlm: fraction of tokens to predict (80% [MASK], 10% random, 10% kept)
