@@ -369,10 +369,11 @@ AlignResult sft(const SftRun& given) {
                " is longer than the model's context (", gpt->config().block_size, ")");
   std::vector<data::SftExample> train = read_sft(r.train_path, r.limit, f, r);
   std::vector<data::SftExample> val = read_sft(r.val_path, 0, f, r);
+  const size_t n_train = train.size(), n_val = val.size();
   const nn::LoraConfig lora = choose_trainable(*gpt, m.arch, r, &gpt->dropout_generator(), {});
   SftTask task(*gpt, std::move(train), std::move(val), x.pack, r.max_len, r.train.batch_size,
                pad_id(m, f.eos_id), r.train.seed, r.method == "full", gpt->config().to_json());
-  announce("sft", r, *gpt, m.arch, static_cast<size_t>(task.rows().examples), 0, "conversations");
+  announce("sft", r, *gpt, m.arch, n_train, n_val, "conversations");
   if (!r.quiet && x.pack)
     std::fprintf(stderr, "sft: packed into %lld rows of %lld tokens (%.0f%% real tokens)\n",
                  static_cast<long long>(task.rows().rows),
