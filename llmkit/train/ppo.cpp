@@ -6,8 +6,8 @@
 // P .. P + T - 1 of its row (P its prompt length); the logits and the value that belong to
 // response token t are read at position P - 1 + t (the state before the token), so every
 // per-token tensor below is [B, L] with the response at those "prediction positions".
-// Not here: the ops (ops/loss.h token_log_probs, softmax_entropy; ops/elementwise.h clamp,
-// maximum), sampling (infer/sampler.h), the chat rendering (data/conversations.h).
+// Not here: GAE and the clipped losses (ppo_loss.cpp), the ops (ops/loss.h token_log_probs,
+// softmax_entropy), sampling (infer/sampler.h), the chat rendering (data/conversations.h).
 #include "llmkit/train/ppo.h"
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "llmkit/core/autograd.h"
@@ -34,7 +35,6 @@
 #include "llmkit/nn/layers.h"
 #include "llmkit/ops/elementwise.h"
 #include "llmkit/ops/loss.h"
-#include "llmkit/ops/reduce.h"
 #include "llmkit/train/adamw.h"
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/clip.h"
@@ -45,72 +45,6 @@ namespace llmkit::train {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// ---------------------------------------------------------------------------------------------
-// The arithmetic: GAE, whitening, the clipped losses.
-
-void gae(std::span<const float> rewards, std::span<const float> values, double gamma, double lam,
-         std::span<float> advantages, std::span<float> returns) {
-  const size_t T = rewards.size();
-  LLMKIT_CHECK(values.size() == T && advantages.size() == T && returns.size() == T,
-               "gae: rewards, values, advantages and returns must have one length, got ", T, ", ",
-               values.size(), ", ", advantages.size(), ", ", returns.size());
-  // Backwards: A_t = delta_t + gamma lam A_{t+1}, accumulated in double.
-  double last = 0;
-  for (size_t i = T; i-- > 0;) {
-    const double next = i + 1 < T ? values[i + 1] : 0.0;
-    const double delta = rewards[i] + gamma * next - values[i];
-    last = delta + gamma * lam * last;
-    advantages[i] = static_cast<float>(last);
-    returns[i] = static_cast<float>(last + values[i]);
-  }
-}
-
-PpoLoss ppo_loss(const Tensor& logp, const Tensor& values, const Tensor& old_logp,
-                 const Tensor& old_values, const Tensor& advantages, const Tensor& returns,
-                 const Tensor& mask, double cliprange, double cliprange_value) {
-  const Shape& s = logp.shape();
-  for (const Tensor* t : {&values, &old_logp, &old_values, &advantages, &returns, &mask})
-    LLMKIT_CHECK(t->shape() == s, "ppo_loss: every input must have logp's shape ", shape_str(s),
-                 ", got ", shape_str(t->shape()));
-  const std::vector<float> m = mask.contiguous().to_vector<float>();
-  double n = 0;
-  for (float x : m) n += x;
-  LLMKIT_CHECK(n > 0, "ppo_loss: the mask selects no token");
-  const double inv_n = 1.0 / n;
-
-  const Tensor diff = logp - old_logp;  // log r
-  const Tensor ratio = ops::exp(diff);
-  const Tensor neg_adv = -advantages;
-  const Tensor pg1 = neg_adv * ratio;
-  const Tensor pg2 = neg_adv * ops::clamp(ratio, 1.0 - cliprange, 1.0 + cliprange);
-  PpoLoss out;
-  out.policy_loss = ops::sum(ops::maximum(pg1, pg2) * mask) * inv_n;
-  // clamp(v, old_v - cv, old_v + cv) as old_v + clamp(v - old_v, -cv, cv): the same values and
-  // gradient, with scalar bounds.
-  const Tensor v_clipped =
-      old_values + ops::clamp(values - old_values, -cliprange_value, cliprange_value);
-  const Tensor e1 = values - returns, e2 = v_clipped - returns;
-  const Tensor vf1 = e1 * e1, vf2 = e2 * e2;
-  out.value_loss = ops::sum(ops::maximum(vf1, vf2) * mask) * (0.5 * inv_n);
-
-  // The logged figures, from the values (no graph).
-  NoGradGuard ng;
-  const auto vec = [](const Tensor& t) { return t.detach().contiguous().to_vector<float>(); };
-  const std::vector<float> d = vec(diff), p1 = vec(pg1), p2 = vec(pg2), v1 = vec(vf1),
-                           v2 = vec(vf2);
-  double clipped = 0, vclipped = 0, kl = 0;
-  for (size_t i = 0; i < m.size(); ++i) {
-    if (m[i] == 0) continue;
-    clipped += p2[i] > p1[i] ? m[i] : 0;
-    vclipped += v2[i] > v1[i] ? m[i] : 0;
-    kl += 0.5 * double(d[i]) * d[i] * m[i];
-  }
-  out.clipfrac = clipped * inv_n;
-  out.value_clipfrac = vclipped * inv_n;
-  out.approxkl = kl * inv_n;
-  return out;
-}
 
 namespace {
 
@@ -255,10 +189,10 @@ data::ChatFormat chat_format(const models::LoadedModel& m) {
 // Every prompt as ids, cut from the left to `keep` tokens (the end of a prompt is what the
 // response continues).
 std::vector<std::vector<int32_t>> encode_prompts(const std::vector<Prompt>& prompts,
-                                                 const models::LoadedModel& m, bool chat,
+                                                 const models::LoadedModel& m,
+                                                 const std::optional<data::ChatFormat>& fmt,
                                                  int64_t keep, const std::string& path) {
-  std::optional<data::ChatFormat> fmt;
-  if (chat) fmt = chat_format(m);
+  const bool chat = fmt.has_value();
   std::vector<std::vector<int32_t>> out;
   out.reserve(prompts.size());
   for (const Prompt& p : prompts) {
@@ -423,6 +357,9 @@ struct Setup {
   nn::LoraConfig lora;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::string> prompt_texts;
+  // A response ends after one of these: the policy's eos ids, and with chat the template's
+  // end-of-turn token (<|im_end|>), which a chat model emits where a base model emits eos.
+  std::vector<int32_t> stop_ids;
   double lr = 0;
 };
 
@@ -525,8 +462,13 @@ Setup prepare(const PpoRun& r) {
   load_policy(s, r);
   const int64_t keep =
       std::min(r.max_prompt, s.policy->gpt->config().block_size - r.max_new_tokens);
+  std::optional<data::ChatFormat> fmt;
+  if (r.chat) fmt = chat_format(s.policy_loaded);
   s.prompts =
-      encode_prompts(read_prompts(r.prompts_path), s.policy_loaded, r.chat, keep, r.prompts_path);
+      encode_prompts(read_prompts(r.prompts_path), s.policy_loaded, fmt, keep, r.prompts_path);
+  s.stop_ids = s.policy_loaded.eos_ids;
+  if (fmt && std::find(s.stop_ids.begin(), s.stop_ids.end(), fmt->eos_id) == s.stop_ids.end())
+    s.stop_ids.push_back(fmt->eos_id);
   for (const auto& ids : s.prompts)
     s.prompt_texts.push_back(s.policy_loaded.tokenizer->decode(ids, true));
   return s;
@@ -535,7 +477,7 @@ Setup prepare(const PpoRun& r) {
 // Samples one response per prompt with the policy (batch 1 each, KV cache): the tokens up to
 // and including the first eos id, or max_new_tokens of them.
 void sample_responses(Setup& s, const PpoRun& r, int64_t step, std::vector<Rollout>& rs) {
-  const std::vector<int32_t>& eos = s.policy_loaded.eos_ids;
+  const std::vector<int32_t>& eos = s.stop_ids;
   const tokenizer::Tokenizer& tok = *s.policy_loaded.tokenizer;
   for (size_t i = 0; i < rs.size(); ++i) {
     Rollout& ro = rs[i];
@@ -628,7 +570,7 @@ void advantages(const PpoRun& r, std::vector<Rollout>& rs, PpoStats& st) {
   const double B = static_cast<double>(rs.size());
   st.score = sc / B;
   st.kl = kl / B;
-  st.non_score_reward = -r.kl_coef * st.kl;
+  st.non_score_reward = 0.0 - r.kl_coef * st.kl;  // 0.0 - : no "-0" in metrics.csv
   st.rlhf_reward = st.score + st.non_score_reward;
   if (r.whiten_rewards) whiten(rewards, /*shift_mean=*/false);
   std::vector<std::vector<float>> adv;

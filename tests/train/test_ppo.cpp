@@ -104,12 +104,13 @@ namespace {
 constexpr const char* kGood = "abcd";
 constexpr const char* kBad = "efgh";
 
-tokenizer::Tokenizer toy_tokenizer() {
+// `extra`: more characters for the vocabulary (a chat template's).
+tokenizer::Tokenizer toy_tokenizer(const std::string& extra = "") {
   tokenizer::TrainOptions o;
   o.model = tokenizer::Model::kChar;
   o.vocab_size = 64;
   o.special_tokens = {"<|endoftext|>", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
-  return tokenizer::Tokenizer::train_from_text("abcdefgh abcdefgh hgfedcba", o);
+  return tokenizer::Tokenizer::train_from_text("abcdefgh abcdefgh hgfedcba" + extra, o);
 }
 
 void save_dir(const std::string& dir, const nlohmann::json& cfg, const nn::Module& m,
@@ -426,6 +427,38 @@ TEST(Ppo, ReadsJsonlPrompts) {
   for (std::string line; std::getline(in, line); ++n) {
     const std::string p = nlohmann::json::parse(line).at("prompt");
     EXPECT_TRUE(p == "abcd" || p == "hgfe") << p;
+  }
+  EXPECT_EQ(n, 3);
+}
+
+TEST(Ppo, ChatPromptsGoThroughTheTemplate) {
+  // The policy has no template of its own: data::plain_template ("User: ...\nAssistant:").
+  const TempDir d;
+  const auto tok = toy_tokenizer("User: Assistant:\nSystem: be good\n");
+  train::PpoRun r;
+  r.policy_path = policy_dir(d, tok);
+  r.reward_path = reward_dir(d, tok);
+  r.prompts_path = d.file("chat.jsonl");
+  std::ofstream(r.prompts_path)
+      << "{\"prompt\": \"abcd\"}\n"
+      << R"({"messages": [{"role": "system", "content": "be good"}, )"
+      << R"({"role": "user", "content": "hgfe"}, {"role": "assistant", "content": "ab"}]})"
+      << "\n";
+  r.out_dir = d.file("chat");
+  r.chat = true;
+  r.steps = 1;
+  r.batch_size = 4;
+  r.mini_batch_size = 2;
+  r.max_new_tokens = 4;
+  r.quiet = true;
+  train::ppo(r);
+  std::istringstream in(read_text(r.out_dir + "/samples.jsonl"));
+  int n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    const std::string p = nlohmann::json::parse(line).at("prompt");
+    // The second prompt is 37 characters, cut from the left to the 28 that leave room for the
+    // response in the policy's 32 positions.
+    EXPECT_TRUE(p == "User: abcd\nAssistant:" || p == "e good\nUser: hgfe\nAssistant:") << p;
   }
   EXPECT_EQ(n, 3);
 }
