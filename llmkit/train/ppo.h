@@ -2,7 +2,8 @@
 // TRL's PPO trainer does it, on the CPU:
 //   1. rollouts   the policy continues a batch of prompts with our sampler (temperature, top-k,
 //                 top-p; seeded per rollout), one prompt at a time with its KV cache; a response
-//                 ends after the policy's first eos token (which it keeps) or max_new_tokens
+//                 ends after the policy's first eos token (with chat also the template's
+//                 end-of-turn token), which it keeps, or after max_new_tokens
 //   2. score      a reward model (models::Classifier: a regression head's score, or a classifier's
 //                 logit of one label) reads prompt + continuation: one number per sequence
 //   3. rewards    per token: -kl_coef * (log pi(a_t) - log ref(a_t)), plus the score on the last
