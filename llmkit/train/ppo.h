@@ -1,6 +1,9 @@
 // RLHF with PPO (the notes' 인간 피드백 강화학습; Ouyang et al. 2022, Ziegler et al. 2019), as
 // TRL's PPO trainer does it, on the CPU:
-//   1. rollouts   the policy continues a batch of prompts with our sampler (temperature, top-k)
+//   1. rollouts   the policy continues a batch of prompts with our sampler (temperature, top-k,
+//                 top-p; seeded per rollout), one prompt at a time with its KV cache; a response
+//                 ends after the policy's first eos token (with chat also the template's
+//                 end-of-turn token), which it keeps, or after max_new_tokens
 //   2. score      a reward model (models::Classifier: a regression head's score, or a classifier's
 //                 logit of one label) reads prompt + continuation: one number per sequence
 //   3. rewards    per token: -kl_coef * (log pi(a_t) - log ref(a_t)), plus the score on the last
@@ -11,11 +14,16 @@
 //   5. update     ppo_epochs passes over the batch in mini-batches: the clipped policy loss
 //                 max(-A r, -A clip(r, 1 - eps, 1 + eps)), r = pi_new / pi_old per token, plus
 //                 vf_coef * the clipped value loss, one AdamW step per mini-batch
-// The value head is a Linear [1, C] on the policy's last hidden states (TRL's
-// AutoModelForCausalLMWithValueHead, "v_head"), sharing the body. Each step is logged as TRL logs
+// The log-probabilities are those of the temperature-scaled distribution (TRL divides the logits
+// by the temperature; top-k / top-p are not applied to them). The policy runs without dropout.
+// The value head is a Linear [1, C] with a bias on the policy's last hidden states (TRL's
+// AutoModelForCausalLMWithValueHead: "v_head.summary.weight" / ".bias"), sharing the body,
+// initialised N(0, 0.02), bias 0; saved as v_head.safetensors. Each step is logged as TRL logs
 // it (objective/scores, objective/kl, policy/clipfrac, loss/policy, loss/value, ...), to stderr
-// and to metrics.csv in the run directory; the policy is written like sft's (a model directory or
-// a PEFT adapter) at the end and every save_interval steps (atomically).
+// and to metrics.csv in the run directory, with a few rollouts per logged step in samples.jsonl
+// and the scores' curve in scores.svg; the policy is written like sft's (a model directory or a
+// PEFT adapter with task_type CAUSAL_LM naming the base) at the end and every save_interval steps
+// (atomically). Determinism: the same run, seed and thread count give bit-identical results.
 // Not here: SFT / DPO / the reward model (train/align.h), sampling (infer/sampler.h).
 #pragma once
 
@@ -24,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "llmkit/core/tensor.h"
 #include "llmkit/nn/lora.h"
 
 namespace llmkit::train {
@@ -46,7 +55,10 @@ struct PpoRun {
   int64_t max_new_tokens = 24;  // response length
   double temperature = 0.7, top_p = 1.0;
   int64_t top_k = 0;
-  double lr = 3e-6;  // TRL's PPOConfig learning_rate (lora: 1e-4 unless given)
+  // AdamW (torch's defaults as TRL uses them: betas 0.9 / 0.999, eps 1e-8, no weight decay),
+  // decayed linearly to 0 over the steps (TRL's lr_scheduler_type "linear"). 0: 3e-6 (full,
+  // TRL's PPOConfig learning_rate) or 1e-4 (lora).
+  double lr = 0;
   double kl_coef = 0.05;
   double cliprange = 0.2, cliprange_value = 0.2;
   double vf_coef = 0.1;
@@ -66,13 +78,15 @@ struct PpoStats {
   double kl = 0;                // objective/kl: mean over rollouts of sum_t (log pi - log ref)
   double non_score_reward = 0;  // objective/non_score_reward: mean of -kl_coef * kl sums
   double rlhf_reward = 0;       // objective/rlhf_reward: score + non_score_reward
-  double entropy = 0;           // objective/entropy: mean per-token entropy of the policy
+  double entropy = 0;  // objective/entropy: mean per-token entropy of the policy (at sampling)
   double policy_loss = 0, value_loss = 0;
   double clipfrac = 0;  // policy/clipfrac_avg
   double approxkl = 0;  // policy/approxkl_avg: mean 0.5 (log r)^2
   double value_clipfrac = 0;
   double seconds = 0;  // wall time of the iteration (rollouts + update)
   double rollout_seconds = 0;
+  double lr = 0;               // the learning rate of this iteration's updates
+  int64_t num_eos_tokens = 0;  // val/num_eos_tokens: rollouts that ended with an eos token
 };
 
 struct PpoResult {
@@ -82,9 +96,27 @@ struct PpoResult {
 };
 
 // Errors: a policy that is not a decoder, a reward model that is not a classifier, a
-// reward_label it does not have (or one given for a regression head), an empty prompt file,
-// mini_batch_size not dividing batch_size.
+// reward_label it does not have (or one given for a regression head, or none for a classifier),
+// an empty prompt file (or a bad line, naming file:line; a "messages" prompt without chat),
+// mini_batch_size not dividing batch_size, max_new_tokens that fill the policy's context; all
+// before the run directory is touched.
 PpoResult ppo(const PpoRun& run);
+
+// The two clipped losses of one mini-batch, TRL's formulas, over right-padded [B, T] tensors
+// (f32) aligned per response token: logp / values (with autograd) of the current policy,
+// old_logp / old_values / advantages / returns from the rollout (constants), mask 1 on real
+// response tokens and 0 on padding. With r = exp(logp - old_logp):
+//   policy_loss = mean_mask max(-A r, -A clamp(r, 1 - cliprange, 1 + cliprange))
+//   value_loss  = 0.5 mean_mask max((v - R)^2, (old_v + clamp(v - old_v, -cv, cv) - R)^2)
+// and the figures TRL logs about them (no gradient): the fraction of tokens where the clipped
+// term won (policy, value) and approxkl = mean_mask 0.5 (logp - old_logp)^2.
+struct PpoLoss {
+  Tensor policy_loss, value_loss;  // scalars
+  double clipfrac = 0, value_clipfrac = 0, approxkl = 0;
+};
+PpoLoss ppo_loss(const Tensor& logp, const Tensor& values, const Tensor& old_logp,
+                 const Tensor& old_values, const Tensor& advantages, const Tensor& returns,
+                 const Tensor& mask, double cliprange, double cliprange_value);
 
 // GAE (Schulman et al. 2016) over one response of T tokens: advantages[t] = sum_k (gamma lam)^k
 // delta_{t+k}, delta_t = rewards[t] + gamma values[t + 1] - values[t] (values[T] = 0); returns =
