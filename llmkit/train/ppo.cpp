@@ -767,4 +767,122 @@ PpoResult ppo(const PpoRun& r) {
   return res;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Evaluating a policy: samples, scores and the KL to a reference (one point of the frontier).
+
+RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
+  LLMKIT_CHECK(!e.policy_path.empty() && !e.reference_path.empty() && !e.reward_path.empty() &&
+                   !e.prompts_path.empty(),
+               "reward eval: --policy, --reference, --reward and --prompts are required");
+  LLMKIT_CHECK(e.samples >= 1, "reward eval: samples must be at least 1");
+  LLMKIT_CHECK(e.pairs_out.empty() || e.samples >= 2,
+               "reward eval: preference pairs need at least 2 samples per prompt");
+  PpoRun r;  // the rollout settings ppo uses, for the shared helpers
+  r.policy_path = e.policy_path;
+  r.reward_path = e.reward_path;
+  r.reward_label = e.reward_label;
+  r.prompts_path = e.prompts_path;
+  r.chat = e.chat;
+  r.max_prompt = e.max_prompt;
+  r.max_new_tokens = e.max_new_tokens;
+  r.temperature = e.temperature;
+  r.top_k = e.top_k;
+  r.top_p = e.top_p;
+  r.seed = e.seed;
+  r.mini_batch_size = 8;
+  const auto t0 = Clock::now();
+  Setup s;
+  load_reward(s, r);
+  s.policy_loaded = models::load(e.policy_path);
+  models::LoadedModel& m = s.policy_loaded;
+  LLMKIT_CHECK(m.gpt != nullptr && m.classifier == nullptr && m.tokenizer.has_value(),
+               "reward eval: the policy '", e.policy_path, "' must be a decoder with a tokenizer");
+  std::shared_ptr<models::GPT> gpt(static_cast<models::GPT*>(m.module.release()));
+  s.policy = std::make_shared<PolicyWithValueHead>(gpt, e.seed);
+  s.policy->eval();
+  s.ref_loaded = models::load(e.reference_path);
+  LLMKIT_CHECK(s.ref_loaded.gpt != nullptr && s.ref_loaded.classifier == nullptr,
+               "reward eval: the reference '", e.reference_path, "' must be a decoder");
+  LLMKIT_CHECK(s.ref_loaded.gpt->config().vocab_size == gpt->config().vocab_size,
+               "reward eval: the reference's vocabulary (", s.ref_loaded.gpt->config().vocab_size,
+               ") differs from the policy's (", gpt->config().vocab_size, ")");
+  s.ref = s.ref_loaded.gpt;
+  s.ref->eval();
+  const int64_t keep = std::min(r.max_prompt, gpt->config().block_size - r.max_new_tokens);
+  std::optional<data::ChatFormat> fmt;
+  if (r.chat) fmt = chat_format(m);
+  s.prompts = encode_prompts(read_prompts(r.prompts_path), m, fmt, keep, r.prompts_path);
+  if (e.limit > 0 && std::ssize(s.prompts) > e.limit)
+    s.prompts.resize(static_cast<size_t>(e.limit));
+  s.stop_ids = m.eos_ids;
+  if (fmt && std::find(s.stop_ids.begin(), s.stop_ids.end(), fmt->eos_id) == s.stop_ids.end())
+    s.stop_ids.push_back(fmt->eos_id);
+  const tokenizer::Tokenizer& tok = *m.tokenizer;
+
+  RolloutEvalResult res;
+  std::string pairs, samples;
+  double sum_s = 0, sum_s2 = 0, sum_k = 0, sum_k2 = 0;
+  for (size_t i = 0; i < s.prompts.size(); ++i) {
+    std::vector<Rollout> rs(static_cast<size_t>(e.samples));
+    for (auto& ro : rs) {
+      ro.prompt_index = i;
+      ro.prompt = s.prompts[i];
+      ro.prompt_text = tok.decode(ro.prompt, true);
+    }
+    // Sample k of prompt i comes from the stream (seed, k, i): the same for every policy.
+    for (size_t k = 0; k < rs.size(); ++k) {
+      std::vector<Rollout> one(1, rs[k]);
+      sample_responses(s, r, static_cast<int64_t>(k) * 1000003 + static_cast<int64_t>(i), one);
+      rs[k] = std::move(one[0]);
+    }
+    score(s, rs);
+    evaluate_rollouts(s, r, rs);
+    for (const Rollout& ro : rs) {
+      double kl = 0;
+      for (size_t t = 0; t < ro.response.size(); ++t) kl += double(ro.logp[t]) - ro.ref_logp[t];
+      sum_s += ro.score;
+      sum_s2 += ro.score * ro.score;
+      sum_k += kl;
+      sum_k2 += kl * kl;
+      if (!e.samples_out.empty())
+        samples += json{{"prompt", ro.prompt_text},
+                        {"response", ro.response_text},
+                        {"score", ro.score},
+                        {"kl", kl}}
+                       .dump() +
+                   "\n";
+    }
+    if (!e.pairs_out.empty()) {
+      const auto [lo, hi] =
+          std::minmax_element(rs.begin(), rs.end(),
+                              [](const Rollout& a, const Rollout& b) { return a.score < b.score; });
+      if (hi->score > lo->score && hi->response_text != lo->response_text) {
+        pairs += json{{"prompt", hi->prompt_text},
+                      {"chosen", hi->response_text},
+                      {"rejected", lo->response_text},
+                      {"score_chosen", hi->score},
+                      {"score_rejected", lo->score}}
+                     .dump() +
+                 "\n";
+        ++res.pairs;
+      }
+    }
+    if (!e.quiet)
+      std::fprintf(stderr, "\rreward eval: %zu / %zu prompts, mean score %.4f, mean KL %.4f", i + 1,
+                   s.prompts.size(), sum_s / double((i + 1) * rs.size()),
+                   sum_k / double((i + 1) * rs.size()));
+  }
+  if (!e.quiet) std::fprintf(stderr, "\n");
+  res.n = static_cast<int64_t>(s.prompts.size()) * e.samples;
+  const double n = static_cast<double>(res.n);
+  res.score = sum_s / n;
+  res.kl = sum_k / n;
+  res.score_std = std::sqrt(std::max(0.0, sum_s2 / n - res.score * res.score));
+  res.kl_std = std::sqrt(std::max(0.0, sum_k2 / n - res.kl * res.kl));
+  if (!e.pairs_out.empty()) io::write_file_atomic(e.pairs_out, pairs);
+  if (!e.samples_out.empty()) io::write_file_atomic(e.samples_out, samples);
+  res.seconds = seconds_since(t0);
+  return res;
+}
+
 }  // namespace llmkit::train

@@ -124,4 +124,31 @@ PpoLoss ppo_loss(const Tensor& logp, const Tensor& values, const Tensor& old_log
 void gae(std::span<const float> rewards, std::span<const float> values, double gamma, double lam,
          std::span<float> advantages, std::span<float> returns);
 
+// One point of the reward-vs-KL frontier (the DPO paper's figure 2): a policy's samples on
+// held-out prompts, their mean reward-model score and the mean KL to a reference, estimated per
+// sample as sum_t (log pi(y_t) - log ref(y_t)) over the sampled tokens (at `temperature`, the
+// distribution sampled). Sample k of prompt i is drawn from the stream (seed, k, i), so
+// policies are compared on the same randomness. With pairs_out (samples >= 2): the best- and
+// worst-scored samples of each prompt as a preference pair {"prompt", "chosen", "rejected",
+// "score_chosen", "score_rejected"} (prompts whose samples tie are skipped) -- DPO's data when
+// the preferences come from a reward model.
+struct RolloutEvalRun {
+  std::string policy_path, reference_path, reward_path, reward_label, prompts_path;
+  bool chat = false;
+  int64_t limit = 0;    // the first N prompts (0: all)
+  int64_t samples = 1;  // per prompt
+  int64_t max_prompt = 64, max_new_tokens = 24;
+  double temperature = 1.0, top_p = 1.0;
+  int64_t top_k = 0;
+  uint64_t seed = 1337;
+  std::string pairs_out, samples_out;  // JSONL files written atomically ("" : none)
+  bool quiet = false;
+};
+struct RolloutEvalResult {
+  double score = 0, score_std = 0, kl = 0, kl_std = 0;
+  int64_t n = 0, pairs = 0;
+  double seconds = 0;
+};
+RolloutEvalResult evaluate_policy(const RolloutEvalRun& run);
+
 }  // namespace llmkit::train
