@@ -265,6 +265,36 @@ TEST(Rope, RotatesPairsAndPreservesRelativeDot) {
   EXPECT_THROW(ops::rope(rand_tensor({1, 1, 2, 7}, 1)), Error);
 }
 
+// Positions per token (packed rows): pos0 + t gives exactly the pos0 overload; any other
+// positions rotate each token as the pos0 overload would at that position.
+TEST(Rope, PositionsPerToken) {
+  Tensor x = rand_tensor({2, 3, 5, 8}, 23).requires_grad_();
+  std::vector<int32_t> shifted(10);
+  for (int t = 0; t < 10; ++t) shifted[t] = 4 + t % 5;
+  const Tensor pos4 = Tensor::from_vector(shifted, {2, 5});
+  EXPECT_EQ(ops::rope(x, pos4).to_vector<double>(), ops::rope(x, 4).to_vector<double>());
+  const std::vector<double> inv = ops::rope_inv_freq(8, 500.0);
+  EXPECT_EQ(ops::rope(x, pos4, inv).to_vector<double>(), ops::rope(x, 4, inv).to_vector<double>());
+  const std::vector<int32_t> pv = {0, 1, 2, 0, 1, 7, 0, 3, 3, 0};  // restarts, repeats, a jump
+  const Tensor pos = Tensor::from_vector(pv, {2, 5});
+  Tensor y = ops::rope(x, pos);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 5; ++t) {
+      const Tensor tok = x.slice(0, b, b + 1).slice(2, t, t + 1);
+      EXPECT_LT(
+          max_abs_diff(y.slice(0, b, b + 1).slice(2, t, t + 1), ops::rope(tok, pv[b * 5 + t])),
+          1e-15)
+          << "b " << b << " t " << t;
+    }
+  gradcheck([pos](const V& v) { return ops::rope(v[0], pos); }, {x});
+  gradcheck(
+      [pos, inv](const V& v) { return ops::rope(v[0].transpose(1, 2).transpose(1, 2), pos, inv); },
+      {x});
+  EXPECT_THROW(ops::rope(x, pos.to(DType::F64)), Error);
+  EXPECT_THROW(ops::rope(x, Tensor::zeros({2, 4}, DType::I32)), Error);
+  EXPECT_THROW(ops::rope(x, pos, std::vector<double>(3, 1.0)), Error);
+}
+
 TEST(Dropout, SeededInvertedAndThreadIndependent) {
   Tensor x = Tensor::ones({1000}, DType::F64);
   Generator g1(3), g2(3);
