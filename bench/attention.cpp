@@ -134,8 +134,8 @@ void BM_FusedForward(benchmark::State& state) {
   Problem p(state.range(0), state.range(1));
   for (auto _ : state) {
     llmkit::kernels::attention_forward(p.out.data(), p.lse.data(), p.q.data(), p.k.data(),
-                                       p.v.data(), nullptr, static_cast<const float*>(nullptr),
-                                       p.s);
+                                       p.v.data(), nullptr, nullptr,
+                                       static_cast<const float*>(nullptr), p.s);
     benchmark::ClobberMemory();
   }
   set_counters(state, p.s, false, fused_score_bytes(false));
@@ -146,12 +146,12 @@ void BM_FusedForwardBackward(benchmark::State& state) {
   Problem p(state.range(0), state.range(1));
   for (auto _ : state) {
     llmkit::kernels::attention_forward(p.out.data(), p.lse.data(), p.q.data(), p.k.data(),
-                                       p.v.data(), nullptr, static_cast<const float*>(nullptr),
-                                       p.s);
+                                       p.v.data(), nullptr, nullptr,
+                                       static_cast<const float*>(nullptr), p.s);
     llmkit::kernels::attention_backward(p.dq.data(), p.dk.data(), p.dv.data(),
                                         static_cast<float*>(nullptr), p.dout.data(), p.q.data(),
                                         p.k.data(), p.v.data(), p.out.data(), p.lse.data(), nullptr,
-                                        static_cast<const float*>(nullptr), p.s);
+                                        nullptr, static_cast<const float*>(nullptr), p.s);
     benchmark::ClobberMemory();
   }
   set_counters(state, p.s, true, fused_score_bytes(true));

@@ -451,7 +451,7 @@ void Engine::Impl::attention(Layer& L, int64_t n) {
     }
     kernels::attention_forward<float>(&oh[g * G * n * HS], &lse[g * G * n], &qh[g * G * n * HS],
                                       L.kc.get() + g * cap * HS, L.vc.get() + g * cap * HS, nullptr,
-                                      bias_p, s);
+                                      nullptr, bias_p, s);
   }
   for (int64_t hd = 0; hd < NH; ++hd)
     for (int64_t t = 0; t < n; ++t)

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_set>
 
 namespace llmkit::models {
 
@@ -175,12 +176,13 @@ Block::Block(const GPTConfig& c, Generator* gen, DType dt) : post_ln_(c.post_ln)
                                                                  c.bias, c.dropout, gen, dt, hf));
 }
 
-Tensor Block::forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask) {
+Tensor Block::forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask,
+                      const nn::PackedRows* packed) {
   if (post_ln_) {
-    Tensor y = ln_1->forward(x + attn->forward(x, cache, key_mask));
+    Tensor y = ln_1->forward(x + attn->forward(x, cache, key_mask, packed));
     return ln_2->forward(y + mlp->forward(y));
   }
-  Tensor y = x + attn->forward(ln_1->forward(x), cache, key_mask);
+  Tensor y = x + attn->forward(ln_1->forward(x), cache, key_mask, packed);
   return y + mlp->forward(ln_2->forward(y));
 }
 
@@ -233,6 +235,44 @@ Tensor GPT::forward(const Tensor& ids, std::vector<nn::KVCache>* caches, const T
   return lm_logits(hidden_states(ids, caches, key_mask));
 }
 
+namespace {
+
+constexpr int32_t kPaddingSegment = -1;  // forward_packed's segment id of padding tokens
+
+// The position of every token of packed rows within its example: 0 where an example starts, one
+// more at each following token of it; padding (segment -1) at 0. An Error when an example's
+// tokens are not contiguous (its id reappears after another example).
+Tensor packed_positions(const Tensor& segments) {
+  const int64_t B = segments.size(0), T = segments.size(1);
+  const std::vector<int32_t> seg = segments.to_vector<int32_t>();
+  std::vector<int32_t> pos(B * T, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    std::unordered_set<int32_t> started;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t i = b * T + t;
+      if (seg[i] == kPaddingSegment) continue;
+      if (t > 0 && seg[i - 1] == seg[i]) {
+        pos[i] = pos[i - 1] + 1;
+        continue;
+      }
+      LLMKIT_CHECK(started.insert(seg[i]).second, "GPT::forward_packed: segment ", seg[i],
+                   " of row ", b, " resumes at position ", t,
+                   " after another segment (an example's tokens must be contiguous)");
+    }
+  }
+  return Tensor::from_vector(pos, {B, T});
+}
+
+}  // namespace
+
+Tensor GPT::forward_packed(const Tensor& ids, const Tensor& segments) {
+  LLMKIT_CHECK(ids.dim() == 2 && segments.dtype() == DType::I32 && segments.shape() == ids.shape(),
+               "GPT::forward_packed: segments ", segments.str(),
+               " must be i32 of the shape of ids ", ids.str());
+  const nn::PackedRows packed{segments, packed_positions(segments)};
+  return lm_logits(hidden_states(ids, nullptr, Tensor(), &packed));
+}
+
 Tensor GPT::lm_logits(const Tensor& hidden) const {
   // lm_head through its forward: a LoRA adapter or a quantised base on it takes part.
   return lm_head ? lm_head->forward(hidden) : ops::linear(hidden, wte->weight);
@@ -243,15 +283,19 @@ Tensor GPT::hidden(const Tensor& ids, const Tensor& key_mask) {
 }
 
 Tensor GPT::hidden_states(const Tensor& ids, std::vector<nn::KVCache>* caches,
-                          const Tensor& key_mask) {
+                          const Tensor& key_mask, const nn::PackedRows* packed) {
   LLMKIT_CHECK(ids.dim() == 2 && ids.dtype() == DType::I32, "GPT: ids ", ids.str(),
                " must be i32 [B, T]");
   const int64_t T = ids.size(1);
   const int64_t pos0 = caches != nullptr && !caches->empty() ? (*caches)[0].len : 0;
   LLMKIT_CHECK(pos0 + T <= cfg_.block_size, "GPT: ", pos0 + T,
                " positions exceed the context window (block_size ", cfg_.block_size, ")");
-  Tensor x = wte->forward(ids);  // [B, T, C]
-  if (wpe) {
+  Tensor x = wte->forward(ids);    // [B, T, C]
+  if (packed != nullptr && wpe) {  // positions [B, T] restart in every example
+    x = x + wpe->forward(packed->positions);
+  } else if (packed != nullptr && sinusoidal_.defined()) {
+    x = x + ops::embedding(packed->positions, sinusoidal_);
+  } else if (wpe) {
     std::vector<int32_t> pos(T);
     for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(pos0 + t);
     x = x + wpe->forward(Tensor::from_vector(pos, {T}));
@@ -260,7 +304,7 @@ Tensor GPT::hidden_states(const Tensor& ids, std::vector<nn::KVCache>* caches,
   }
   x = drop_->forward(x);
   for (size_t i = 0; i < h.size(); ++i)
-    x = h[i]->forward(x, caches != nullptr ? &(*caches)[i] : nullptr, key_mask);
+    x = h[i]->forward(x, caches != nullptr ? &(*caches)[i] : nullptr, key_mask, packed);
   return ln_f->forward(x);
 }
 

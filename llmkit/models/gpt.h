@@ -58,7 +58,8 @@ struct GPTConfig {
 class Block : public nn::Module {
  public:
   Block(const GPTConfig& c, Generator* gen, DType dt);
-  Tensor forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask);
+  Tensor forward(const Tensor& x, nn::KVCache* cache, const Tensor& key_mask,
+                 const nn::PackedRows* packed = nullptr);
 
   std::shared_ptr<nn::Norm> ln_1, ln_2;
   std::shared_ptr<nn::MultiHeadAttention> attn;
@@ -83,7 +84,9 @@ class GPT : public nn::Module {
   // Packed rows (SFT packing): segments i32 [B, T] numbers the examples in each row (equal
   // values are one example, contiguous). Each example attends only to itself and its positions
   // restart at 0 where it starts, so the logits of every example equal those of forward() on the
-  // example alone (up to float rounding). -> logits [B, T, V]. No caches.
+  // example alone (up to float rounding). -> logits [B, T, V]. No caches. Segment id -1 marks
+  // padding: position 0, attends only to padding; its logits are meaningless. An Error when an
+  // example's tokens are not contiguous.
   Tensor forward_packed(const Tensor& ids, const Tensor& segments);
   // The final hidden states ln_f(x) [B, T, C] before the LM head (what a task head reads);
   // key_mask u8 [B, T] (1 = real token) or undefined. No caches.
@@ -106,7 +109,8 @@ class GPT : public nn::Module {
   std::shared_ptr<nn::Linear> lm_head;  // null when tied
 
  private:
-  Tensor hidden_states(const Tensor& ids, std::vector<nn::KVCache>* caches, const Tensor& key_mask);
+  Tensor hidden_states(const Tensor& ids, std::vector<nn::KVCache>* caches, const Tensor& key_mask,
+                       const nn::PackedRows* packed = nullptr);
   GPTConfig cfg_;
   Generator gen_;
   Tensor sinusoidal_;  // [block_size, C] when pos_encoding == sinusoidal

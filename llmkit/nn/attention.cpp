@@ -35,11 +35,13 @@ KVCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
           Tensor::zeros({batch, cfg_.n_kv_head, capacity, head_size_}, dt), 0};
 }
 
-Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor& key_mask) {
+Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor& key_mask,
+                                   const PackedRows* packed) {
   const int64_t B = x.size(0), T = x.size(1), C = cfg_.n_embd, NH = cfg_.n_head,
                 NKV = cfg_.n_kv_head, HS = head_size_;
   LLMKIT_CHECK(x.dim() == 3 && x.size(2) == C, "attention: input ", x.str(), " is not [B, T, ", C,
                "]");
+  LLMKIT_CHECK(packed == nullptr || cache == nullptr, "attention: packed rows take no KV cache");
   const int64_t pos0 = cache ? cache->len : 0;
   // qkv [B, T, NH + 2 NKV, HS] -> q [B, NH, T, HS], k and v [B, NKV, T, HS]
   Tensor q, k, v;
@@ -53,7 +55,10 @@ Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor
     k = k_proj->forward(x).reshape({B, T, NKV, HS}).transpose(1, 2);
     v = v_proj->forward(x).reshape({B, T, NKV, HS}).transpose(1, 2);
   }
-  if (cfg_.pos == PosEncoding::Rope) {
+  if (cfg_.pos == PosEncoding::Rope && packed != nullptr) {
+    q = ops::rope(q, packed->positions, inv_freq_);
+    k = ops::rope(k, packed->positions, inv_freq_);
+  } else if (cfg_.pos == PosEncoding::Rope) {
     q = ops::rope(q, pos0, inv_freq_);
     k = ops::rope(k, pos0, inv_freq_);
   }
@@ -70,6 +75,7 @@ Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor
   ops::AttentionOptions opt;
   opt.causal = cfg_.causal;
   opt.key_mask = key_mask;
+  if (packed != nullptr) opt.segments = packed->segments;
   if (cfg_.pos == PosEncoding::Alibi) opt.bias = alibi_bias(NH, T, pos0 + T, pos0, x.dtype());
   Tensor y = ops::scaled_dot_product_attention(q, k, v, opt);  // [B, NH, T, HS]
   y = y.transpose(1, 2).reshape({B, T, C});

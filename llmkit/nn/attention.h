@@ -3,7 +3,8 @@
 // stacked) + c_proj, and Hugging Face llama's separate q_proj, k_proj, v_proj, o_proj (split_qkv).
 // Grouped-query heads: n_kv_head < n_head shares each key/value head among n_head / n_kv_head query
 // heads (llama 2/3). With a KVCache the keys and values of earlier tokens are kept, so generating
-// one token costs one row of attention instead of recomputing the whole sequence.
+// one token costs one row of attention instead of recomputing the whole sequence. Packed rows
+// (PackedRows: several examples in one row, SFT packing) attend within their example only.
 #pragma once
 
 #include "llmkit/core/random.h"
@@ -18,6 +19,14 @@ namespace llmkit::nn {
 struct KVCache {
   Tensor k, v;
   int64_t len = 0;
+};
+
+// Packed rows (models::GPT::forward_packed): the example (segment id) of every token and its
+// position within that example, both i32 [B, T]. Attention masks across segments; RoPE rotates
+// by the positions. ALiBi needs nothing more: its bias depends on i - j, the same within an
+// example wherever it sits in the row.
+struct PackedRows {
+  Tensor segments, positions;
 };
 
 struct AttentionConfig {
@@ -38,8 +47,10 @@ class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(const AttentionConfig& cfg, Generator* gen, DType dt = DType::F32);
   // x [B, T, C] -> [B, T, C]. key_mask u8 [B, Tk] or undefined. With a cache, x holds the
-  // positions cache->len ... cache->len + T - 1 and the cache grows by T.
-  Tensor forward(const Tensor& x, KVCache* cache = nullptr, const Tensor& key_mask = Tensor());
+  // positions cache->len ... cache->len + T - 1 and the cache grows by T. packed: x holds packed
+  // rows (no cache then).
+  Tensor forward(const Tensor& x, KVCache* cache = nullptr, const Tensor& key_mask = Tensor(),
+                 const PackedRows* packed = nullptr);
   // Allocates a cache for `batch` sequences of up to `capacity` tokens.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 

@@ -22,12 +22,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (opt.key_mask.defined())
     LLMKIT_CHECK(opt.key_mask.dtype() == DType::U8 && opt.key_mask.shape() == Shape({s.B, s.Tk}),
                  op, ": key_mask ", opt.key_mask.str(), " must be u8 [", s.B, ", ", s.Tk, "]");
+  if (opt.segments.defined())
+    LLMKIT_CHECK(opt.segments.dtype() == DType::I32 && opt.segments.shape() == Shape({s.B, s.Tk}) &&
+                     s.Tq == s.Tk,
+                 op, ": segments ", opt.segments.str(), " must be i32 [", s.B, ", ", s.Tk,
+                 "] with as many queries as keys (Tq ", s.Tq, ")");
   if (opt.bias.defined())
     LLMKIT_CHECK(opt.bias.dtype() == q.dtype() && opt.bias.shape() == Shape({s.NH, s.Tq, s.Tk}), op,
                  ": bias ", opt.bias.str(), " must be [", s.NH, ", ", s.Tq, ", ", s.Tk, "]");
   const Tensor qc = q.contiguous().detach(), kc = k.contiguous().detach(),
                vc = v.contiguous().detach();
   const Tensor mask = opt.key_mask.defined() ? opt.key_mask.contiguous() : Tensor();
+  const Tensor seg = opt.segments.defined() ? opt.segments.contiguous() : Tensor();
   const Tensor bias = opt.bias.defined() ? opt.bias.contiguous().detach() : Tensor();
   Tensor out = Tensor::empty(q.shape(), q.dtype());
   Tensor lse = Tensor::empty({s.B, s.NH, s.Tq}, q.dtype());
@@ -35,12 +41,13 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     using T = decltype(t);
     kernels::attention_forward(out.data<T>(), lse.data<T>(), qc.data<T>(), kc.data<T>(),
                                vc.data<T>(), mask.defined() ? mask.data<uint8_t>() : nullptr,
+                               seg.defined() ? seg.data<int32_t>() : nullptr,
                                bias.defined() ? bias.data<T>() : nullptr, s);
   });
   if (needs_graph({&q, &k, &v, &opt.bias})) {
     const Tensor os = out.detach();
     record(out, "attention", {&q, &k, &v, &opt.bias},
-           [qc, kc, vc, os, lse, mask, bias, s](Node& n, const Tensor& dout) {
+           [qc, kc, vc, os, lse, mask, seg, bias, s](Node& n, const Tensor& dout) {
              dispatch_float(dout.dtype(), "attention", [&](auto t) {
                using T = decltype(t);
                // The kernel computes all of dq, dk, dv; inputs that need none get scratch.
@@ -53,6 +60,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                    dq.data<T>(), dk.data<T>(), dv.data<T>(), db.defined() ? db.data<T>() : nullptr,
                    dout.data<T>(), qc.data<T>(), kc.data<T>(), vc.data<T>(), os.data<T>(),
                    lse.data<T>(), mask.defined() ? mask.data<uint8_t>() : nullptr,
+                   seg.defined() ? seg.data<int32_t>() : nullptr,
                    bias.defined() ? bias.data<T>() : nullptr, s);
              });
            });

@@ -30,5 +30,9 @@ std::vector<double> rope_inv_freq(int64_t HS, double theta, const RopeScaling& s
 Tensor rope(const Tensor& x, int64_t pos0 = 0, double theta = 10000.0);
 // The same with explicit inverse frequencies (rope_inv_freq; size HS/2).
 Tensor rope(const Tensor& x, int64_t pos0, const std::vector<double>& inv_freq);
+// A position per token instead of pos0 + t: positions i32 [B, T] (packed rows, where each
+// example's positions restart at 0; GPT::forward_packed). Cost: B T HS/2 angles instead of T HS/2.
+Tensor rope(const Tensor& x, const Tensor& positions, double theta = 10000.0);
+Tensor rope(const Tensor& x, const Tensor& positions, const std::vector<double>& inv_freq);
 
 }  // namespace llmkit::ops

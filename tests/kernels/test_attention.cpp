@@ -25,16 +25,21 @@ using Vec = std::vector<double>;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 enum class Mask { kNone, kRandom, kLeftPad };  // kLeftPad + causal gives fully masked rows
+// kPacked: contiguous runs of 1 to 80 tokens per row (packed examples, so many tiles are skipped);
+// kRandom: each token's id drawn from {0, 1, 2} (not contiguous; the kernel must not assume it).
+enum class Segments { kNone, kPacked, kRandom };
 
 struct Case {
   AttentionShape s;
   Mask mask = Mask::kNone;
   bool bias = false;
+  Segments segments = Segments::kNone;
 };
 
 struct Inputs {
   Vec q, k, v, bias, dout;    // q [B,NH,Tq,HS], k v [B,NKV,Tk,HS], bias [NH,Tq,Tk], dout like q
   std::vector<uint8_t> mask;  // [B,Tk]
+  std::vector<int32_t> seg;   // [B,T] (Tq == Tk)
 };
 
 struct Grads {
@@ -66,6 +71,20 @@ Inputs make_inputs(const Case& c, uint64_t seed) {
       }
     if (c.mask == Mask::kLeftPad) std::fill_n(in.mask.begin() + (s.B - 1) * s.Tk, s.Tk, 0);
   }
+  if (c.segments != Segments::kNone) {
+    in.seg.resize(s.B * s.Tk);
+    for (int64_t b = 0; b < s.B; ++b) {
+      int32_t id = 0, left = 0;
+      for (int64_t j = 0; j < s.Tk; ++j) {
+        if (c.segments == Segments::kRandom) {
+          in.seg[b * s.Tk + j] = static_cast<int32_t>(rng() % 3);
+          continue;
+        }
+        if (left == 0) left = 1 + static_cast<int32_t>(rng() % 80), ++id;
+        in.seg[b * s.Tk + j] = id, --left;
+      }
+    }
+  }
   return in;
 }
 
@@ -90,6 +109,7 @@ Grads reference(const Case& c, const Inputs& in) {
         for (int64_t j = 0; j < Tk; ++j) {
           bool vis = !s.causal || j <= i + (Tk - Tq);
           if (!in.mask.empty() && !in.mask[b * Tk + j]) vis = false;
+          if (!in.seg.empty() && in.seg[b * Tk + i] != in.seg[b * Tk + j]) vis = false;
           double x = -kInf;
           if (vis) {
             x = 0;
@@ -153,10 +173,11 @@ Grads run_kernel(const Case& c, const Inputs& in, bool with_dbias = true) {
   std::vector<T> dq(q.size(), 0.25), dk(k.size(), 0.25), dv(v.size(), 0.25);
   std::vector<T> dbias(s.NH * s.Tq * s.Tk, 0.25);
   const uint8_t* mask = in.mask.empty() ? nullptr : in.mask.data();
-  attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), mask, ptr_or_null(bias),
-                    s);
+  const int32_t* seg = ptr_or_null(in.seg);
+  attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), mask, seg,
+                    ptr_or_null(bias), s);
   attention_backward(dq.data(), dk.data(), dv.data(), with_dbias ? dbias.data() : nullptr,
-                     dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), mask,
+                     dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), mask, seg,
                      ptr_or_null(bias), s);
   auto back = [](const std::vector<T>& x) { return Vec(x.begin(), x.end()); };
   return {back(out), back(lse), back(dq), back(dk), back(dv), back(dbias)};
@@ -240,6 +261,49 @@ TEST(Attention, BiasCausalCrossBlocks) {
   check_case({shape(2, 2, 1, 130, 130, 64, true), Mask::kNone, true});
 }
 
+TEST(Attention, PackedSegmentsCausalGroupedQuery) {
+  check_case({shape(2, 4, 2, 200, 200, 24, true), Mask::kNone, false, Segments::kPacked});
+}
+
+TEST(Attention, PackedSegmentsWithPaddingAndBias) {
+  check_case({shape(2, 2, 1, 150, 150, 64, false), Mask::kRandom, true, Segments::kPacked});
+}
+
+TEST(Attention, RandomSegmentsCausal) {  // ids not contiguous: no tile can be skipped
+  check_case({shape(2, 2, 2, 70, 70, 24, true), Mask::kNone, true, Segments::kRandom});
+}
+
+// Segments only mask: one packed row gives, on each segment, what the kernel gives on that
+// segment alone (bidirectional and causal).
+TEST(Attention, PackedRowEqualsSegmentsRunAlone) {
+  const int64_t lens[] = {70, 5, 64, 1, 60}, T = 200, NH = 2, HS = 24;
+  for (bool causal : {false, true}) {
+    const Case c{shape(1, NH, NH, T, T, HS, causal)};
+    Inputs in = make_inputs(c, 5);
+    in.seg.clear();
+    for (int32_t id = 0; id < 5; ++id) in.seg.insert(in.seg.end(), lens[id], id);
+    const Grads packed = run_kernel<double>(c, in);
+    int64_t t0 = 0;
+    for (int64_t len : lens) {
+      const Case one{shape(1, NH, NH, len, len, HS, causal)};
+      Inputs part;
+      auto rows = [&](const Vec& x) {  // [NH, T, HS] -> [NH, len, HS]
+        Vec r;
+        for (int64_t h = 0; h < NH; ++h)
+          r.insert(r.end(), x.begin() + (h * T + t0) * HS, x.begin() + (h * T + t0 + len) * HS);
+        return r;
+      };
+      part.q = rows(in.q), part.k = rows(in.k), part.v = rows(in.v), part.dout = rows(in.dout);
+      const Grads alone = run_kernel<double>(one, part);
+      EXPECT_LT(rel_err(rows(packed.out), alone.out), 1e-13) << "segment at " << t0;
+      EXPECT_LT(rel_err(rows(packed.dq), alone.dq), 1e-13) << "segment at " << t0;
+      EXPECT_LT(rel_err(rows(packed.dk), alone.dk), 1e-13) << "segment at " << t0;
+      EXPECT_LT(rel_err(rows(packed.dv), alone.dv), 1e-13) << "segment at " << t0;
+      t0 += len;
+    }
+  }
+}
+
 TEST(Attention, GradientsWithoutDbias) {
   const Case c{shape(2, 4, 2, 37, 70, 24, true), Mask::kRandom, true};
   const Inputs in = make_inputs(c, 7);
@@ -252,16 +316,13 @@ TEST(Attention, GradientsWithoutDbias) {
 }
 
 // Central differences of loss = sum(out * R) on a tiny case, against the double backward.
-TEST(Attention, FiniteDifferences) {
-  const Case c{shape(2, 2, 1, 3, 5, 3, true), Mask::kRandom, true};
-  Inputs in = make_inputs(c, 3);
-  in.mask = {1, 1, 0, 1, 1, 0, 1, 1, 1, 1};
+void check_finite_differences(const Case& c, const Inputs& in) {
   const AttentionShape& s = c.s;
   const Grads g = run_kernel<double>(c, in);
   auto loss = [&](const Inputs& x) {
     Vec out(x.q.size()), lse(s.B * s.NH * s.Tq);
     attention_forward(out.data(), lse.data(), x.q.data(), x.k.data(), x.v.data(), x.mask.data(),
-                      x.bias.data(), s);
+                      ptr_or_null(x.seg), x.bias.data(), s);
     double l = 0;
     for (size_t i = 0; i < out.size(); ++i) l += out[i] * x.dout[i];
     return l;
@@ -286,6 +347,24 @@ TEST(Attention, FiniteDifferences) {
   check(&Inputs::bias, g.dbias, "dbias");
 }
 
+TEST(Attention, FiniteDifferences) {
+  const Case c{shape(2, 2, 1, 3, 5, 3, true), Mask::kRandom, true};
+  Inputs in = make_inputs(c, 3);
+  in.mask = {1, 1, 0, 1, 1, 0, 1, 1, 1, 1};
+  check_finite_differences(c, in);
+}
+
+TEST(Attention, FiniteDifferencesWithSegments) {
+  const Case c{shape(2, 2, 1, 5, 5, 3, true), Mask::kRandom, true};
+  Inputs in = make_inputs(c, 4);
+  in.mask = {1, 1, 0, 1, 1, 0, 1, 1, 1, 1};
+  in.seg = {0, 0, 0, 1, 1, 3, 3, 4, 4, 4};  // batch 1: key 0 (of segment 3) is padding
+  check_finite_differences(c, in);
+  Case bidir = c;
+  bidir.s.causal = false;
+  check_finite_differences(bidir, in);
+}
+
 TEST(Attention, Deterministic) {
   const Case c{shape(2, 4, 2, 130, 130, 64, true), Mask::kRandom, true};
   const Inputs in = make_inputs(c, 11);
@@ -306,8 +385,15 @@ TEST(Attention, Deterministic) {
 TEST(Attention, RejectsBadShape) {
   float x = 0;
   const AttentionShape s = shape(1, 3, 2, 1, 1, 4, false);  // 3 query heads, 2 kv heads
+  EXPECT_THROW(attention_forward(&x, &x, &x, &x, &x, nullptr, nullptr,
+                                 static_cast<const float*>(nullptr), s),
+               Error);
+  // Segments need self-attention (as many queries as keys).
+  const int32_t seg[2] = {0, 0};
   EXPECT_THROW(
-      attention_forward(&x, &x, &x, &x, &x, nullptr, static_cast<const float*>(nullptr), s), Error);
+      attention_forward(&x, &x, &x, &x, &x, nullptr, seg, static_cast<const float*>(nullptr),
+                        shape(1, 1, 1, 1, 2, 4, false)),
+      Error);
 }
 
 }  // namespace

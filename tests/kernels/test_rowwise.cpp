@@ -1,4 +1,5 @@
-// Row-wise kernels (layer_norm, rms_norm, softmax, log_softmax, cross_entropy) against naive
+// Row-wise kernels (layer_norm, rms_norm, softmax, log_softmax, cross_entropy, token_log_probs,
+// softmax_entropy) against naive
 // double references written here, every backward against central finite differences in double,
 // and the fused cross-entropy against the composite it replaces (log_softmax then gather).
 //
@@ -463,6 +464,65 @@ TEST(CrossEntropy, EmptyAndAllIgnored) {
   for (float v : dx) {
     EXPECT_EQ(v, 0.0f);
   }
+}
+
+// ---- token log-probabilities and softmax entropy (the preference losses' pieces) ------------
+
+// Rows over several 1024-logit blocks: float (vectorised exp) against double, and double
+// against the naive log-softmax reference. Gradients: the op tests check them by finite
+// differences; here float against double at the GPT-2 vocabulary.
+TEST(TokenLogProbs, FloatAtGpt2VocabMatchesDoubleAndReference) {
+  const int64_t R = 3, V = 50257;
+  const std::vector<float> xf = to_float(random_vec(R * V, 22, -10, 10));
+  const Vec xd = to_double(xf);
+  const std::vector<int32_t> t = {0, kIgnore, 12345};
+  std::vector<float> lpf(R), lsef(R), dxf(R * V, 0.0f);
+  Vec lpd(R), lsed(R), dxd(R * V, 0.0);
+  EXPECT_EQ(token_log_probs_forward(lpf.data(), lsef.data(), xf.data(), t.data(), R, V, kIgnore),
+            2);
+  token_log_probs_forward(lpd.data(), lsed.data(), xd.data(), t.data(), R, V, kIgnore);
+  const Vec ref = ref_log_softmax(xd, R, V);
+  for (int64_t r = 0; r < R; ++r) {
+    const double want = t[r] == kIgnore ? 0.0 : ref[r * V + t[r]];
+    EXPECT_NEAR(lpd[r], want, 1e-11) << "row " << r;
+    EXPECT_NEAR(lpf[r], want, 2e-5 * (1 + std::fabs(want))) << "row " << r;
+  }
+  const std::vector<float> gf = {0.5f, 2.0f, -1.5f};
+  const Vec gd = {0.5, 2.0, -1.5};
+  token_log_probs_backward(dxf.data(), gf.data(), xf.data(), lsef.data(), t.data(), R, V, kIgnore);
+  token_log_probs_backward(dxd.data(), gd.data(), xd.data(), lsed.data(), t.data(), R, V, kIgnore);
+  EXPECT_LT(llmkit::testing::max_abs_diff(dxf, dxd), 1e-6);
+  for (int64_t v = 0; v < V; ++v) {
+    ASSERT_EQ(dxf[V + v], 0.0f) << "ignored row untouched";
+  }
+}
+
+TEST(SoftmaxEntropy, FloatAtGpt2VocabMatchesDoubleAndReference) {
+  // Row 1 has an all -inf first block (p = 0 there: no 0 * -inf).
+  const int64_t R = 3, V = 50257;
+  Vec x = random_vec(R * V, 23, -10, 10);
+  for (int64_t v = 0; v < 1024; ++v) x[1 * V + v] = -kInf;
+  const std::vector<float> xf = to_float(x);
+  const Vec xd = to_double(xf);
+  std::vector<float> hf(R), lsef(R), meanf(R), dxf(R * V, 0.0f);
+  Vec hd(R), lsed(R), meand(R), dxd(R * V, 0.0);
+  softmax_entropy_forward(hf.data(), lsef.data(), meanf.data(), xf.data(), R, V);
+  softmax_entropy_forward(hd.data(), lsed.data(), meand.data(), xd.data(), R, V);
+  const Vec logp = ref_log_softmax(xd, R, V);
+  for (int64_t r = 0; r < R; ++r) {
+    double want = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double lp = logp[r * V + v];
+      if (std::isfinite(lp)) want -= std::exp(lp) * lp;
+    }
+    EXPECT_NEAR(hd[r], want, 1e-10) << "row " << r;
+    EXPECT_NEAR(hf[r], want, 1e-4) << "row " << r;  // ~10: a float sum over 50k terms
+  }
+  const std::vector<float> gf = {0.5f, 2.0f, -1.5f};
+  const Vec gd = {0.5, 2.0, -1.5};
+  softmax_entropy_backward(dxf.data(), gf.data(), xf.data(), lsef.data(), meanf.data(), R, V);
+  softmax_entropy_backward(dxd.data(), gd.data(), xd.data(), lsed.data(), meand.data(), R, V);
+  EXPECT_LT(llmkit::testing::max_abs_diff(dxf, dxd), 1e-6);
 }
 
 }  // namespace

@@ -177,6 +177,64 @@ TEST(Attention, MatchesCompositeWithMasksBiasAndGqa) {
       Error);
 }
 
+// Packed rows: with segments, each segment's outputs and the gradients of a loss over the
+// packed row equal those of attention on every segment alone (summed).
+TEST(Attention, SegmentsEqualSeparateRuns) {
+  const std::vector<int64_t> lens = {5, 4, 3};
+  std::vector<int32_t> seg;
+  for (int32_t id = 0; id < 3; ++id) seg.insert(seg.end(), lens[id], id);
+  const Tensor segments = Tensor::from_vector(seg, {1, 12});
+  Tensor q = rand_tensor({1, 4, 12, 6}, 30).requires_grad_(),
+         k = rand_tensor({1, 2, 12, 6}, 31).requires_grad_(),
+         v = rand_tensor({1, 2, 12, 6}, 32).requires_grad_();
+  const Tensor r = rand_tensor({1, 4, 12, 6}, 33);
+  for (bool causal : {false, true}) {
+    ops::AttentionOptions o = opts(causal);
+    o.segments = segments;
+    Tensor packed = ops::scaled_dot_product_attention(q, k, v, o);
+    ops::sum(packed * r).backward();
+    const Tensor gq = q.grad().clone(), gk = k.grad().clone(), gv = v.grad().clone();
+    q.zero_grad(), k.zero_grad(), v.zero_grad();
+    int64_t t0 = 0;
+    Tensor loss = Tensor::zeros({}, DType::F64);
+    for (int64_t len : lens) {
+      auto part = [&](const Tensor& x) { return x.slice(2, t0, t0 + len); };
+      Tensor alone = ops::scaled_dot_product_attention(part(q), part(k), part(v), causal);
+      EXPECT_LT(max_abs_diff(part(packed), alone), 1e-14) << "segment at " << t0;
+      loss = loss + ops::sum(alone * part(r));
+      t0 += len;
+    }
+    loss.backward();
+    EXPECT_LT(max_abs_diff(gq, q.grad()), 1e-14);
+    EXPECT_LT(max_abs_diff(gk, k.grad()), 1e-14);
+    EXPECT_LT(max_abs_diff(gv, v.grad()), 1e-14);
+    q.zero_grad(), k.zero_grad(), v.zero_grad();
+  }
+  // Finite differences with segments, a key mask and a bias.
+  const Tensor seg4 = Tensor::from_vector(std::vector<int32_t>{0, 0, 1, 1, 7, 7, 7, 2}, {2, 4});
+  const Tensor mask4 = Tensor::from_vector(std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 1, 1}, {2, 4});
+  Tensor qs = rand_tensor({2, 2, 4, 4}, 34).requires_grad_(),
+         ks = rand_tensor({2, 1, 4, 4}, 35).requires_grad_(),
+         vs = rand_tensor({2, 1, 4, 4}, 36).requires_grad_(),
+         bs = rand_tensor({2, 4, 4}, 37).requires_grad_();
+  for (bool causal : {false, true})
+    gradcheck(
+        [&](const V& x) {
+          ops::AttentionOptions o = opts(causal, mask4, x[3]);
+          o.segments = seg4;
+          return ops::scaled_dot_product_attention(x[0], x[1], x[2], o);
+        },
+        {qs, ks, vs, bs});
+  // Errors: wrong dtype, wrong shape, fewer queries than keys.
+  ops::AttentionOptions bad;
+  bad.segments = seg4.to(DType::F64);
+  EXPECT_THROW(ops::scaled_dot_product_attention(qs, ks, vs, bad), Error);
+  bad.segments = Tensor::zeros({2, 5}, DType::I32);
+  EXPECT_THROW(ops::scaled_dot_product_attention(qs, ks, vs, bad), Error);
+  bad.segments = seg4;
+  EXPECT_THROW(ops::scaled_dot_product_attention(qs.slice(2, 0, 3), ks, vs, bad), Error);
+}
+
 TEST(Embedding, LookupAndScatterAdd) {
   Tensor w = rand_tensor({5, 3}, 16).requires_grad_();
   Tensor ids = Tensor::from_vector(std::vector<int32_t>{4, 0, 4, 2}, {2, 2});
@@ -205,6 +263,36 @@ TEST(Rope, RotatesPairsAndPreservesRelativeDot) {
   EXPECT_NEAR(d1, d2, 1e-10);
   gradcheck([](const V& v) { return ops::rope(v[0], 3); }, {x});
   EXPECT_THROW(ops::rope(rand_tensor({1, 1, 2, 7}, 1)), Error);
+}
+
+// Positions per token (packed rows): pos0 + t gives exactly the pos0 overload; any other
+// positions rotate each token as the pos0 overload would at that position.
+TEST(Rope, PositionsPerToken) {
+  Tensor x = rand_tensor({2, 3, 5, 8}, 23).requires_grad_();
+  std::vector<int32_t> shifted(10);
+  for (int t = 0; t < 10; ++t) shifted[t] = 4 + t % 5;
+  const Tensor pos4 = Tensor::from_vector(shifted, {2, 5});
+  EXPECT_EQ(ops::rope(x, pos4).to_vector<double>(), ops::rope(x, 4).to_vector<double>());
+  const std::vector<double> inv = ops::rope_inv_freq(8, 500.0);
+  EXPECT_EQ(ops::rope(x, pos4, inv).to_vector<double>(), ops::rope(x, 4, inv).to_vector<double>());
+  const std::vector<int32_t> pv = {0, 1, 2, 0, 1, 7, 0, 3, 3, 0};  // restarts, repeats, a jump
+  const Tensor pos = Tensor::from_vector(pv, {2, 5});
+  Tensor y = ops::rope(x, pos);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 5; ++t) {
+      const Tensor tok = x.slice(0, b, b + 1).slice(2, t, t + 1);
+      EXPECT_LT(
+          max_abs_diff(y.slice(0, b, b + 1).slice(2, t, t + 1), ops::rope(tok, pv[b * 5 + t])),
+          1e-15)
+          << "b " << b << " t " << t;
+    }
+  gradcheck([pos](const V& v) { return ops::rope(v[0], pos); }, {x});
+  gradcheck(
+      [pos, inv](const V& v) { return ops::rope(v[0].transpose(1, 2).transpose(1, 2), pos, inv); },
+      {x});
+  EXPECT_THROW(ops::rope(x, pos.to(DType::F64)), Error);
+  EXPECT_THROW(ops::rope(x, Tensor::zeros({2, 4}, DType::I32)), Error);
+  EXPECT_THROW(ops::rope(x, pos, std::vector<double>(3, 1.0)), Error);
 }
 
 TEST(Dropout, SeededInvertedAndThreadIndependent) {

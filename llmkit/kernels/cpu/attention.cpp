@@ -13,6 +13,8 @@
 // p = exp(x - m'), l' = a l + sum p, o' = a o + p V. At the end out = o / l, lse = m + log l.
 // Backward (FlashAttention-2): with P = exp(x - lse) recomputed per tile and D = rowsum(dO * O),
 // dV += P^T dO, dP = dO V^T, dS = P (dP - D), dbias += dS, dQ += scale dS K, dK += scale dS^T Q.
+// Segments mask like padding, per element; a tile whose query and key blocks have disjoint
+// ranges of segment ids is skipped in both passes (all its P are 0).
 
 #include "llmkit/kernels/cpu/attention.h"
 
@@ -213,10 +215,11 @@ void pack_transposed(T* __restrict dst, const T* __restrict src, int64_t hs, int
 }
 
 // Turns a row of raw scores q.k into masked logits x = scale * s + bias; columns at or past
-// `lim` (causal limit or end of keys) and padded keys become -inf. Returns max x.
+// `lim` (causal limit or end of keys), padded keys and keys of another segment than the query's
+// (srow[c] != seg) become -inf. Returns max x.
 template <typename T>
 T logits_row(T* __restrict x, int64_t ncols_pad, int64_t lim, T scale, const T* __restrict brow,
-             const uint8_t* __restrict mrow) {
+             const uint8_t* __restrict mrow, const int32_t* __restrict srow, int32_t seg) {
   using V = Vec<T>;
   lim = std::max<int64_t>(lim, 0);
   for (int64_t c = 0; c < lim; ++c) x[c] *= scale;
@@ -224,6 +227,8 @@ T logits_row(T* __restrict x, int64_t ncols_pad, int64_t lim, T scale, const T* 
     for (int64_t c = 0; c < lim; ++c) x[c] += brow[c];
   if (mrow != nullptr)
     for (int64_t c = 0; c < lim; ++c) x[c] = mrow[c] ? x[c] : kNegInf<T>;
+  if (srow != nullptr)
+    for (int64_t c = 0; c < lim; ++c) x[c] = srow[c] == seg ? x[c] : kNegInf<T>;
   for (int64_t c = lim; c < ncols_pad; ++c) x[c] = kNegInf<T>;
   V vm = V{} + kNegInf<T>;
   for (int64_t c = 0; c < ncols_pad; c += kW<T>) {
@@ -269,10 +274,21 @@ int64_t visible_keys(const AttentionShape& s, int64_t qi, int64_t j0, int64_t nk
   return std::clamp<int64_t>(qi + (s.Tk - s.Tq) - j0 + 1, 0, nk);
 }
 
+// Whether no query of rows [i0, i0 + nq) shares a segment with a key of [j0, j0 + nk): their
+// ranges of segment ids do not overlap, so the whole tile is masked. seg is one batch row [T];
+// without segments (nullptr) never.
+bool segments_disjoint(const int32_t* seg, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+  if (seg == nullptr) return false;
+  const auto [qlo, qhi] = std::minmax_element(seg + i0, seg + i0 + nq);
+  const auto [klo, khi] = std::minmax_element(seg + j0, seg + j0 + nk);
+  return *qhi < *klo || *khi < *qlo;
+}
+
 // One (batch b, head h, query block starting at i0) of the forward pass.
 template <typename T>
 void forward_block(T* out, T* lse, const T* q, const T* k, const T* v, const uint8_t* key_mask,
-                   const T* bias, const AttentionShape& s, int64_t b, int64_t h, int64_t i0) {
+                   const int32_t* segments, const T* bias, const AttentionShape& s, int64_t b,
+                   int64_t h, int64_t i0) {
   const int64_t HS = s.HS, Tq = s.Tq, Tk = s.Tk, hsp = round_up(HS, kW<T>);
   const int64_t nq = std::min(kB, Tq - i0), mq = round_up(nq, kRows);
   const int64_t kvh = h / (s.NH / s.NKV);
@@ -294,9 +310,11 @@ void forward_block(T* out, T* lse, const T* q, const T* k, const T* v, const uin
 
   const T* kbase = k + (b * s.NKV + kvh) * Tk * HS;
   const T* vbase = v + (b * s.NKV + kvh) * Tk * HS;
+  const int32_t* seg = segments ? segments + b * Tk : nullptr;  // [T]; Tq == Tk with segments
   const int64_t jend = key_end(s, i0, nq);
   for (int64_t j0 = 0; j0 < jend; j0 += kB) {
     const int64_t nk = std::min(kB, Tk - j0), nkp = round_up(nk, kW<T>);
+    if (segments_disjoint(seg, i0, nq, j0, nk)) continue;  // every score masked: adds nothing
     pack_transposed(kt, kbase + j0 * HS, HS, nk, nkp);
     pack_rows(vp, hsp, vbase + j0 * HS, HS, nk, nkp);
     tile_gemm<T, false>(st, kB, qp, hsp, 1, kt, kB, mq, nkp, HS);  // st = q k^T
@@ -305,7 +323,8 @@ void forward_block(T* out, T* lse, const T* q, const T* k, const T* v, const uin
       T* x = st + r * kB;
       const T* brow = bias ? bias + (h * Tq + qi) * Tk + j0 : nullptr;
       const uint8_t* mrow = key_mask ? key_mask + b * Tk + j0 : nullptr;
-      const T mx = logits_row(x, nkp, visible_keys(s, qi, j0, nk), scale, brow, mrow);
+      const T mx = logits_row(x, nkp, visible_keys(s, qi, j0, nk), scale, brow, mrow,
+                              seg ? seg + j0 : nullptr, seg ? seg[qi] : 0);
       const T m_new = std::max(m[r], mx);
       if (m_new == kNegInf<T>) {  // nothing visible yet: this block adds nothing to the row
         std::fill(x, x + nkp, T(0));
@@ -347,12 +366,12 @@ struct BackwardTiles {
 };
 
 // One tile step of the backward pass: key block [j0, j0 + nk) (already packed in w) against the
-// query block [i0, i0 + nq) of head h in batch b.
+// query block [i0, i0 + nq) of head h in batch b. seg: batch b's segment ids [T] or nullptr.
 template <typename T>
 void backward_tile(T* dq, T* dbias, const T* dout, const T* q, const T* out, const T* lse,
-                   const uint8_t* key_mask, const T* bias, const AttentionShape& s,
-                   const BackwardTiles<T>& w, int64_t b, int64_t h, int64_t i0, int64_t j0,
-                   int64_t nk) {
+                   const uint8_t* key_mask, const int32_t* seg, const T* bias,
+                   const AttentionShape& s, const BackwardTiles<T>& w, int64_t b, int64_t h,
+                   int64_t i0, int64_t j0, int64_t nk) {
   const int64_t HS = s.HS, Tq = s.Tq, Tk = s.Tk, hsp = round_up(HS, kW<T>);
   const int64_t nq = std::min(kB, Tq - i0), mq = round_up(nq, kRows), nkp = round_up(nk, kW<T>);
   const T scale = static_cast<T>(s.scale);
@@ -379,7 +398,8 @@ void backward_tile(T* dq, T* dbias, const T* dout, const T* q, const T* out, con
     const int64_t qi = i0 + r;
     const T* brow = bias ? bias + (h * Tq + qi) * Tk + j0 : nullptr;
     const uint8_t* mrow = key_mask ? key_mask + b * Tk + j0 : nullptr;
-    logits_row(x, nkp, visible_keys(s, qi, j0, nk), scale, brow, mrow);
+    logits_row(x, nkp, visible_keys(s, qi, j0, nk), scale, brow, mrow, seg ? seg + j0 : nullptr,
+               seg ? seg[qi] : 0);
     exp_row(x, nkp, lr);
   }
   tile_gemm<T, true>(w.dvacc, hsp, w.st, 1, kB, w.dop, hsp, nkp, hsp, nq);  // dV += P^T dO
@@ -408,11 +428,13 @@ void backward_tile(T* dq, T* dbias, const T* dout, const T* q, const T* out, con
 // heads that read it.
 template <typename T>
 void backward_group(T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
-                    const T* v, const T* out, const T* lse, const uint8_t* key_mask, const T* bias,
-                    const AttentionShape& s, int64_t b, int64_t kvh) {
+                    const T* v, const T* out, const T* lse, const uint8_t* key_mask,
+                    const int32_t* segments, const T* bias, const AttentionShape& s, int64_t b,
+                    int64_t kvh) {
   const int64_t HS = s.HS, Tk = s.Tk, hsp = round_up(HS, kW<T>), group = s.NH / s.NKV;
   const BackwardTiles<T> w(hsp);
   const int64_t kv0 = (b * s.NKV + kvh) * Tk;  // first row of this head in [B*NKV*Tk]
+  const int32_t* seg = segments ? segments + b * Tk : nullptr;
   for (int64_t j0 = 0; j0 < Tk; j0 += kB) {
     const int64_t nk = std::min(kB, Tk - j0), nkp = round_up(nk, kW<T>);
     pack_transposed(w.kt, k + (kv0 + j0) * HS, HS, nk, nkp);
@@ -423,8 +445,10 @@ void backward_group(T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, co
     // Causal: query qi sees key j0 iff qi >= j0 - (Tk - Tq); earlier query blocks are skipped.
     const int64_t ifirst = s.causal ? std::max<int64_t>(0, j0 - (Tk - s.Tq)) : 0;
     for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
-      for (int64_t i0 = ifirst / kB * kB; i0 < s.Tq; i0 += kB)
-        backward_tile(dq, dbias, dout, q, out, lse, key_mask, bias, s, w, b, h, i0, j0, nk);
+      for (int64_t i0 = ifirst / kB * kB; i0 < s.Tq; i0 += kB) {
+        if (segments_disjoint(seg, i0, std::min(kB, s.Tq - i0), j0, nk)) continue;  // all masked
+        backward_tile(dq, dbias, dout, q, out, lse, key_mask, seg, bias, s, w, b, h, i0, j0, nk);
+      }
     for (int64_t c = 0; c < nk; ++c) {
       T* gk = dk + (kv0 + j0 + c) * HS;
       T* gv = dv + (kv0 + j0 + c) * HS;
@@ -440,8 +464,10 @@ void backward_group(T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, co
 
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const uint8_t* key_mask,
-                       const T* bias, const AttentionShape& s) {
+                       const int32_t* segments, const T* bias, const AttentionShape& s) {
   check_shape(s, "attention_forward");
+  LLMKIT_CHECK(segments == nullptr || s.Tq == s.Tk,
+               "attention_forward: segments need Tq == Tk, got Tq=", s.Tq, " Tk=", s.Tk);
   const int64_t nqb = (s.Tq + kB - 1) / kB, ntask = s.B * s.NH * nqb;
   if (ntask == 0) return;
   LLMKIT_CHECK(out && lse && q && (s.Tk == 0 || (k && v)), "attention_forward: null tensor");
@@ -451,15 +477,17 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (int64_t t = 0; t < ntask; ++t) {
     const int64_t bh = t / nqb, ib = nqb - 1 - t % nqb;
-    forward_block(out, lse, q, k, v, key_mask, bias, s, bh / s.NH, bh % s.NH, ib * kB);
+    forward_block(out, lse, q, k, v, key_mask, segments, bias, s, bh / s.NH, bh % s.NH, ib * kB);
   }
 }
 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
                         const T* v, const T* out, const T* lse, const uint8_t* key_mask,
-                        const T* bias, const AttentionShape& s) {
+                        const int32_t* segments, const T* bias, const AttentionShape& s) {
   check_shape(s, "attention_backward");
+  LLMKIT_CHECK(segments == nullptr || s.Tq == s.Tk,
+               "attention_backward: segments need Tq == Tk, got Tq=", s.Tq, " Tk=", s.Tk);
   if (s.B == 0 || s.Tq == 0 || s.Tk == 0) return;
   LLMKIT_CHECK(dq && dk && dv && dout && q && k && v && out && lse,
                "attention_backward: null tensor");
@@ -470,21 +498,24 @@ void attention_backward(T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q
   for (int64_t t = 0; t < ntask; ++t) {
     const int64_t kvh = t % s.NKV;
     for (int64_t b = (dbias ? 0 : t / s.NKV); b < (dbias ? s.B : t / s.NKV + 1); ++b)
-      backward_group(dq, dk, dv, dbias, dout, q, k, v, out, lse, key_mask, bias, s, b, kvh);
+      backward_group(dq, dk, dv, dbias, dout, q, k, v, out, lse, key_mask, segments, bias, s, b,
+                     kvh);
   }
 }
 
 template void attention_forward<float>(float*, float*, const float*, const float*, const float*,
-                                       const uint8_t*, const float*, const AttentionShape&);
+                                       const uint8_t*, const int32_t*, const float*,
+                                       const AttentionShape&);
 template void attention_forward<double>(double*, double*, const double*, const double*,
-                                        const double*, const uint8_t*, const double*,
-                                        const AttentionShape&);
+                                        const double*, const uint8_t*, const int32_t*,
+                                        const double*, const AttentionShape&);
 template void attention_backward<float>(float*, float*, float*, float*, const float*, const float*,
                                         const float*, const float*, const float*, const float*,
-                                        const uint8_t*, const float*, const AttentionShape&);
+                                        const uint8_t*, const int32_t*, const float*,
+                                        const AttentionShape&);
 template void attention_backward<double>(double*, double*, double*, double*, const double*,
                                          const double*, const double*, const double*, const double*,
-                                         const double*, const uint8_t*, const double*,
-                                         const AttentionShape&);
+                                         const double*, const uint8_t*, const int32_t*,
+                                         const double*, const AttentionShape&);
 
 }  // namespace llmkit::kernels

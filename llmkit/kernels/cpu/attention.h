@@ -1,8 +1,9 @@
 // Fused scaled-dot-product attention, forward and backward (FlashAttention-2 style, on the CPU).
 // The T x T score matrix is never materialised: each thread holds one kBlock x kBlock tile of
 // scores at a time and keeps a running (online) softmax over key blocks. Causal and key-padding
-// masks, grouped-query attention (several query heads share one key/value head) and an additive
-// score bias (T5 relative positions) are handled inside the tile loop. This is the kernel only;
+// masks, segment masks (packed sequences), grouped-query attention (several query heads share one
+// key/value head) and an additive score bias (T5 relative positions) are handled inside the tile
+// loop. This is the kernel only;
 // the differentiable op with shape checks on tensors lives in ops/.
 //
 // Glossary: B batch, NH query heads, NKV key/value heads, Tq query length, Tk key length,
@@ -34,13 +35,18 @@ inline constexpr int64_t kAttentionBlock = 64;
 //   q        [B, NH, Tq, HS]
 //   k, v     [B, NKV, Tk, HS]
 //   key_mask [B, Tk]       1 = attend, 0 = padding; nullptr = all keys visible
+//   segments [B, T]        self-attention only (Tq == Tk = T): query i sees key j only when
+//                          segments[b, i] == segments[b, j] (several examples packed in one row);
+//                          nullptr = one segment. A tile whose query and key blocks hold disjoint
+//                          ranges of segment ids is skipped, so packed rows of short examples cost
+//                          about the tiles near the diagonal.
 //   bias     [NH, Tq, Tk]  additive score bias, broadcast over the batch; nullptr = none
 // All tensors contiguous row-major; no alignment required. Threads: OpenMP over
 // (batch, head, query block) with llmkit::num_threads() threads; the result does not depend on
 // the thread count (every element is computed by one thread in a fixed order).
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const uint8_t* key_mask,
-                       const T* bias, const AttentionShape& s);
+                       const int32_t* segments, const T* bias, const AttentionShape& s);
 
 // Accumulates (+=) the gradients of attention_forward into dq [B,NH,Tq,HS], dk, dv
 // [B,NKV,Tk,HS] and, if not nullptr, dbias [NH,Tq,Tk] (summed over the batch). out and lse are
@@ -52,6 +58,6 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
                         const T* v, const T* out, const T* lse, const uint8_t* key_mask,
-                        const T* bias, const AttentionShape& s);
+                        const int32_t* segments, const T* bias, const AttentionShape& s);
 
 }  // namespace llmkit::kernels
