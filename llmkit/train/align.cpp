@@ -383,7 +383,10 @@ AlignResult sft(const SftRun& given) {
   AlignResult res;
   run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m), res);
   if (res.train.interrupted) return res;
-  res.last_eval = task.evaluate(0);
+  // The loop's last step evaluated the final weights; a run resumed at its end did not.
+  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
+                      ? task.evaluate(0)
+                      : res.train.last_val_metrics;
   write_report(r, res.last_eval);
   export_policy(m, *gpt, r, lora);
   res.export_dir = r.out_dir;
@@ -425,7 +428,10 @@ AlignResult dpo(const DpoRun& given) {
   AlignResult res;
   run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m), res);
   if (res.train.interrupted) return res;
-  res.last_eval = task.evaluate(0);
+  // The loop's last step evaluated the final weights; a run resumed at its end did not.
+  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
+                      ? task.evaluate(0)
+                      : res.train.last_val_metrics;
   write_report(r, res.last_eval);
   export_policy(m, *gpt, r, lora);
   res.export_dir = r.out_dir;
@@ -497,7 +503,10 @@ AlignResult reward_train(const RewardRun& given) {
   AlignResult res;
   run_loop(task, *model, r, resume_dir, tokenizer_json_of(m), res);
   if (res.train.interrupted) return res;
-  res.last_eval = task.evaluate(0);
+  // The loop's last step evaluated the final weights; a run resumed at its end did not.
+  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
+                      ? task.evaluate(0)
+                      : res.train.last_val_metrics;
   write_report(r, res.last_eval);
   // The reward model is a classifier directory, as `llmkit finetune --task regress` writes one:
   // `llmkit classify` scores texts with it and `llmkit ppo --reward` reads it.

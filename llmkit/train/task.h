@@ -54,6 +54,7 @@ class Task {
 
   // Metrics over the validation data: the first max_batches batches (0: all of it), in eval
   // mode, without gradients, deterministic (the same figures every call). Restores train mode.
+  // Empty when the task has no validation data (sft / dpo / reward without --val).
   virtual Metrics evaluate(int64_t max_batches) = 0;
   // The metric the progress line and the closing summary report ("perplexity" or "accuracy").
   virtual std::string headline_metric() const { return "perplexity"; }

@@ -89,12 +89,13 @@ TrainConfig TrainConfig::from_json(const json& j) {
       fail("config: train field '", key, "' has the wrong type (", v.dump(), ")");
     }
   }
-  LLMKIT_CHECK(c.objective == "clm" || c.objective == "mlm" || c.objective == "span" ||
-                   c.objective == "infill" || c.objective == "translate" ||
-                   c.objective == "classify" || c.objective == "regress" || c.objective == "sft" ||
-                   c.objective == "dpo" || c.objective == "reward",
-               "config: objective '", c.objective,
-               "' is not one of clm, mlm, span, infill, translate, classify, regress, sft, dpo, reward");
+  LLMKIT_CHECK(
+      c.objective == "clm" || c.objective == "mlm" || c.objective == "span" ||
+          c.objective == "infill" || c.objective == "translate" || c.objective == "classify" ||
+          c.objective == "regress" || c.objective == "sft" || c.objective == "dpo" ||
+          c.objective == "reward",
+      "config: objective '", c.objective,
+      "' is not one of clm, mlm, span, infill, translate, classify, regress, sft, dpo, reward");
   LLMKIT_CHECK(c.mask_prob > 0 && c.mask_prob < 1 && c.noise_density > 0 && c.noise_density < 1 &&
                    c.mean_span >= 1,
                "config: need 0 < mask_prob < 1, 0 < noise_density < 1 and mean_span >= 1");
@@ -393,9 +394,12 @@ TrainResult train_loop(Task& task, AdamW& opt, const TrainConfig& tc,
         throw;
       }
       model.train();
-      r.val_loss = r.val_metrics.at("loss");
-      res.last_val_loss = r.val_loss;
-      res.last_val_metrics = r.val_metrics;
+      // A task without validation data (sft / dpo without --val) returns no figures.
+      if (!r.val_metrics.empty()) {
+        r.val_loss = r.val_metrics.at("loss");
+        res.last_val_loss = r.val_loss;
+        res.last_val_metrics = r.val_metrics;
+      }
     }
     res.history.push_back(r);
     // Read after the evaluation, so a Ctrl-C during it stops here, not a step later.
