@@ -61,6 +61,31 @@ if [[ ! -f $OUT/pairs.jsonl ]]; then
     --prompts "$DATA/reviews-prompts/train.jsonl" --limit "$PAIRS_N" --samples "$SAMPLES" \
     --max-new-tokens "$NEW" --seed 7 $T --pairs-out "$OUT/pairs.jsonl" > "$OUT/pairs.json"
 fi
+if [[ ! -f $OUT/rm-human/adapter_config.json ]]; then
+  stage "reward train: SmolLM2 + a score head on pairs of human-rated snippets"
+  # Human preference pairs from the human ratings: two snippets of the same split whose mean
+  # ratings differ by at least 1 (of -4..+4), the better-rated one chosen, under one prompt.
+  /usr/bin/python3 - "$DATA/sentiment-en-score" "$OUT" <<'PY'
+import csv, json, random, sys
+src, out = sys.argv[1:]
+for split, n in (("train", 2000), ("val", 300)):
+    rows = [(r["text"], float(r["label"])) for r in csv.DictReader(open(f"{src}/{split}.tsv", encoding="utf-8"), delimiter="\t")]
+    g = random.Random(5)
+    with open(f"{out}/human-pairs-{split}.jsonl", "w", encoding="utf-8") as f:
+        made = 0
+        while made < n:
+            (a, sa), (b, sb) = g.sample(rows, 2)
+            if abs(sa - sb) < 1:
+                continue
+            c, r = (a, b) if sa > sb else (b, a)
+            f.write(json.dumps({"prompt": "Write a movie review.", "chosen": c, "rejected": r}) + "\n")
+            made += 1
+PY
+  "$BIN" reward train --model "$POLICY" --plain --train "$OUT/human-pairs-train.jsonl" \
+    --val "$OUT/human-pairs-val.jsonl" --method lora --steps "${RM_STEPS:-100}" \
+    --eval-interval "${RM_STEPS:-100}" --batch-size 8 --max-len 80 $T --out "$OUT/rm-human" \
+    > "$OUT/rm-human.json"
+fi
 for b in $BETAS; do
   [[ -f $OUT/dpo-$b/adapter_config.json ]] && continue
   stage "dpo: beta $b"
