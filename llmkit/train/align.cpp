@@ -4,7 +4,6 @@
 #include "llmkit/train/align.h"
 
 #include <cctype>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -14,7 +13,6 @@
 #include "llmkit/io/json_file.h"
 #include "llmkit/models/load.h"
 #include "llmkit/models/peft.h"
-#include "llmkit/train/adamw.h"
 #include "llmkit/train/align_tasks.h"
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/finetune.h"
@@ -214,44 +212,33 @@ void announce(const std::string& command, const AlignRun& r, const nn::Module& m
                nn::trainable_parameters_line(model).c_str());
 }
 
-// Runs the loop of `task` (restoring resume_dir first) and fills res's timing.
-void run_loop(Task& task, nn::Module& model, const AlignRun& r, const std::string& resume_dir,
-              const std::string& tokenizer_json, AlignResult& res) {
-  const TrainConfig& tc = r.train;
+void write_report(const AlignRun& r, const Metrics& m) {
+  json j = json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  io::write_file_atomic((fs::path(r.out_dir) / "report.json").string(), j.dump(2) + "\n");
+}
+
+// Runs the loop of `task` (restoring resume_dir first); unless interrupted, the final evaluation
+// (the loop's last step evaluated the final weights; a run resumed at its end did not) goes to
+// report.json.
+AlignResult run_loop(Task& task, nn::Module& model, const AlignRun& r,
+                     const std::string& resume_dir, const std::string& tokenizer_json) {
+  AlignResult res;
   const nn::ParamCount pc = nn::count_parameters(model);
   res.trainable_params = pc.trainable;
   res.all_params = pc.all;
-  AdamW opt(trainable_parameters(model),
-            {.lr = tc.lr,
-             .beta1 = tc.beta1,
-             .beta2 = tc.beta2,
-             .eps = 1e-8,
-             .weight_decay = tc.weight_decay},
-            task.embedding_tables());
-  Checkpoint ck;
-  ck.model_config = task.model_config();
-  ck.train_config = tc;
-  ck.data = {r.train_path, r.val_path};
-  ck.tokenizer_json = tokenizer_json;
-  ck.resume_dir = resume_dir;
-  ck.publish_model = false;
-  std::vector<StepRecord> history;
-  if (!resume_dir.empty()) {
-    restore_checkpoint(resume_dir, task, opt, history);
-    if (!r.quiet)
-      std::fprintf(stderr, "resuming at step %zu of %lld\n", history.size(),
-                   static_cast<long long>(tc.steps));
-  }
-  LoopOptions lo;
-  lo.out_dir = r.out_dir;
-  lo.quiet = r.quiet;
-  lo.stop_after = r.stop_after;
-  lo.save = [&](const std::vector<StepRecord>& h) { save_checkpoint(r.out_dir, ck, task, opt, h); };
-  const int64_t first = static_cast<int64_t>(history.size());
-  const auto t0 = std::chrono::steady_clock::now();
-  res.train = train_loop(task, opt, tc, std::move(history), lo);
-  res.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  res.steps_run = res.train.step - first;
+  const FinetuneLoop loop =
+      run_finetune_loop(task, model, r.train, r.out_dir, {r.train_path, r.val_path}, tokenizer_json,
+                        resume_dir, r.quiet, r.stop_after);
+  res.train = loop.train;
+  res.train_seconds = loop.train_seconds;
+  res.steps_run = loop.steps_run;
+  if (res.train.interrupted) return res;
+  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
+                      ? task.evaluate(0)
+                      : res.train.last_val_metrics;
+  write_report(r, res.last_eval);
+  return res;
 }
 
 std::string tokenizer_json_of(const models::LoadedModel& m) {
@@ -291,12 +278,6 @@ void export_policy(models::LoadedModel& m, models::GPT& gpt, const AlignRun& r,
   if (!m.bos_token.empty()) tc["bos_token"] = m.bos_token;
   if (!m.eos_token.empty()) tc["eos_token"] = m.eos_token;
   io::write_file_atomic((dir / "tokenizer_config.json").string(), tc.dump(2) + "\n");
-}
-
-void write_report(const AlignRun& r, const Metrics& m) {
-  json j = json::object();
-  for (const auto& [k, v] : m) j[k] = v;
-  io::write_file_atomic((fs::path(r.out_dir) / "report.json").string(), j.dump(2) + "\n");
 }
 
 std::vector<data::PreferenceExample> read_pairs(const std::string& path, int64_t limit,
@@ -380,14 +361,8 @@ AlignResult sft(const SftRun& given) {
                  static_cast<long long>(task.rows().row_len),
                  100.0 * static_cast<double>(task.rows().tokens) /
                      static_cast<double>(task.rows().rows * task.rows().row_len));
-  AlignResult res;
-  run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m), res);
+  AlignResult res = run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m));
   if (res.train.interrupted) return res;
-  // The loop's last step evaluated the final weights; a run resumed at its end did not.
-  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
-                      ? task.evaluate(0)
-                      : res.train.last_val_metrics;
-  write_report(r, res.last_eval);
   export_policy(m, *gpt, r, lora);
   res.export_dir = r.out_dir;
   return res;
@@ -425,14 +400,8 @@ AlignResult dpo(const DpoRun& given) {
   }
   const nn::LoraConfig lora = choose_trainable(*gpt, m.arch, r, &gpt->dropout_generator(), {});
   announce("dpo", r, *gpt, m.arch, n_train, n_val, "pairs");
-  AlignResult res;
-  run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m), res);
+  AlignResult res = run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m));
   if (res.train.interrupted) return res;
-  // The loop's last step evaluated the final weights; a run resumed at its end did not.
-  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
-                      ? task.evaluate(0)
-                      : res.train.last_val_metrics;
-  write_report(r, res.last_eval);
   export_policy(m, *gpt, r, lora);
   res.export_dir = r.out_dir;
   return res;
@@ -500,14 +469,8 @@ AlignResult reward_train(const RewardRun& given) {
   RewardTask task(*model, std::move(train), std::move(val), r.train.batch_size, pad, r.train.seed,
                   r.method == "full", model->config_json());
   announce("reward", r, *model, model->arch(), n_train, n_val, "pairs");
-  AlignResult res;
-  run_loop(task, *model, r, resume_dir, tokenizer_json_of(m), res);
+  AlignResult res = run_loop(task, *model, r, resume_dir, tokenizer_json_of(m));
   if (res.train.interrupted) return res;
-  // The loop's last step evaluated the final weights; a run resumed at its end did not.
-  res.last_eval = res.train.last_val_metrics.empty() || res.steps_run == 0
-                      ? task.evaluate(0)
-                      : res.train.last_val_metrics;
-  write_report(r, res.last_eval);
   // The reward model is a classifier directory, as `llmkit finetune --task regress` writes one:
   // `llmkit classify` scores texts with it and `llmkit ppo --reward` reads it.
   export_classifier(*model, m, tokenizer_json_of(m), r.method, lora,

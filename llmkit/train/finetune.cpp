@@ -295,6 +295,45 @@ void write_report(const FinetuneRun& r, ClassifyTask& task, FinetuneResult& res)
 
 }  // namespace
 
+FinetuneLoop run_finetune_loop(Task& task, nn::Module& model, const TrainConfig& tc,
+                               const std::string& out_dir, std::vector<std::string> data,
+                               const std::string& tokenizer_json, const std::string& resume_dir,
+                               bool quiet, int64_t stop_after) {
+  AdamW opt(trainable_parameters(model),
+            {.lr = tc.lr,
+             .beta1 = tc.beta1,
+             .beta2 = tc.beta2,
+             .eps = 1e-8,
+             .weight_decay = tc.weight_decay},
+            task.embedding_tables());
+  Checkpoint ck;
+  ck.model_config = task.model_config();
+  ck.train_config = tc;
+  ck.data = std::move(data);
+  ck.tokenizer_json = tokenizer_json;
+  ck.resume_dir = resume_dir;
+  ck.publish_model = false;
+  std::vector<StepRecord> history;
+  if (!resume_dir.empty()) {
+    restore_checkpoint(resume_dir, task, opt, history);
+    if (!quiet)
+      std::fprintf(stderr, "resuming at step %zu of %lld\n", history.size(),
+                   static_cast<long long>(tc.steps));
+  }
+  LoopOptions lo;
+  lo.out_dir = out_dir;
+  lo.quiet = quiet;
+  lo.stop_after = stop_after;
+  lo.save = [&](const std::vector<StepRecord>& h) { save_checkpoint(out_dir, ck, task, opt, h); };
+  const int64_t first_step = static_cast<int64_t>(history.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  FinetuneLoop out;
+  out.train = train_loop(task, opt, tc, std::move(history), lo);
+  out.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.steps_run = out.train.step - first_step;
+  return out;
+}
+
 void export_classifier(models::Classifier& model, const models::LoadedModel& loaded,
                        const std::string& tokenizer_json, const std::string& method,
                        const nn::LoraConfig& lora, const std::string& base_model_path,
@@ -342,37 +381,12 @@ FinetuneResult finetune(const FinetuneRun& given) {
                  p.train.size(), p.val.size(), nn::trainable_parameters_line(*p.model).c_str());
   ClassifyTask task(*p.model, std::move(p.train), std::move(p.val), tc.batch_size, tc.seed,
                     r.method == "full", p.model->config_json());
-  AdamW opt(trainable_parameters(*p.model),
-            {.lr = tc.lr,
-             .beta1 = tc.beta1,
-             .beta2 = tc.beta2,
-             .eps = 1e-8,
-             .weight_decay = tc.weight_decay},
-            task.embedding_tables());
-  Checkpoint ck;
-  ck.model_config = task.model_config();
-  ck.train_config = tc;
-  ck.data = {r.train_path, r.val_path};
-  ck.tokenizer_json = p.tokenizer_json;
-  ck.resume_dir = resume_dir;
-  ck.publish_model = false;
-  std::vector<StepRecord> history;
-  if (!resume_dir.empty()) {
-    restore_checkpoint(resume_dir, task, opt, history);
-    if (!r.quiet)
-      std::fprintf(stderr, "resuming at step %zu of %lld\n", history.size(),
-                   static_cast<long long>(tc.steps));
-  }
-  LoopOptions lo;
-  lo.out_dir = r.out_dir;
-  lo.quiet = r.quiet;
-  lo.stop_after = r.stop_after;
-  lo.save = [&](const std::vector<StepRecord>& h) { save_checkpoint(r.out_dir, ck, task, opt, h); };
-  const int64_t first_step = static_cast<int64_t>(history.size());
-  const auto t0 = std::chrono::steady_clock::now();
-  res.train = train_loop(task, opt, tc, std::move(history), lo);
-  res.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  res.steps_run = res.train.step - first_step;
+  const FinetuneLoop loop =
+      run_finetune_loop(task, *p.model, tc, r.out_dir, {r.train_path, r.val_path}, p.tokenizer_json,
+                        resume_dir, r.quiet, r.stop_after);
+  res.train = loop.train;
+  res.train_seconds = loop.train_seconds;
+  res.steps_run = loop.steps_run;
   if (res.train.interrupted) return res;
   write_report(r, task, res);
   export_result(p, r, lora);

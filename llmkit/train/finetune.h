@@ -117,6 +117,20 @@ class ClassifyTask : public Task {
   Metrics metrics_;
 };
 
+// The loop of a fine-tuning run (finetune here, sft / dpo / reward_train in align.h): AdamW over
+// the model's trainable parameters, the checkpoint at resume_dir restored when given (committed
+// checkpoints hold the task's checkpoint_tensors, not a published model), train_loop to
+// tc.steps; the wall time and the steps this invocation ran.
+struct FinetuneLoop {
+  TrainResult train;
+  double train_seconds = 0;
+  int64_t steps_run = 0;
+};
+FinetuneLoop run_finetune_loop(Task& task, nn::Module& model, const TrainConfig& tc,
+                               const std::string& out_dir, std::vector<std::string> data,
+                               const std::string& tokenizer_json, const std::string& resume_dir,
+                               bool quiet, int64_t stop_after);
+
 // Writes a classifier to out_dir as finetune does (and reward_train, align.h): method full / head
 // -> config.json with the head fields and model.safetensors; lora / qlora -> a PEFT adapter
 // (SEQ_CLS or TOKEN_CLS) naming base_model_path, with our config.json (the head, the method); both

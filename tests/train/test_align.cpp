@@ -239,10 +239,12 @@ TEST(Align, ErrorsNameTheProblem) {
   EXPECT_NE(error_of([&] { train::dpo(r); }).find("beta"), std::string::npos);
   auto s = t.run<train::SftRun>("sft", "full", "bad2", 5, false);
   s.train_path = t.d.file("missing.jsonl");
-  EXPECT_NE(error_of([&] { train::sft(s); }).find("missing.jsonl"), std::string::npos) << error_of([&] { train::sft(s); });
+  EXPECT_NE(error_of([&] { train::sft(s); }).find("missing.jsonl"), std::string::npos)
+      << error_of([&] { train::sft(s); });
   auto q = t.run<train::SftRun>("sft", "qlora", "bad3", 5, false);
   EXPECT_NE(error_of([&] { train::sft(q); }).find("qlora"), std::string::npos);
   auto l = t.run<train::SftRun>("sft", "full", "bad4", 5, false);
   l.max_len = 500;
-  EXPECT_NE(error_of([&] { train::sft(l); }).find("context"), std::string::npos) << error_of([&] { train::sft(l); });
+  EXPECT_NE(error_of([&] { train::sft(l); }).find("context"), std::string::npos)
+      << error_of([&] { train::sft(l); });
 }
