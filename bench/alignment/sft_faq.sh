@@ -3,12 +3,13 @@
 # Debian FAQ (English and Korean) and the Python FAQ, then the base model and the tuned one
 # answer the held-out Debian FAQ questions (greedy, the model's chat template), side by side in
 # $OUT/answers.md with the FAQ's own answer. Usage: bench/alignment/sft_faq.sh (env: OUT, STEPS,
-# THREADS). Needs `make data` and scripts/get-models.sh. See docs/alignment.md.
+# LR, THREADS). LR 2e-3: at sft's LoRA default (2e-4) 40 steps left the greedy answers unchanged. Needs `make data` and scripts/get-models.sh. See docs/alignment.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/sft-faq}
 THREADS=${THREADS:-2}
-STEPS=${STEPS:-80}
+STEPS=${STEPS:-40}
+LR=${LR:-2e-3}
 BIN=${BIN:-build/llmkit}
 DATA=${LLMKIT_DATA:-$HOME/.cache/llmkit/data}
 MODELS=${LLMKIT_MODELS:-$HOME/.cache/llmkit/models}
@@ -21,7 +22,7 @@ mkdir -p "$OUT"
 cat "$DATA/faq-debian/train.jsonl" "$DATA/faq-python/train.jsonl" > "$OUT/train.jsonl"
 if [[ ! -f $OUT/model/adapter_config.json ]]; then
   "$BIN" sft --model "$BASE" --train "$OUT/train.jsonl" --val "$DATA/faq-debian/test.jsonl" \
-    --method lora --steps "$STEPS" --eval-interval "$STEPS" --batch-size 4 --max-len 256 \
+    --method lora --steps "$STEPS" --lr "$LR" --eval-interval "$STEPS" --batch-size 4 --max-len 256 \
     --threads "$THREADS" --out "$OUT/model" > "$OUT/sft.json"
 fi
 answer() {  # answer MODEL QUESTION: the model's greedy reply, one line

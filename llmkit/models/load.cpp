@@ -331,6 +331,10 @@ void load_causal_lm_adapter(LoadedModel& m, const fs::path& d, const AdapterInfo
                "') is not a language model (gpt, llama)");
   load_adapter(*m.module, m.arch, d.string());
   nn::merge_and_unload(*m.module);
+  // The weights are the merged module's now, not the base file's: readers that prefer a mapped
+  // .gguf (infer::Engine runs on its stored blocks) must not see the base without the adapter.
+  m.gguf.reset();
+  if (m.source == SourceKind::Gguf) m.source = SourceKind::LlmkitDir;  // not a file to re-read
   const fs::path tc_file = d / "tokenizer_config.json";
   if (fs::exists(tc_file)) {
     const json tc = read_json(tc_file);

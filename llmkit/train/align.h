@@ -61,7 +61,7 @@ struct DpoRun : AlignRun {
 using RewardRun = AlignRun;
 
 // The TrainConfig defaults: SFT lr 2e-5 full / 2e-4 lora, DPO 5e-7 full / 5e-6 lora (TRL's
-// DPOConfig uses 1e-6), reward 1e-5 full / 1e-4 lora; linear schedule with 10% warm-up, weight
+// DPOConfig uses 1e-6), reward 1e-5 full / 1e-3 lora; linear schedule with 10% warm-up, weight
 // decay 0, batch 8, eval every 50 steps.
 TrainConfig align_defaults(const std::string& command, const std::string& method);
 

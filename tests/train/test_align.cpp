@@ -19,8 +19,10 @@
 
 #include "common/error_of.h"
 #include "llmkit/infer/classify.h"
+#include "llmkit/infer/generate.h"
 #include "llmkit/io/atomic_file.h"
 #include "llmkit/io/safetensors.h"
+#include "llmkit/models/gguf_export.h"
 #include "llmkit/models/load.h"
 #include "llmkit/train/align.h"
 #include "llmkit/train/align_tasks.h"
@@ -247,4 +249,43 @@ TEST(Align, ErrorsNameTheProblem) {
   l.max_len = 500;
   EXPECT_NE(error_of([&] { train::sft(l); }).find("context"), std::string::npos)
       << error_of([&] { train::sft(l); });
+}
+
+// An SFT adapter over a .gguf base: loading it merges the adapter into the module and drops the
+// mapped base file, so the inference engine (which prefers a mapped .gguf) runs the tuned
+// weights, not the base's.
+TEST(Sft, LoraAdapterOverAGgufBaseReachesTheEngine) {
+  Toy t;
+  {
+    models::GgufExportOptions o;
+    o.type = kernels::GgmlType::F32;
+    models::export_gguf(models::load(t.model), t.d.file("base.gguf"), o);
+  }
+  auto r = t.run<train::SftRun>("sft", "lora", "sft_gguf", 30, false);
+  r.model_path = t.d.file("base.gguf");
+  r.train.lr = 1e-2;
+  train::sft(r);
+  models::LoadedModel tuned = models::load(r.out_dir);
+  EXPECT_EQ(tuned.gguf, nullptr);
+  models::LoadedModel base = models::load(t.d.file("base.gguf"));
+  const std::vector<int32_t> ids = tuned.tokenizer->encode("User: what colour is the sky?\n");
+  auto logits = [&](models::LoadedModel& m) {
+    auto dec = infer::make_decoder(m);
+    dec->reset(true);
+    const auto l = dec->next_logits(ids, ids.size());
+    return std::vector<float>(l.begin(), l.end());
+  };
+  const std::vector<float> lt = logits(tuned), lb = logits(base);
+  tuned.module->eval();
+  NoGradGuard ng;
+  const Tensor full = tuned.gpt->forward(Tensor::from_vector(ids, {1, std::ssize(ids)}));
+  const std::vector<float> f = full.contiguous().to_vector<float>();
+  const size_t V = lt.size();
+  double diff_module = 0, diff_base = 0;
+  for (size_t v = 0; v < V; ++v) {
+    diff_module = std::max(diff_module, double(std::abs(lt[v] - f[f.size() - V + v])));
+    diff_base = std::max(diff_base, double(std::abs(lt[v] - lb[v])));
+  }
+  EXPECT_LT(diff_module, 1e-3);
+  EXPECT_GT(diff_base, 1e-2);
 }

@@ -13,7 +13,7 @@ pretrained body (decoder or encoder) with a one-output head, trained with the Br
 -log sigmoid(r(chosen) - r(rejected)) as TRL's RewardTrainer; evaluation reports the accuracy
 (r(chosen) > r(rejected)) and the mean margin on --val. The result is a classifier directory:
 `llmkit classify --model DIR` scores texts, `llmkit ppo --reward DIR` uses it. Defaults: --method
-lora, --steps 200, --batch-size 8, --lr 1e-4 (lora) / 1e-5 (full), --max-len 512.)";
+lora, --steps 200, --batch-size 8, --lr 1e-3 (lora) / 1e-5 (full), --max-len 512.)";
 
 constexpr const char* kEvalFooter = R"(
 Samples --samples continuations of each prompt (JSONL {"prompt"} / {"messages"} or text lines)
