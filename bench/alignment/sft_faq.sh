@@ -3,7 +3,8 @@
 # Debian FAQ (English and Korean) and the Python FAQ, then the base model and the tuned one
 # answer the held-out Debian FAQ questions (greedy, the model's chat template), side by side in
 # $OUT/answers.md with the FAQ's own answer. Usage: bench/alignment/sft_faq.sh (env: OUT, STEPS,
-# LR, THREADS). LR 2e-3: at sft's LoRA default (2e-4) 40 steps left the greedy answers unchanged. Needs `make data` and scripts/get-models.sh. See docs/alignment.md.
+# LR, THREADS; LR 2e-3 by default: 40 steps at sft's LoRA default of 2e-4 barely move the
+# answers). Needs `make data` and scripts/get-models.sh. See docs/alignment.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/sft-faq}
