@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "llmkit/core/parallel.h"
@@ -55,9 +54,7 @@ inline void add_align_options(CLI::App& sub, train::AlignRun& r, AlignArgs& a,
 // Fills r.train from the command's defaults and the flags given.
 inline void finish_align_run(const char* command, train::AlignRun& r, const AlignArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  std::stringstream ss(a.targets);
-  for (std::string part; std::getline(ss, part, ',');)
-    if (!part.empty()) r.lora.target_modules.push_back(part);
+  r.lora.target_modules = split_commas(a.targets);
   if (a.plain) r.chat = false;
   r.train = train::align_defaults(command, r.method);
   r.train.seed = a.seed;

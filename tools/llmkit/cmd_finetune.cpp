@@ -24,14 +24,6 @@ struct Args {
   int threads = 0;
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string part; std::getline(ss, part, ',');)
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 constexpr const char* kFooter = R"(
 Methods: full (every parameter trains; --freeze P,... keeps name prefixes frozen), head (the
 body is frozen: a linear probe), lora (LoRA adapters + head; PEFT's default targets per arch),
@@ -105,8 +97,8 @@ LLMKIT_COMMAND(
        return [a] {
          if (a->threads > 0) llmkit::set_num_threads(a->threads);
          auto& r = a->run;
-         r.freeze = split_commas(a->freeze);
-         r.lora.target_modules = split_commas(a->targets);
+         r.freeze = llmkit::cli::split_commas(a->freeze);
+         r.lora.target_modules = llmkit::cli::split_commas(a->targets);
          r.train = llmkit::train::finetune_defaults(r.method);
          r.train.seed = a->seed;
          r.train.steps = a->steps > 0 ? a->steps : (r.resume ? 0 : r.train.steps);

@@ -20,14 +20,6 @@ struct Args {
   int threads = 0;
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string part; std::getline(ss, part, ',');)
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 constexpr const char* kFooter = R"(
 Each iteration samples --batch-size responses to prompts of --prompts (JSONL {"prompt": ...} or
 {"messages": [...]} with --chat, or one prompt per line), scores prompt + response with --reward
@@ -118,7 +110,7 @@ LLMKIT_COMMAND(
        return [a] {
          if (a->threads > 0) llmkit::set_num_threads(a->threads);
          auto& r = a->run;
-         r.lora.target_modules = split_commas(a->targets);
+         r.lora.target_modules = llmkit::cli::split_commas(a->targets);
          const auto t0 = std::chrono::steady_clock::now();
          const auto res = llmkit::train::ppo(r);
          print_result(res,

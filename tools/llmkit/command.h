@@ -23,6 +23,15 @@ struct Command {
 
 std::vector<Command>& registry();
 
+// "a,b,,c" -> {"a", "b", "c"}: the list flags (--lora-targets, --freeze).
+inline std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, ',');)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
 // A finite number in [lo, hi] (an open end when `open_lo` / `open_hi`), with a short message
 // ("must be > 0, got -3"): CLI11's PositiveNumber writes its upper bound, 1.8e308, in full.
 inline CLI::Validator number_in(double lo, double hi, bool open_lo = false, bool open_hi = false) {
