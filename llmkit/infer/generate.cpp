@@ -102,6 +102,69 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
   return generate_ids(d, prompt, opt, on_token, stats);
 }
 
+std::vector<std::vector<int32_t>> generate_batch(models::GPT& model,
+                                                 std::span<const std::vector<int32_t>> prompts,
+                                                 const GenerateOptions& opt,
+                                                 std::span<const uint64_t> seeds,
+                                                 const RowTokenCallback& on_token) {
+  const size_t B = prompts.size();
+  const int64_t ctx = model.config().block_size;
+  LLMKIT_CHECK(B > 0 && seeds.size() == B, "generate_batch: ", B, " prompts and ", seeds.size(),
+               " seeds (one per prompt, at least one)");
+  LLMKIT_CHECK(opt.stop_strings.empty(), "generate_batch: stop strings are not supported");
+  LLMKIT_CHECK(opt.max_new_tokens >= 0, "generate_batch: max_new_tokens must be >= 0, got ",
+               opt.max_new_tokens);
+  int64_t longest = 0;
+  for (size_t i = 0; i < B; ++i) {
+    const auto n = static_cast<int64_t>(prompts[i].size());
+    LLMKIT_CHECK(n > 0 && n < ctx, "generate_batch: prompt ", i, " has ", n,
+                 " tokens; it needs 1 to ", ctx - 1, " (the model's context is ", ctx, ")");
+    longest = std::max(longest, n);
+  }
+  NoGradGuard ng;
+  std::vector<Sampler> samplers;
+  std::vector<std::vector<int32_t>> seq(B), out(B);
+  std::vector<int64_t> pad(B);
+  std::vector<int32_t> ids(B * longest, 0);  // the first call: prompts right-aligned
+  for (size_t i = 0; i < B; ++i) {
+    SamplerOptions so = opt.sampler;
+    so.seed = seeds[i];
+    samplers.emplace_back(so);
+    seq[i] = prompts[i];
+    pad[i] = longest - static_cast<int64_t>(prompts[i].size());
+    std::copy(prompts[i].begin(), prompts[i].end(), ids.begin() + i * longest + pad[i]);
+  }
+  const int64_t steps = std::min(opt.max_new_tokens, ctx - longest);
+  if (steps == 0) return out;
+  std::vector<nn::KVCache> caches = model.make_caches(static_cast<int64_t>(B), longest + steps);
+  Tensor logits =
+      model.forward_rows(Tensor::from_vector(ids, {static_cast<int64_t>(B), longest}), caches, pad);
+  std::vector<bool> done(B, false);
+  std::vector<int32_t> next(B);
+  for (int64_t step = 0; step < steps; ++step) {
+    const std::vector<float> all = logits.to_vector<float>();
+    const size_t V = all.size() / B;
+    size_t live = 0;
+    for (size_t i = 0; i < B; ++i) {
+      if (done[i]) continue;  // rides along on its last token
+      const int32_t id = samplers[i].sample(std::span(all).subspan(i * V, V), seq[i]);
+      next[i] = id;
+      if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) != opt.stop_ids.end()) {
+        done[i] = true;
+        continue;
+      }
+      seq[i].push_back(id);
+      out[i].push_back(id);
+      if (on_token && !on_token(i, id)) done[i] = true;
+      live += done[i] ? 0 : 1;
+    }
+    if (live == 0 || step + 1 == steps) break;
+    logits =
+        model.forward_rows(Tensor::from_vector(next, {static_cast<int64_t>(B), 1}), caches, pad);
+  }
+  return out;
+}
+
 std::string generate_text(Decoder& decoder, const tokenizer::Tokenizer& tok,
                           std::string_view prompt, const GenerateOptions& opt,
                           const std::function<void(std::string_view)>& on_text,

@@ -114,6 +114,23 @@ std::vector<int32_t> generate_ids(models::GPT& model, std::span<const int32_t> p
                                   const GenerateOptions& opt, const TokenCallback& on_token = {},
                                   GenerateStats* stats = nullptr);
 
+// Called with each row's token id as it is chosen; return false to stop that row.
+using RowTokenCallback = std::function<bool(size_t row, int32_t id)>;
+
+// Generates after every prompt at once: one batched forward per step over all rows (left-padded,
+// models::GPT::forward_rows), so a batch of B prompts costs about what one costs on a machine
+// that is not compute-bound -- the rollouts of PPO and the samples of an evaluation. Row i draws
+// with opt.sampler and seed seeds[i]: its tokens are those of generate_ids(model, prompts[i])
+// with that seed (up to float rounding). A row stops at a stop id (not emitted), when on_token
+// returns false (the token is emitted), or at opt.max_new_tokens; stop strings are not supported.
+// Finished rows still ride along in the batch until all are done. The batch stops when its
+// longest row fills the context. Errors: no prompts, an empty prompt, one that fills the context.
+std::vector<std::vector<int32_t>> generate_batch(models::GPT& model,
+                                                 std::span<const std::vector<int32_t>> prompts,
+                                                 const GenerateOptions& opt,
+                                                 std::span<const uint64_t> seeds,
+                                                 const RowTokenCallback& on_token = {});
+
 // Text in, text out, streaming the decoded text to on_text as soon as it forms whole UTF-8
 // characters. Stop strings are honoured in the streamed text too: neither a stop string, nor any
 // part of one, nor text after it is ever sent (text_stream.h).

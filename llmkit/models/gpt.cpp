@@ -273,6 +273,45 @@ Tensor GPT::forward_packed(const Tensor& ids, const Tensor& segments) {
   return lm_logits(hidden_states(ids, nullptr, Tensor(), &packed));
 }
 
+Tensor GPT::forward_rows(const Tensor& ids, std::vector<nn::KVCache>& caches,
+                         std::span<const int64_t> pad) {
+  LLMKIT_CHECK(ids.dim() == 2 && ids.dtype() == DType::I32, "GPT::forward_rows: ids ", ids.str(),
+               " must be i32 [B, T]");
+  const int64_t B = ids.size(0), T = ids.size(1);
+  LLMKIT_CHECK(!caches.empty() && static_cast<int64_t>(pad.size()) == B,
+               "GPT::forward_rows: ", pad.size(), " paddings for ", B, " rows (and caches needed)");
+  const int64_t pos0 = caches[0].len;
+  std::vector<int32_t> pos(B * T), seg;
+  std::vector<uint8_t> mask;
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) {
+    LLMKIT_CHECK(pad[b] >= 0 && (pos0 == 0 ? pad[b] < T : pad[b] <= pos0),
+                 "GPT::forward_rows: row ", b, " has ", pad[b], " padding tokens but ",
+                 pos0 == 0 ? "the first call holds " : "the caches hold ", pos0 == 0 ? T : pos0,
+                 " columns (each row needs a real token and padding comes first)");
+    padded = padded || pad[b] > 0;
+    for (int64_t t = 0; t < T; ++t)
+      pos[b * T + t] = static_cast<int32_t>(std::max<int64_t>(0, pos0 + t - pad[b]));
+  }
+  nn::PackedRows rows{Tensor(), Tensor::from_vector(pos, {B, T})};
+  Tensor key_mask;
+  if (padded && pos0 == 0) {
+    // The first call: padding queries see only padding (segment -1), real ones only their row.
+    seg.resize(B * T);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) seg[b * T + t] = t < pad[b] ? -1 : 0;
+    rows.segments = Tensor::from_vector(seg, {B, T});
+  } else if (padded) {
+    // Later calls: the new tokens are real and see every real column of their row.
+    const int64_t Tk = pos0 + T;
+    mask.assign(B * Tk, 1);
+    for (int64_t b = 0; b < B; ++b) std::fill_n(mask.begin() + b * Tk, pad[b], uint8_t{0});
+    key_mask = Tensor::from_vector(mask, {B, Tk});
+  }
+  const Tensor h = hidden_states(ids, &caches, key_mask, &rows);
+  return lm_logits(h.slice(1, T - 1, T)).reshape({B, -1});
+}
+
 Tensor GPT::lm_logits(const Tensor& hidden) const {
   // lm_head through its forward: a LoRA adapter or a quantised base on it takes part.
   return lm_head ? lm_head->forward(hidden) : ops::linear(hidden, wte->weight);

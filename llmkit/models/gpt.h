@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,15 @@ class GPT : public nn::Module {
   // padding: position 0, attends only to padding; its logits are meaningless. An Error when an
   // example's tokens are not contiguous.
   Tensor forward_packed(const Tensor& ids, const Tensor& segments);
+  // Rows of different lengths decoded together (infer::generate_batch): each row is left-padded
+  // with pad[b] tokens (any id) at the front of its caches, so the rows end together and every
+  // step appends one column. ids i32 [B, T] are the next T columns; the first call (empty
+  // caches) holds the padding and at least one real token per row, later calls only real tokens.
+  // Each row keeps its own positions (0 at its first real token) and no token attends to
+  // padding, so each row's logits equal those of forward() on the row alone (up to float
+  // rounding). -> the logits of the last column [B, V].
+  Tensor forward_rows(const Tensor& ids, std::vector<nn::KVCache>& caches,
+                      std::span<const int64_t> pad);
   // The final hidden states ln_f(x) [B, T, C] before the LM head (what a task head reads);
   // key_mask u8 [B, T] (1 = real token) or undefined. No caches.
   Tensor hidden(const Tensor& ids, const Tensor& key_mask = Tensor());

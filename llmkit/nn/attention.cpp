@@ -41,8 +41,11 @@ Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor
                 NKV = cfg_.n_kv_head, HS = head_size_;
   LLMKIT_CHECK(x.dim() == 3 && x.size(2) == C, "attention: input ", x.str(), " is not [B, T, ", C,
                "]");
-  LLMKIT_CHECK(packed == nullptr || cache == nullptr, "attention: packed rows take no KV cache");
   const int64_t pos0 = cache ? cache->len : 0;
+  // With a cache, packed rows give per-token positions (left-padded rows decoded together); their
+  // segments (queries against keys of the same T positions) only fit an empty cache.
+  LLMKIT_CHECK(packed == nullptr || cache == nullptr || !packed->segments.defined() || pos0 == 0,
+               "attention: packed segments take an empty KV cache (", pos0, " positions used)");
   // qkv [B, T, NH + 2 NKV, HS] -> q [B, NH, T, HS], k and v [B, NKV, T, HS]
   Tensor q, k, v;
   if (c_attn) {
@@ -75,7 +78,7 @@ Tensor MultiHeadAttention::forward(const Tensor& x, KVCache* cache, const Tensor
   ops::AttentionOptions opt;
   opt.causal = cfg_.causal;
   opt.key_mask = key_mask;
-  if (packed != nullptr) opt.segments = packed->segments;
+  if (packed != nullptr && packed->segments.defined()) opt.segments = packed->segments;
   if (cfg_.pos == PosEncoding::Alibi) opt.bias = alibi_bias(NH, T, pos0 + T, pos0, x.dtype());
   Tensor y = ops::scaled_dot_product_attention(q, k, v, opt);  // [B, NH, T, HS]
   y = y.transpose(1, 2).reshape({B, T, C});

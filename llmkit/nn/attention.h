@@ -22,7 +22,8 @@ struct KVCache {
 };
 
 // Packed rows (models::GPT::forward_packed): the example (segment id) of every token and its
-// position within that example, both i32 [B, T]. Attention masks across segments; RoPE rotates
+// position within that example, both i32 [B, T]; segments may be undefined (one example per row,
+// positions alone: models::GPT::forward_rows). Attention masks across segments; RoPE rotates
 // by the positions. ALiBi needs nothing more: its bias depends on i - j, the same within an
 // example wherever it sits in the row.
 struct PackedRows {
@@ -48,7 +49,8 @@ class MultiHeadAttention : public Module {
   MultiHeadAttention(const AttentionConfig& cfg, Generator* gen, DType dt = DType::F32);
   // x [B, T, C] -> [B, T, C]. key_mask u8 [B, Tk] or undefined. With a cache, x holds the
   // positions cache->len ... cache->len + T - 1 and the cache grows by T. packed: x holds packed
-  // rows (no cache then).
+  // rows; with a cache, its positions place the new tokens (left-padded rows decoded together,
+  // models::GPT::forward_rows) and its segments, when defined, need an empty cache.
   Tensor forward(const Tensor& x, KVCache* cache = nullptr, const Tensor& key_mask = Tensor(),
                  const PackedRows* packed = nullptr);
   // Allocates a cache for `batch` sequences of up to `capacity` tokens.

@@ -474,29 +474,33 @@ Setup prepare(const PpoRun& r) {
   return s;
 }
 
-// Samples one response per prompt with the policy (batch 1 each, KV cache): the tokens up to
-// and including the first eos id, or max_new_tokens of them.
-void sample_responses(Setup& s, const PpoRun& r, int64_t step, std::vector<Rollout>& rs) {
+// Samples one response per rollout with the policy, all rollouts in one batch (KV caches,
+// infer::generate_batch), rollout i from the sampler stream seeds[i]: the tokens up to and
+// including the first eos id, or max_new_tokens of them.
+void sample_responses(Setup& s, const PpoRun& r, std::span<const uint64_t> seeds,
+                      std::vector<Rollout>& rs) {
   const std::vector<int32_t>& eos = s.stop_ids;
   const tokenizer::Tokenizer& tok = *s.policy_loaded.tokenizer;
+  infer::GenerateOptions g;
+  g.max_new_tokens = r.max_new_tokens;
+  g.sampler = {.temperature = r.temperature,
+               .top_k = static_cast<int>(r.top_k),
+               .top_p = r.top_p,
+               .repetition_penalty = 1.0,
+               .seed = 0};
+  std::vector<std::vector<int32_t>> prompts;
+  for (const Rollout& ro : rs) prompts.push_back(ro.prompt);
+  // The eos token is part of the response (the policy chose to stop: it is an action with a
+  // log-probability), so a row stops after it through the callback, not stop_ids.
+  auto out = infer::generate_batch(*s.policy->gpt, prompts, g, seeds, [&](size_t i, int32_t id) {
+    const bool stop = std::find(eos.begin(), eos.end(), id) != eos.end();
+    rs[i].eos = rs[i].eos || stop;
+    return !stop;
+  });
   for (size_t i = 0; i < rs.size(); ++i) {
-    Rollout& ro = rs[i];
-    infer::GenerateOptions g;
-    g.max_new_tokens = r.max_new_tokens;
-    g.sampler = {.temperature = r.temperature,
-                 .top_k = static_cast<int>(r.top_k),
-                 .top_p = r.top_p,
-                 .repetition_penalty = 1.0,
-                 .seed = rollout_seed(r.seed, step, i)};
-    // The eos token is part of the response (the policy chose to stop: it is an action with a
-    // log-probability), so generation stops after it through the callback, not stop_ids.
-    ro.response = infer::generate_ids(*s.policy->gpt, ro.prompt, g, [&](int32_t id) {
-      const bool stop = std::find(eos.begin(), eos.end(), id) != eos.end();
-      ro.eos = ro.eos || stop;
-      return !stop;
-    });
-    LLMKIT_CHECK(!ro.response.empty(), "ppo: the policy produced no token");
-    ro.response_text = tok.decode(ro.response, true);
+    rs[i].response = std::move(out[i]);
+    LLMKIT_CHECK(!rs[i].response.empty(), "ppo: the policy produced no token");
+    rs[i].response_text = tok.decode(rs[i].response, true);
   }
 }
 
@@ -733,7 +737,9 @@ PpoResult ppo(const PpoRun& r) {
       ro.prompt_text = s.prompt_texts[i];
       rs.push_back(std::move(ro));
     }
-    sample_responses(s, r, step, rs);
+    std::vector<uint64_t> seeds;
+    for (size_t i = 0; i < rs.size(); ++i) seeds.push_back(rollout_seed(r.seed, step, i));
+    sample_responses(s, r, seeds, rs);
     score(s, rs);
     st.entropy = evaluate_rollouts(s, r, rs);
     advantages(r, rs, st);
@@ -822,19 +828,26 @@ RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
   RolloutEvalResult res;
   std::string pairs, samples;
   double sum_s = 0, sum_s2 = 0, sum_k = 0, sum_k2 = 0;
-  for (size_t i = 0; i < s.prompts.size(); ++i) {
-    std::vector<Rollout> rs(static_cast<size_t>(e.samples));
-    for (auto& ro : rs) {
-      ro.prompt_index = i;
-      ro.prompt = s.prompts[i];
-      ro.prompt_text = tok.decode(ro.prompt, true);
-    }
-    // Sample k of prompt i comes from the stream (seed, k, i): the same for every policy.
-    for (size_t k = 0; k < rs.size(); ++k) {
-      std::vector<Rollout> one(1, rs[k]);
-      sample_responses(s, r, static_cast<int64_t>(k) * 1000003 + static_cast<int64_t>(i), one);
-      rs[k] = std::move(one[0]);
-    }
+  // Prompts in chunks of about kEvalBatch rollouts, sampled in one batch.
+  constexpr size_t kEvalBatch = 16;
+  const auto per_prompt = static_cast<size_t>(e.samples);
+  const size_t chunk = std::max<size_t>(1, kEvalBatch / per_prompt);
+  for (size_t i0 = 0; i0 < s.prompts.size(); i0 += chunk) {
+    const size_t i1 = std::min(s.prompts.size(), i0 + chunk);
+    std::vector<Rollout> rs;
+    std::vector<uint64_t> seeds;
+    for (size_t i = i0; i < i1; ++i)
+      for (size_t k = 0; k < per_prompt; ++k) {
+        Rollout ro;
+        ro.prompt_index = i;
+        ro.prompt = s.prompts[i];
+        ro.prompt_text = tok.decode(ro.prompt, true);
+        rs.push_back(std::move(ro));
+        // Sample k of prompt i comes from the stream (seed, k, i): the same for every policy.
+        seeds.push_back(
+            rollout_seed(r.seed, static_cast<int64_t>(k) * 1000003 + static_cast<int64_t>(i), 0));
+      }
+    sample_responses(s, r, seeds, rs);
     score(s, rs);
     evaluate_rollouts(s, r, rs);
     for (const Rollout& ro : rs) {
@@ -852,9 +865,10 @@ RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
                        .dump() +
                    "\n";
     }
-    if (!e.pairs_out.empty()) {
+    for (size_t j = 0; !e.pairs_out.empty() && j < rs.size(); j += per_prompt) {
+      const auto first = rs.begin() + static_cast<std::ptrdiff_t>(j);
       const auto [lo, hi] =
-          std::minmax_element(rs.begin(), rs.end(),
+          std::minmax_element(first, first + static_cast<std::ptrdiff_t>(per_prompt),
                               [](const Rollout& a, const Rollout& b) { return a.score < b.score; });
       if (hi->score > lo->score && hi->response_text != lo->response_text) {
         pairs += json{{"prompt", hi->prompt_text},
@@ -868,9 +882,9 @@ RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
       }
     }
     if (!e.quiet)
-      std::fprintf(stderr, "\rreward eval: %zu / %zu prompts, mean score %.4f, mean KL %.4f", i + 1,
-                   s.prompts.size(), sum_s / double((i + 1) * rs.size()),
-                   sum_k / double((i + 1) * rs.size()));
+      std::fprintf(stderr, "\rreward eval: %zu / %zu prompts, mean score %.4f, mean KL %.4f", i1,
+                   s.prompts.size(), sum_s / double(i1 * per_prompt),
+                   sum_k / double(i1 * per_prompt));
   }
   if (!e.quiet) std::fprintf(stderr, "\n");
   res.n = static_cast<int64_t>(s.prompts.size()) * e.samples;

@@ -1,5 +1,7 @@
 // Generation: with the KV cache, the same tokens as recomputing the whole sequence each step
-// (greedy and seeded sampling, every positional encoding); stops; the context limit.
+// (greedy and seeded sampling, every positional encoding); stops; the context limit. A batch of
+// prompts of different lengths (generate_batch) gives each row the tokens generate_ids gives it
+// alone with the same seed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -62,6 +64,55 @@ TEST(Generate, StopsAtStopIdsAndContext) {
   EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>{}, o), Error);
   o.max_new_tokens = -1;
   EXPECT_THROW(infer::generate_ids(*m, std::vector<int32_t>{1, 2}, o), Error);
+}
+
+TEST(Generate, BatchGivesEachRowItsOwnTokens) {
+  const std::vector<std::vector<int32_t>> prompts = {{1, 7, 3, 9, 4}, {2}, {5, 5, 8}, {4, 1}};
+  const std::vector<uint64_t> seeds = {5, 6, 7, 8};
+  for (const char* pos : {"learned", "sinusoidal", "rope", "alibi"}) {
+    auto m = tiny_model(pos);
+    for (double temp : {0.0, 1.0}) {
+      infer::GenerateOptions o;
+      o.max_new_tokens = 20;
+      o.sampler.temperature = temp;
+      o.stop_ids = {13};
+      const auto batch = infer::generate_batch(*m, prompts, o, seeds);
+      ASSERT_EQ(batch.size(), prompts.size());
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        o.sampler.seed = seeds[i];
+        EXPECT_EQ(batch[i], infer::generate_ids(*m, prompts[i], o))
+            << pos << " temperature " << temp << " row " << i;
+      }
+    }
+  }
+}
+
+TEST(Generate, BatchStopsEachRowOnItsOwn) {
+  auto m = tiny_model("rope");
+  const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4}};
+  const std::vector<uint64_t> seeds = {1, 2};
+  infer::GenerateOptions o;
+  o.max_new_tokens = 100;
+  o.sampler.temperature = 0;
+  // The batch stops when its longest row (3 tokens) fills the context of 40.
+  auto full = infer::generate_batch(*m, prompts, o, seeds);
+  EXPECT_EQ(full[0].size(), 37u);
+  EXPECT_EQ(full[1].size(), 37u);
+  // Row 0 stops after its third token (emitted); row 1 runs on.
+  size_t seen = 0;
+  const auto three = infer::generate_batch(
+      *m, prompts, o, seeds, [&](size_t row, int32_t) { return row != 0 || ++seen < 3; });
+  EXPECT_EQ(three[0], std::vector<int32_t>(full[0].begin(), full[0].begin() + 3));
+  EXPECT_EQ(three[1], full[1]);
+  EXPECT_THROW(infer::generate_batch(*m, std::vector<std::vector<int32_t>>{}, o, {}), Error);
+  EXPECT_THROW(infer::generate_batch(*m, prompts, o, std::vector<uint64_t>{1}), Error);
+  EXPECT_THROW(
+      infer::generate_batch(*m, std::vector<std::vector<int32_t>>{{}}, o, std::vector<uint64_t>{1}),
+      Error);
+  EXPECT_THROW(
+      infer::generate_batch(*m, std::vector<std::vector<int32_t>>{std::vector<int32_t>(40, 1)}, o,
+                            std::vector<uint64_t>{1}),
+      Error);
 }
 
 // An RNN carries its whole past in the state: generating step by step (one token fed per step)

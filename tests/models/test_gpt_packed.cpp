@@ -1,7 +1,9 @@
 // GPT::forward_packed (SFT packing): for every positional encoding (learned, sinusoidal, rope in
 // the llama layout with grouped-query heads, alibi), a packed row's logits on each example equal
 // forward() on that example alone, the gradient of a loss over the packed rows equals the sum of
-// the separate losses' gradients, and one segment per row is plain forward().
+// the separate losses' gradients, and one segment per row is plain forward(). GPT::forward_rows
+// (left-padded rows decoded together with KV caches) gives each row the logits of forward() on
+// that row alone, at the prefill and at every following step.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -168,6 +170,39 @@ TEST_P(GPTPacked, OneSegmentPerRowIsForward) {
   EXPECT_LT(rel_err(m.forward_packed(p.ids, Tensor::zeros({2, 20}, DType::I32)), full), 1e-6);
 }
 
+TEST_P(GPTPacked, LeftPaddedRowsDecodeAsEachRowAlone) {
+  const GPTConfig c = packed_config(GetParam());
+  const auto model = make_model(c, DType::F32);
+  GPT& m = *model;
+  NoGradGuard ng;
+  // Three prompts of 6, 2 and 4 tokens, then three steps that append one token to each row.
+  Generator g(5);
+  std::vector<std::vector<int32_t>> rows = {{}, {}, {}};
+  const std::vector<int64_t> lens = {6, 2, 4};
+  for (size_t i = 0; i < 3; ++i)
+    for (int64_t t = 0; t < lens[i]; ++t)
+      rows[i].push_back(static_cast<int32_t>(g.next_u64() % 23));
+  const std::vector<int64_t> pad = {0, 4, 2};
+  std::vector<int32_t> first(3 * 6, 7);  // padding id 7: never seen
+  for (size_t i = 0; i < 3; ++i)
+    std::copy(rows[i].begin(), rows[i].end(), first.begin() + i * 6 + pad[i]);
+  auto caches = m.make_caches(3, 9);
+  Tensor logits = m.forward_rows(Tensor::from_vector(first, {3, 6}), caches, pad);
+  for (int step = 0; step <= 3; ++step) {
+    std::vector<int32_t> next(3);
+    for (size_t i = 0; i < 3; ++i) {
+      const auto n = static_cast<int64_t>(rows[i].size());
+      const Tensor alone = m.forward(Tensor::from_vector(rows[i], {1, n})).slice(1, n - 1, n);
+      const Tensor got = logits.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
+      EXPECT_LT(rel_err(got.reshape({1, 1, -1}), alone), 1e-5)
+          << "row " << i << " at step " << step;
+      next[i] = static_cast<int32_t>(g.next_u64() % 23);
+      rows[i].push_back(next[i]);
+    }
+    if (step < 3) logits = m.forward_rows(Tensor::from_vector(next, {3, 1}), caches, pad);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(PosEncodings, GPTPacked,
                          ::testing::Values("learned", "sinusoidal", "llama", "alibi"));
 
@@ -183,6 +218,20 @@ TEST(GPTPacked, RejectsBadSegments) {
       ids, Tensor::from_vector(std::vector<int32_t>{0, -1, -1, 1, 1, -1}, {1, 6})));
   EXPECT_THROW(m.forward_packed(ids, Tensor::zeros({1, 5}, DType::I32)), Error);
   EXPECT_THROW(m.forward_packed(ids, Tensor::zeros({1, 6}, DType::F32)), Error);
+}
+
+TEST(GPTPacked, ForwardRowsRejectsBadPadding) {
+  GPT m(packed_config("learned"));
+  NoGradGuard ng;
+  auto caches = m.make_caches(2, 8);
+  const Tensor ids = Tensor::zeros({2, 3}, DType::I32);
+  const std::vector<int64_t> all_padding = {0, 3}, one = {0};
+  EXPECT_THROW(m.forward_rows(ids, caches, all_padding), Error);  // row 1 has no real token
+  EXPECT_THROW(m.forward_rows(ids, caches, one), Error);          // one padding for two rows
+  const std::vector<int64_t> pad = {0, 2};
+  m.forward_rows(ids, caches, pad);
+  const std::vector<int64_t> more = {0, 4};  // more padding than the caches hold
+  EXPECT_THROW(m.forward_rows(Tensor::zeros({2, 1}, DType::I32), caches, more), Error);
 }
 
 }  // namespace
