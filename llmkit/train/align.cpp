@@ -143,35 +143,6 @@ AlignRun resolve_run(const std::string& command, const AlignRun& given, Extras& 
   return r;
 }
 
-// How this model renders conversations: its own template, or the plain one (written into the
-// exported model's tokenizer_config.json, so chat and generate use it afterwards).
-data::ChatFormat chat_format(models::LoadedModel& m, const std::string& command) {
-  LLMKIT_CHECK(m.tokenizer.has_value(), command, ": '", m.path, "' has no tokenizer");
-  data::ChatFormat f;
-  f.tok = &*m.tokenizer;
-  f.add_bos = m.add_bos || m.tokenizer_config.value("add_bos_token", false);
-  f.bos_id = m.bos_id;
-  if (m.chat_template.empty()) {
-    std::string eos = m.eos_token;
-    if (eos.empty() && !m.eos_ids.empty()) eos = m.tokenizer->id_to_token(m.eos_ids[0]);
-    if (eos.empty() && m.tokenizer->find_token("<|endoftext|>")) eos = "<|endoftext|>";
-    LLMKIT_CHECK(!eos.empty(), command, ": '", m.path,
-                 "' has neither a chat template nor an end-of-text token to end turns with");
-    f.tpl = data::plain_template(eos);
-    m.chat_template = f.tpl.source();
-    if (m.eos_token.empty()) m.eos_token = eos;
-  } else {
-    f.tpl = tokenizer::ChatTemplate(m.chat_template, m.bos_token, m.eos_token);
-  }
-  const auto eos = m.tokenizer->find_token(f.tpl.eos_token());
-  if (eos && m.tokenizer->is_special(*eos))
-    f.eos_id = *eos;
-  else if (!m.eos_ids.empty())
-    f.eos_id = m.eos_ids[0];
-  LLMKIT_CHECK(f.eos_id >= 0, command, ": '", m.path, "' has no end-of-turn token id");
-  return f;
-}
-
 // A pad id that is not the end-of-turn token (padding is masked, but a pad equal to eos would
 // hide the eos from a careless reader): the tokenizer's <pad> / [PAD] if any, else 0.
 int32_t pad_id(const models::LoadedModel& m, int32_t eos_id) {
@@ -180,15 +151,27 @@ int32_t pad_id(const models::LoadedModel& m, int32_t eos_id) {
   return eos_id == 0 ? 1 : 0;
 }
 
-// The decoder of a loaded model (sft, dpo), owned by the caller.
-std::shared_ptr<models::GPT> take_decoder(models::LoadedModel& m, const std::string& command) {
+// The model of sft and dpo: loaded, its chat format, its decoder (owned here), checked against
+// the run's max_len.
+struct Decoder {
+  models::LoadedModel loaded;
+  data::ChatFormat format;
+  std::shared_ptr<models::GPT> gpt;
+};
+Decoder load_decoder(const AlignRun& r, const std::string& command) {
+  Decoder d;
+  d.loaded = models::load(r.model_path);
+  models::LoadedModel& m = d.loaded;
+  d.format = chat_format(m, command);
   LLMKIT_CHECK(m.classifier == nullptr, command, ": '", m.path,
                "' is a classifier; give a language model (a decoder)");
   LLMKIT_CHECK(m.gpt != nullptr && m.module != nullptr, command, ": '", m.path, "' holds a ",
                m.arch, " model; ", command, " trains decoders (gpt, llama)");
-  std::shared_ptr<models::GPT> g(static_cast<models::GPT*>(m.module.release()));
-  m.gpt = g.get();
-  return g;
+  d.gpt.reset(static_cast<models::GPT*>(m.module.release()));
+  m.gpt = d.gpt.get();
+  LLMKIT_CHECK(r.max_len <= d.gpt->config().block_size, command, ": max_len ", r.max_len,
+               " is longer than the model's context (", d.gpt->config().block_size, ")");
+  return d;
 }
 
 // Full: everything trains. LoRA: adapters on PEFT's default targets (or the given ones), the
@@ -244,41 +227,6 @@ AlignResult run_loop(Task& task, nn::Module& model, const AlignRun& r,
 
 std::string tokenizer_json_of(const models::LoadedModel& m) {
   return !m.tokenizer_json.empty() ? m.tokenizer_json : m.tokenizer->to_json();
-}
-
-// The policy at the top of out_dir: a model directory (full) or a PEFT adapter directory with
-// task_type CAUSAL_LM naming the base, beside the tokenizer files (with the chat template used).
-void export_policy(models::LoadedModel& m, models::GPT& gpt, const AlignRun& r,
-                   const nn::LoraConfig& lora) {
-  const fs::path dir(r.out_dir);
-  if (r.method == "full") {
-    m.gpt = &gpt;
-    models::LoadedModel view;  // save_model_dir reads the module through the typed pointers
-    view.arch = m.arch;
-    view.gpt = &gpt;
-    view.tokenizer_json = tokenizer_json_of(m);
-    view.tokenizer_config = m.tokenizer_config;
-    view.chat_template = m.chat_template;
-    view.bos_token = m.bos_token;
-    view.eos_token = m.eos_token;
-    view.add_bos = m.add_bos;
-    view.bos_id = m.bos_id;
-    view.eos_ids = m.eos_ids;
-    models::save_model_dir(view, r.out_dir, "hf");
-    return;
-  }
-  models::AdapterInfo info;
-  info.lora = lora;
-  info.task_type = "CAUSAL_LM";
-  info.base_model_path = fs::absolute(r.model_path).string();
-  models::save_adapter(gpt, m.arch, info, r.out_dir);
-  io::write_file_atomic((dir / "tokenizer.json").string(), tokenizer_json_of(m));
-  json tc = m.tokenizer_config.is_object() ? m.tokenizer_config : json::object();
-  if (!tc.contains("tokenizer_class")) tc["tokenizer_class"] = "PreTrainedTokenizerFast";
-  tc["chat_template"] = m.chat_template;
-  if (!m.bos_token.empty()) tc["bos_token"] = m.bos_token;
-  if (!m.eos_token.empty()) tc["eos_token"] = m.eos_token;
-  io::write_file_atomic((dir / "tokenizer_config.json").string(), tc.dump(2) + "\n");
 }
 
 std::vector<data::PreferenceExample> read_pairs(const std::string& path, int64_t limit,
@@ -338,17 +286,77 @@ std::vector<data::SftExample> read_sft(const std::string& path, int64_t limit,
 
 }  // namespace
 
+data::ChatFormat chat_format(models::LoadedModel& m, const std::string& command) {
+  LLMKIT_CHECK(m.tokenizer.has_value(), command, ": '", m.path, "' has no tokenizer");
+  data::ChatFormat f;
+  f.tok = &*m.tokenizer;
+  f.add_bos = m.add_bos || m.tokenizer_config.value("add_bos_token", false);
+  f.bos_id = m.bos_id;
+  if (m.chat_template.empty()) {
+    std::string eos = m.eos_token;
+    if (eos.empty() && !m.eos_ids.empty()) eos = m.tokenizer->id_to_token(m.eos_ids[0]);
+    if (eos.empty() && m.tokenizer->find_token("<|endoftext|>")) eos = "<|endoftext|>";
+    LLMKIT_CHECK(!eos.empty(), command, ": '", m.path,
+                 "' has neither a chat template nor an end-of-text token to end turns with");
+    f.tpl = data::plain_template(eos);
+    m.chat_template = f.tpl.source();
+    if (m.eos_token.empty()) m.eos_token = eos;
+  } else {
+    f.tpl = tokenizer::ChatTemplate(m.chat_template, m.bos_token, m.eos_token);
+  }
+  const auto eos = m.tokenizer->find_token(f.tpl.eos_token());
+  if (eos && m.tokenizer->is_special(*eos))
+    f.eos_id = *eos;
+  else if (!m.eos_ids.empty())
+    f.eos_id = m.eos_ids[0];
+  LLMKIT_CHECK(f.eos_id >= 0, command, ": '", m.path, "' has no end-of-turn token id");
+  return f;
+}
+
+void export_policy(const models::LoadedModel& m, models::GPT& gpt, const std::string& method,
+                   const std::string& format, const nn::LoraConfig& lora,
+                   const std::string& base_path, const std::string& out_dir) {
+  const fs::path dir(out_dir);
+  fs::create_directories(dir);
+  if (method == "full") {
+    models::LoadedModel view;  // save_model_dir reads the module through the typed pointers
+    view.arch = m.arch;
+    view.gpt = &gpt;
+    view.tokenizer_json = tokenizer_json_of(m);
+    view.tokenizer_config = m.tokenizer_config;
+    view.chat_template = m.chat_template;
+    view.bos_token = m.bos_token;
+    view.eos_token = m.eos_token;
+    view.add_bos = m.add_bos;
+    view.bos_id = m.bos_id;
+    view.eos_ids = m.eos_ids;
+    models::save_model_dir(view, out_dir, format);
+    return;
+  }
+  models::AdapterInfo info;
+  info.lora = lora;
+  info.task_type = "CAUSAL_LM";
+  info.base_model_path = fs::absolute(base_path).string();
+  models::save_adapter(gpt, m.arch, info, out_dir);
+  io::write_file_atomic((dir / "tokenizer.json").string(), tokenizer_json_of(m));
+  json tc = m.tokenizer_config.is_object() ? m.tokenizer_config : json::object();
+  if (!tc.contains("tokenizer_class")) tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  if (!m.chat_template.empty()) tc["chat_template"] = m.chat_template;
+  if (!m.bos_token.empty()) tc["bos_token"] = m.bos_token;
+  if (!m.eos_token.empty()) tc["eos_token"] = m.eos_token;
+  io::write_file_atomic((dir / "tokenizer_config.json").string(), tc.dump(2) + "\n");
+}
+
 AlignResult sft(const SftRun& given) {
   check_run("sft", given);
   const RunLock lock(given.out_dir);
   std::string resume_dir;
   Extras x{.pack = given.pack};
   const AlignRun r = resolve_run("sft", given, x, resume_dir);
-  models::LoadedModel m = models::load(r.model_path);
-  const data::ChatFormat f = chat_format(m, "sft");
-  std::shared_ptr<models::GPT> gpt = take_decoder(m, "sft");
-  LLMKIT_CHECK(r.max_len <= gpt->config().block_size, "sft: max_len ", r.max_len,
-               " is longer than the model's context (", gpt->config().block_size, ")");
+  Decoder d = load_decoder(r, "sft");
+  models::LoadedModel& m = d.loaded;
+  const data::ChatFormat& f = d.format;
+  const std::shared_ptr<models::GPT>& gpt = d.gpt;
   std::vector<data::SftExample> train = read_sft(r.train_path, r.limit, f, r);
   std::vector<data::SftExample> val = read_sft(r.val_path, 0, f, r);
   const size_t n_train = train.size(), n_val = val.size();
@@ -364,7 +372,7 @@ AlignResult sft(const SftRun& given) {
                      static_cast<double>(task.rows().rows * task.rows().row_len));
   AlignResult res = run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m));
   if (res.train.interrupted) return res;
-  export_policy(m, *gpt, r, lora);
+  export_policy(m, *gpt, r.method, "hf", lora, r.model_path, r.out_dir);
   res.export_dir = r.out_dir;
   return res;
 }
@@ -379,11 +387,10 @@ AlignResult dpo(const DpoRun& given) {
   Extras x{.beta = given.beta,
            .max_prompt = given.max_prompt < given.max_len ? given.max_prompt : given.max_len / 2};
   const AlignRun r = resolve_run("dpo", given, x, resume_dir);
-  models::LoadedModel m = models::load(r.model_path);
-  const data::ChatFormat f = chat_format(m, "dpo");
-  std::shared_ptr<models::GPT> gpt = take_decoder(m, "dpo");
-  LLMKIT_CHECK(r.max_len <= gpt->config().block_size, "dpo: max_len ", r.max_len,
-               " is longer than the model's context (", gpt->config().block_size, ")");
+  Decoder d = load_decoder(r, "dpo");
+  models::LoadedModel& m = d.loaded;
+  const data::ChatFormat& f = d.format;
+  const std::shared_ptr<models::GPT>& gpt = d.gpt;
   auto train = read_pairs(r.train_path, r.limit, f, r, x.max_prompt);
   auto val = read_pairs(r.val_path, 0, f, r, x.max_prompt);
   const size_t n_train = train.size(), n_val = val.size();
@@ -403,7 +410,7 @@ AlignResult dpo(const DpoRun& given) {
   announce("dpo", r, *gpt, m.arch, n_train, n_val, "pairs");
   AlignResult res = run_loop(task, *gpt, r, resume_dir, tokenizer_json_of(m));
   if (res.train.interrupted) return res;
-  export_policy(m, *gpt, r, lora);
+  export_policy(m, *gpt, r.method, "hf", lora, r.model_path, r.out_dir);
   res.export_dir = r.out_dir;
   return res;
 }

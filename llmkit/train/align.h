@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "llmkit/data/conversations.h"
+#include "llmkit/models/load.h"
 #include "llmkit/nn/lora.h"
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
@@ -81,6 +83,21 @@ struct AlignResult {
 AlignResult sft(const SftRun& run);
 AlignResult reward_train(const RewardRun& run);
 AlignResult dpo(const DpoRun& run);
+
+// How a loaded decoder renders conversations (sft, dpo, reward train, ppo): its own chat
+// template, or data::plain_template() with its end-of-text token, which is then written into m
+// (chat_template, eos_token) so that the exported policy carries it and chat and generate use it
+// afterwards. The end-of-turn id is the template's eos token when it is a special token, else
+// m's first eos id. Errors name `command`: no tokenizer, no end-of-text token, no eos id.
+data::ChatFormat chat_format(models::LoadedModel& m, const std::string& command);
+
+// Writes a tuned policy to out_dir, as every command loads it: method "full" a model directory
+// (models::save_model_dir in `format`, "hf" or "llmkit"); "lora" a PEFT adapter (task_type
+// CAUSAL_LM, base_model_name_or_path base_path) beside the tokenizer files with m's chat
+// template. Each file atomically.
+void export_policy(const models::LoadedModel& m, models::GPT& gpt, const std::string& method,
+                   const std::string& format, const nn::LoraConfig& lora,
+                   const std::string& base_path, const std::string& out_dir);
 
 // TRL's DPO sigmoid loss for a batch, given the summed answer log-probabilities [B] of the
 // policy (with autograd) and of the reference (constants): the mean loss, and the batch's

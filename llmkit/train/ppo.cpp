@@ -36,6 +36,7 @@
 #include "llmkit/ops/elementwise.h"
 #include "llmkit/ops/loss.h"
 #include "llmkit/train/adamw.h"
+#include "llmkit/train/align.h"
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/clip.h"
 #include "llmkit/train/schedule.h"
@@ -170,20 +171,6 @@ std::vector<Prompt> read_prompts(const std::string& path) {
   }
   LLMKIT_CHECK(!out.empty(), "ppo: the prompt file '", path, "' holds no prompt");
   return out;
-}
-
-// The chat format of the policy: its own template, or data::plain_template without one.
-data::ChatFormat chat_format(const models::LoadedModel& m) {
-  data::ChatFormat f;
-  f.tok = &*m.tokenizer;
-  const std::string eos = !m.eos_token.empty() ? m.eos_token : "<|endoftext|>";
-  f.tpl = m.chat_template.empty() ? data::plain_template(eos)
-                                  : tokenizer::ChatTemplate(m.chat_template, m.bos_token, eos);
-  f.eos_id = m.eos_ids.empty() ? -1 : m.eos_ids.front();
-  if (const auto id = m.tokenizer->find_token(f.tpl.eos_token()); id) f.eos_id = *id;
-  f.add_bos = m.add_bos;
-  f.bos_id = m.bos_id;
-  return f;
 }
 
 // Every prompt as ids, cut from the left to `keep` tokens (the end of a prompt is what the
@@ -463,7 +450,7 @@ Setup prepare(const PpoRun& r) {
   const int64_t keep =
       std::min(r.max_prompt, s.policy->gpt->config().block_size - r.max_new_tokens);
   std::optional<data::ChatFormat> fmt;
-  if (r.chat) fmt = chat_format(s.policy_loaded);
+  if (r.chat) fmt = chat_format(s.policy_loaded, "ppo");
   s.prompts =
       encode_prompts(read_prompts(r.prompts_path), s.policy_loaded, fmt, keep, r.prompts_path);
   s.stop_ids = s.policy_loaded.eos_ids;
@@ -666,17 +653,10 @@ std::string scores_svg(const std::vector<PpoStats>& h) {
 // The policy as sft writes it (a PEFT adapter naming the base, or a model directory) and the
 // value head; every file atomically.
 void save_policy(Setup& s, const PpoRun& r) {
-  fs::create_directories(r.out_dir);
-  if (r.method == "lora") {
-    models::AdapterInfo info;
-    info.lora = s.lora;
-    info.task_type = "CAUSAL_LM";
-    info.base_model_path = fs::absolute(r.policy_path).string();
-    models::save_adapter(*s.policy->gpt, s.policy->gpt->config().arch, info, r.out_dir);
-  } else {
-    models::save_model_dir(s.policy_loaded, r.out_dir,
-                           s.policy_loaded.source == models::SourceKind::HfDir ? "hf" : "llmkit");
-  }
+  const models::LoadedModel& m = s.policy_loaded;
+  export_policy(m, *s.policy->gpt, r.method,
+                m.source == models::SourceKind::HfDir ? "hf" : "llmkit", s.lora, r.policy_path,
+                r.out_dir);
   io::save_safetensors((fs::path(r.out_dir) / "v_head.safetensors").string(),
                        {{"v_head.summary.weight", s.policy->v_head->summary->weight},
                         {"v_head.summary.bias", s.policy->v_head->summary->bias}},
@@ -816,7 +796,7 @@ RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
   s.ref->eval();
   const int64_t keep = std::min(r.max_prompt, gpt->config().block_size - r.max_new_tokens);
   std::optional<data::ChatFormat> fmt;
-  if (r.chat) fmt = chat_format(m);
+  if (r.chat) fmt = chat_format(m, "reward eval");
   s.prompts = encode_prompts(read_prompts(r.prompts_path), m, fmt, keep, r.prompts_path);
   if (e.limit > 0 && std::ssize(s.prompts) > e.limit)
     s.prompts.resize(static_cast<size_t>(e.limit));
