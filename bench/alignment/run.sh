@@ -88,7 +88,7 @@ for b in $BETAS; do
   stage "dpo: beta $b"
   "$BIN" dpo --model "$OUT/sft" --plain --train "$OUT/pairs-train.jsonl" \
     --val "$OUT/pairs-val.jsonl" --beta "$b" --method lora --steps "$DPO_STEPS" \
-    --eval-interval "$((DPO_STEPS / 4))" --batch-size 4 --lr "$DPO_LR" --max-len 64 \
+    --eval-interval "$((DPO_STEPS >= 4 ? DPO_STEPS / 4 : 1))" --batch-size 4 --lr "$DPO_LR" --max-len 64 \
     $T --out "$OUT/dpo-$b" > "$OUT/dpo-$b.json"
 done
 for k in $KLS; do
