@@ -153,13 +153,13 @@ int32_t pad_id(const models::LoadedModel& m, int32_t eos_id) {
 
 // The model of sft and dpo: loaded, its chat format, its decoder (owned here), checked against
 // the run's max_len.
-struct Decoder {
+struct LoadedDecoder {
   models::LoadedModel loaded;
   data::ChatFormat format;
   std::shared_ptr<models::GPT> gpt;
 };
-Decoder load_decoder(const AlignRun& r, const std::string& command) {
-  Decoder d;
+LoadedDecoder load_decoder(const AlignRun& r, const std::string& command) {
+  LoadedDecoder d;
   d.loaded = models::load(r.model_path);
   models::LoadedModel& m = d.loaded;
   d.format = chat_format(m, command);
@@ -353,7 +353,7 @@ AlignResult sft(const SftRun& given) {
   std::string resume_dir;
   Extras x{.pack = given.pack};
   const AlignRun r = resolve_run("sft", given, x, resume_dir);
-  Decoder d = load_decoder(r, "sft");
+  LoadedDecoder d = load_decoder(r, "sft");
   models::LoadedModel& m = d.loaded;
   const data::ChatFormat& f = d.format;
   const std::shared_ptr<models::GPT>& gpt = d.gpt;
@@ -387,7 +387,7 @@ AlignResult dpo(const DpoRun& given) {
   Extras x{.beta = given.beta,
            .max_prompt = given.max_prompt < given.max_len ? given.max_prompt : given.max_len / 2};
   const AlignRun r = resolve_run("dpo", given, x, resume_dir);
-  Decoder d = load_decoder(r, "dpo");
+  LoadedDecoder d = load_decoder(r, "dpo");
   models::LoadedModel& m = d.loaded;
   const data::ChatFormat& f = d.format;
   const std::shared_ptr<models::GPT>& gpt = d.gpt;

@@ -443,21 +443,28 @@ void load_policy(Setup& s, const PpoRun& r) {
   s.lr = r.lr > 0 ? r.lr : r.method == "lora" ? 1e-4 : 3e-6;
 }
 
+// The prompts of r (the first `limit`, 0: all) for the loaded policy: their ids, cut to leave
+// room for max_new_tokens, their text, and the ids that end a response (the policy's eos ids and,
+// with --chat, the template's end-of-turn token).
+void load_prompts(Setup& s, const PpoRun& r, const std::string& command, int64_t limit) {
+  models::LoadedModel& m = s.policy_loaded;
+  const int64_t keep =
+      std::min(r.max_prompt, s.policy->gpt->config().block_size - r.max_new_tokens);
+  std::optional<data::ChatFormat> fmt;
+  if (r.chat) fmt = chat_format(m, command);
+  s.prompts = encode_prompts(read_prompts(r.prompts_path), m, fmt, keep, r.prompts_path);
+  if (limit > 0 && std::ssize(s.prompts) > limit) s.prompts.resize(static_cast<size_t>(limit));
+  s.stop_ids = m.eos_ids;
+  if (fmt && std::find(s.stop_ids.begin(), s.stop_ids.end(), fmt->eos_id) == s.stop_ids.end())
+    s.stop_ids.push_back(fmt->eos_id);
+  for (const auto& ids : s.prompts) s.prompt_texts.push_back(m.tokenizer->decode(ids, true));
+}
+
 Setup prepare(const PpoRun& r) {
   Setup s;
   load_reward(s, r);
   load_policy(s, r);
-  const int64_t keep =
-      std::min(r.max_prompt, s.policy->gpt->config().block_size - r.max_new_tokens);
-  std::optional<data::ChatFormat> fmt;
-  if (r.chat) fmt = chat_format(s.policy_loaded, "ppo");
-  s.prompts =
-      encode_prompts(read_prompts(r.prompts_path), s.policy_loaded, fmt, keep, r.prompts_path);
-  s.stop_ids = s.policy_loaded.eos_ids;
-  if (fmt && std::find(s.stop_ids.begin(), s.stop_ids.end(), fmt->eos_id) == s.stop_ids.end())
-    s.stop_ids.push_back(fmt->eos_id);
-  for (const auto& ids : s.prompts)
-    s.prompt_texts.push_back(s.policy_loaded.tokenizer->decode(ids, true));
+  load_prompts(s, r, "ppo", 0);
   return s;
 }
 
@@ -794,16 +801,7 @@ RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
                ") differs from the policy's (", gpt->config().vocab_size, ")");
   s.ref = s.ref_loaded.gpt;
   s.ref->eval();
-  const int64_t keep = std::min(r.max_prompt, gpt->config().block_size - r.max_new_tokens);
-  std::optional<data::ChatFormat> fmt;
-  if (r.chat) fmt = chat_format(m, "reward eval");
-  s.prompts = encode_prompts(read_prompts(r.prompts_path), m, fmt, keep, r.prompts_path);
-  if (e.limit > 0 && std::ssize(s.prompts) > e.limit)
-    s.prompts.resize(static_cast<size_t>(e.limit));
-  s.stop_ids = m.eos_ids;
-  if (fmt && std::find(s.stop_ids.begin(), s.stop_ids.end(), fmt->eos_id) == s.stop_ids.end())
-    s.stop_ids.push_back(fmt->eos_id);
-  const tokenizer::Tokenizer& tok = *m.tokenizer;
+  load_prompts(s, r, "reward eval", e.limit);
 
   RolloutEvalResult res;
   std::string pairs, samples;
@@ -821,7 +819,7 @@ RolloutEvalResult evaluate_policy(const RolloutEvalRun& e) {
         Rollout ro;
         ro.prompt_index = i;
         ro.prompt = s.prompts[i];
-        ro.prompt_text = tok.decode(ro.prompt, true);
+        ro.prompt_text = s.prompt_texts[i];
         rs.push_back(std::move(ro));
         // Sample k of prompt i comes from the stream (seed, k, i): the same for every policy.
         seeds.push_back(
