@@ -28,6 +28,9 @@ packages=(
   libpcre2-dev             # Unicode regex for GPT-2 pre-tokenization
   libicu-dev               # Unicode normalisation (NFC/NFD/NFKC/NFKD) for tokenizer.json normalisers
   bible-kjv                # the demo corpus: the King James Bible (`bible` prints it)
+  libsqlite3-dev           # retrieval: documents, chunks, FTS5 (BM25) in one transactional file
+  libfaiss-dev             # retrieval: the ANN index (HNSW with filtered search)
+  zlib1g-dev               # retrieval: Debian's documentation comes gzipped
 )
 case "$mode" in
   # requests, yaml, pil: what transformers / sentence-transformers in .venv take from Debian

@@ -44,6 +44,7 @@ using StringFn = char* (*)();
 using IntFn = int (*)();
 
 struct Blas {
+  void* handle = nullptr;
   SgemmFn sgemm = nullptr;
   DgemmFn dgemm = nullptr;
   SetThreadsFn set_num_threads = nullptr;
@@ -102,6 +103,7 @@ Blas load_blas() {
   LLMKIT_CHECK(handle != nullptr, "gemm: cannot load OpenBLAS from ", kOpenBlasPath, " or ",
                kOpenBlasSoname, " (install the Debian package libopenblas0-openmp):", errors);
   Blas b;
+  b.handle = handle;
   b.sgemm = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
   b.dgemm = reinterpret_cast<DgemmFn>(dlsym(handle, "cblas_dgemm"));
   b.set_num_threads = reinterpret_cast<SetThreadsFn>(dlsym(handle, "openblas_set_num_threads"));
@@ -249,6 +251,12 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
 
 std::string blas_info() {
   return blas().info;
+}
+
+void* blas_symbol(const char* name) {
+  void* f = dlsym(blas().handle, name);
+  LLMKIT_CHECK(f != nullptr, "gemm: the OpenBLAS in use has no function ", name);
+  return f;
 }
 
 }  // namespace llmkit::kernels

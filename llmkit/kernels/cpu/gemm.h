@@ -50,4 +50,10 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
 // Loads OpenBLAS if not yet loaded (and so may raise llmkit::Error like gemm).
 std::string blas_info();
 
+// The address of `name` (a BLAS or LAPACK function, e.g. "sgemm_") in the OpenBLAS that gemm
+// uses, loading it if not yet loaded; an Error when OpenBLAS lacks it. For libraries linked into
+// llmkit that call BLAS themselves (FAISS: llmkit/retrieval/faiss_blas.cpp), so that they run on
+// the same OpenBLAS with the same kernels instead of linking a second copy.
+void* blas_symbol(const char* name);
+
 }  // namespace llmkit::kernels

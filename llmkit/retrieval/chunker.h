@@ -1,0 +1,43 @@
+// Chunking (9.x RAG: documents are cut into passages that the embedder can read whole and a
+// prompt can quote): pieces of at most `max_tokens` tokens of the embedder's tokenizer, made of
+// whole paragraphs where they fit, of whole sentences where a paragraph is too long, and of
+// token-bounded pieces only when a sentence is too long. Consecutive chunks of one section share
+// about `overlap_tokens` tokens (whole sentences from the end of the previous chunk), so that a
+// fact cut at a boundary is still whole in one of them. A chunk never crosses a heading: a new
+// section starts a new chunk.
+// Not here: extraction (extract.h), embedding, storage (store.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llmkit/retrieval/extract.h"
+
+namespace llmkit::retrieval {
+
+struct ChunkOptions {
+  int64_t max_tokens = 200;     // what the embedder reads of a chunk (MiniLM was trained at 256)
+  int64_t overlap_tokens = 32;  // shared with the previous chunk of the same section (< max)
+};
+
+struct Chunk {
+  size_t begin = 0, end = 0;  // byte range [begin, end) of Extracted::text; UTF-8 boundaries
+  int64_t first_line = 1;     // 1-based line numbers of Extracted::text for begin and end - 1
+  int64_t last_line = 1;
+  std::string heading;  // the section's heading path ("Top > Sub"), "" before the first
+  int64_t tokens = 0;   // count_tokens of the chunk text
+};
+
+// Counts the tokens of a piece of text (the embedder's tokenizer, specials not included).
+using CountTokens = std::function<int64_t(std::string_view)>;
+
+// Chunks of `doc.text` in order. Blank-only text gives no chunks. Every non-blank byte of the
+// text is in at least one chunk; a chunk's text starts and ends at non-blank characters.
+// Errors: max_tokens < 8, overlap_tokens < 0 or >= max_tokens.
+std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tokens,
+                              const ChunkOptions& options = {});
+
+}  // namespace llmkit::retrieval
