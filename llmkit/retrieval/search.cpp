@@ -1,0 +1,99 @@
+// Hybrid search with reciprocal-rank fusion (search.h).
+#include "llmkit/retrieval/search.h"
+
+#include <algorithm>
+#include <map>
+
+#include "llmkit/core/error.h"
+#include "llmkit/infer/embed.h"
+
+namespace llmkit::retrieval {
+
+SearchMode parse_search_mode(std::string_view s) {
+  if (s == "bm25") return SearchMode::Bm25;
+  if (s == "dense") return SearchMode::Dense;
+  if (s == "hybrid") return SearchMode::Hybrid;
+  fail("search: unknown mode '", s, "' (one of bm25, dense, hybrid)");
+}
+
+const char* search_mode_name(SearchMode m) {
+  switch (m) {
+    case SearchMode::Bm25:
+      return "bm25";
+    case SearchMode::Dense:
+      return "dense";
+    case SearchMode::Hybrid:
+      return "hybrid";
+  }
+  return "?";
+}
+
+std::vector<SearchHit> search(Store& store, std::string_view query_text,
+                              std::span<const float> query_vector, const SearchOptions& o) {
+  LLMKIT_CHECK(o.k > 0, "search: k must be > 0, got ", o.k);
+  LLMKIT_CHECK(o.rrf_k > 0, "search: the RRF constant must be > 0");
+  const bool use_dense = o.mode != SearchMode::Bm25;
+  const bool use_bm25 = o.mode != SearchMode::Dense;
+  LLMKIT_CHECK(!use_dense || !query_vector.empty(), "search: the ", search_mode_name(o.mode),
+               " mode needs the query's embedding");
+  const int64_t depth = o.mode == SearchMode::Hybrid ? std::max(o.candidates, o.k) : o.k;
+  std::vector<int64_t> allowed;
+  const bool filtered = !o.filters.empty();
+  if (filtered) allowed = store.filter(o.filters);
+  const std::vector<int64_t>* allow = filtered ? &allowed : nullptr;
+  if (o.ef_search > 0) store.set_ef_search(o.ef_search);
+
+  struct Entry {
+    double rrf = 0, bm25 = 0;
+    int64_t dense_rank = 0, bm25_rank = 0;
+  };
+  std::map<int64_t, Entry> fused;
+  if (use_dense) {
+    const auto hits = store.dense_search(query_vector, depth, allow, o.exact);
+    for (size_t r = 0; r < hits.size(); ++r) {
+      Entry& e = fused[hits[r].label];
+      e.dense_rank = static_cast<int64_t>(r + 1);
+      e.rrf += 1.0 / (o.rrf_k + static_cast<double>(r + 1));
+    }
+  }
+  if (use_bm25) {
+    const auto hits = store.bm25_search(query_text, depth, allow);
+    for (size_t r = 0; r < hits.size(); ++r) {
+      Entry& e = fused[hits[r].label];
+      e.bm25_rank = static_cast<int64_t>(r + 1);
+      e.bm25 = hits[r].score;
+      e.rrf += 1.0 / (o.rrf_k + static_cast<double>(r + 1));
+    }
+  }
+  std::vector<int64_t> ids;
+  for (const auto& [id, e] : fused) ids.push_back(id);
+  std::vector<std::vector<float>> vecs;
+  if (!query_vector.empty()) vecs = store.vectors(ids);
+  std::vector<SearchHit> out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Entry& e = fused[ids[i]];
+    SearchHit h;
+    h.chunk.id = ids[i];
+    h.bm25 = e.bm25;
+    h.dense_rank = e.dense_rank;
+    h.bm25_rank = e.bm25_rank;
+    if (!vecs.empty()) h.cosine = infer::cosine_similarity(vecs[i], query_vector);
+    h.score = o.mode == SearchMode::Hybrid  ? e.rrf
+              : o.mode == SearchMode::Dense ? h.cosine
+                                            : e.bm25;
+    out.push_back(std::move(h));
+  }
+  // Dense mode ranks by the ANN's order, which may differ from exact cosine only in ties of
+  // float rounding; sorting by the score keeps every mode's order explicit.
+  std::sort(out.begin(), out.end(), [](const SearchHit& a, const SearchHit& b) {
+    return a.score != b.score ? a.score > b.score : a.chunk.id < b.chunk.id;
+  });
+  if (static_cast<int64_t>(out.size()) > o.k) out.resize(static_cast<size_t>(o.k));
+  std::vector<int64_t> keep;
+  for (const auto& h : out) keep.push_back(h.chunk.id);
+  auto records = store.chunks(keep);
+  for (size_t i = 0; i < out.size(); ++i) out[i].chunk = std::move(records[i]);
+  return out;
+}
+
+}  // namespace llmkit::retrieval
