@@ -72,7 +72,8 @@ install_missing "" -- "${packages[@]}"
 if [[ $mode == --data || $mode == --bench ]]; then
   install_missing " (data sets)" --no-install-recommends -- weka libreoffice-help-ko \
     libreoffice-l10n-ko debian-faq debian-faq-ko man-db \
-    "installation-guide-$(dpkg --print-architecture)" python3.11-doc wordnet-base python3-yaml
+    "installation-guide-$(dpkg --print-architecture)" python3.11-doc wordnet-base python3-yaml \
+    debian-reference-en
 fi
 [[ -z "$mode" || $mode == --fuzz || $mode == --data ]] && exit 0
 

@@ -36,7 +36,7 @@ std::vector<SearchHit> search(Store& store, std::string_view query_text,
   const bool use_bm25 = o.mode != SearchMode::Dense;
   LLMKIT_CHECK(!use_dense || !query_vector.empty(), "search: the ", search_mode_name(o.mode),
                " mode needs the query's embedding");
-  const int64_t depth = o.mode == SearchMode::Hybrid ? std::max(o.candidates, o.k) : o.k;
+  const int64_t depth = o.mode == SearchMode::Hybrid || o.mmr ? std::max(o.candidates, o.k) : o.k;
   std::vector<int64_t> allowed;
   const bool filtered = !o.filters.empty();
   if (filtered) allowed = store.filter(o.filters);
@@ -83,12 +83,50 @@ std::vector<SearchHit> search(Store& store, std::string_view query_text,
                                             : e.bm25;
     out.push_back(std::move(h));
   }
-  // Dense mode ranks by the ANN's order, which may differ from exact cosine only in ties of
-  // float rounding; sorting by the score keeps every mode's order explicit.
-  std::sort(out.begin(), out.end(), [](const SearchHit& a, const SearchHit& b) {
-    return a.score != b.score ? a.score > b.score : a.chunk.id < b.chunk.id;
+  std::vector<size_t> order(out.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return out[a].score != out[b].score ? out[a].score > out[b].score
+                                        : out[a].chunk.id < out[b].chunk.id;
   });
-  if (static_cast<int64_t>(out.size()) > o.k) out.resize(static_cast<size_t>(o.k));
+  if (o.mmr) {
+    LLMKIT_CHECK(!query_vector.empty(), "search: MMR re-ranking needs the query's embedding");
+    LLMKIT_CHECK(o.mmr_lambda >= 0 && o.mmr_lambda <= 1,
+                 "search: the MMR lambda must be in [0, 1]");
+    // Candidates: the fused ranking's top `candidates`.
+    if (static_cast<int64_t>(order.size()) > std::max(o.candidates, o.k))
+      order.resize(static_cast<size_t>(std::max(o.candidates, o.k)));
+    std::vector<size_t> picked;
+    std::vector<bool> used(order.size(), false);
+    std::vector<double> best_redundancy(order.size(), -1.0);
+    while (static_cast<int64_t>(picked.size()) < o.k && picked.size() < order.size()) {
+      size_t best = 0;
+      double best_value = -1e300;
+      for (size_t j = 0; j < order.size(); ++j) {
+        if (used[j]) continue;
+        const double redundancy = picked.empty() ? 0.0 : best_redundancy[j];
+        const double v = o.mmr_lambda * out[order[j]].cosine - (1 - o.mmr_lambda) * redundancy;
+        if (v > best_value) {
+          best_value = v;
+          best = j;
+        }
+      }
+      used[best] = true;
+      picked.push_back(order[best]);
+      out[order[best]].score = best_value;
+      for (size_t j = 0; j < order.size(); ++j)
+        if (!used[j])
+          best_redundancy[j] = std::max(
+              best_redundancy[j],
+              static_cast<double>(infer::cosine_similarity(vecs[order[j]], vecs[order[best]])));
+    }
+    order = picked;
+  } else if (static_cast<int64_t>(order.size()) > o.k) {
+    order.resize(static_cast<size_t>(o.k));
+  }
+  std::vector<SearchHit> ranked;
+  for (size_t i : order) ranked.push_back(std::move(out[i]));
+  out = std::move(ranked);
   std::vector<int64_t> keep;
   for (const auto& h : out) keep.push_back(h.chunk.id);
   auto records = store.chunks(keep);

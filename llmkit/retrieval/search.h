@@ -30,6 +30,12 @@ struct SearchOptions {
   int rrf_k = 60;           // RRF's constant (60 in the paper and in most systems)
   bool exact = false;       // dense ranking by exact search instead of the ANN index
   int ef_search = 0;        // the ANN's candidate list (0: the index's setting)
+  // Re-ranking by maximal marginal relevance (Carbonell and Goldstein 1998): the k hits are picked
+  // one at a time from the ranked candidates, each maximising
+  //   lambda * cosine(query, hit) - (1 - lambda) * max cosine(hit, hits already picked),
+  // so that overlapping chunks of one passage do not fill every place. Needs the query vector.
+  bool mmr = false;
+  double mmr_lambda = 0.7;
 };
 
 struct SearchHit {
@@ -41,7 +47,8 @@ struct SearchHit {
 };
 
 // The k best chunks for a query given as text (BM25) and as a unit vector (dense; may be empty
-// for mode Bm25). Ties: smaller chunk id first.
+// for mode Bm25 without mmr). Ties: smaller chunk id first. With mmr the order is MMR's pick
+// order and `score` is each hit's MMR value when picked.
 std::vector<SearchHit> search(Store& store, std::string_view query_text,
                               std::span<const float> query_vector, const SearchOptions& options);
 

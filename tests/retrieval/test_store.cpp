@@ -384,3 +384,37 @@ TEST(Store, RejectsVectorsOfTheWrongSizeOrNotFinite) {
             }).find("query vector has 3 values"),
             std::string::npos);
 }
+
+TEST(Store, MmrRerankingSkipsNearDuplicates) {
+  TempDir t;
+  const std::string dir = t.file("db");
+  Store::create(dir, config());
+  {
+    Store s = Store::open(dir, Store::Mode::Write);
+    s.begin();
+    // Three near-copies along axis 0 and one chunk a little further away along axis 0/1.
+    const std::vector<ChunkInput> c = {
+        chunk("copy one", basis(0, 0.01f)), chunk("copy two", basis(0, 0.02f)),
+        chunk("copy three", basis(0, 0.03f)), chunk("other", unit({1.0f, 1.0f, 0, 0, 0, 0, 0, 0}))};
+    s.add_document(meta("d"), c);
+    s.commit();
+  }
+  Store s = Store::open(dir, Store::Mode::Read);
+  SearchOptions o;
+  o.mode = SearchMode::Dense;
+  o.k = 2;
+  const auto plain = search(s, "", basis(0, 0.0f), o);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_EQ(plain[0].chunk.text, "copy one");
+  EXPECT_EQ(plain[1].chunk.text, "copy two");
+  o.mmr = true;
+  // Every candidate's redundancy with "copy one" is about its relevance, so novelty must weigh
+  // more than relevance for the far chunk to win: 0.3 * 0.71 - 0.7 * 0.71 > 0.3 - 0.7.
+  o.mmr_lambda = 0.3;
+  const auto mmr = search(s, "", basis(0, 0.0f), o);
+  ASSERT_EQ(mmr.size(), 2u);
+  EXPECT_EQ(mmr[0].chunk.text, "copy one");
+  EXPECT_EQ(mmr[1].chunk.text, "other") << "MMR should prefer the novel chunk";
+  o.mmr_lambda = 1.0;  // relevance only: the plain order
+  EXPECT_EQ(search(s, "", basis(0, 0.0f), o)[1].chunk.text, "copy two");
+}

@@ -19,9 +19,10 @@ using namespace llmkit::retrieval;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string db, model, source, lang, date, query, mode = "hybrid";
+  std::string db, model, source, lang, date, query, mode = "hybrid", rerank = "none";
   std::vector<std::string> files, docs, filters;
   int64_t chunk_tokens = 200, overlap = 32, k = 5, batch = 32, candidates = 50;
+  double mmr_lambda = 0.7;
   int ann_m = 32, ef_construction = 128, ef_search = 64, ef = 0;
   bool force = false, json = false, exact = false;
 };
@@ -127,8 +128,10 @@ void run_search(const Args& a) {
   o.candidates = a.candidates;
   o.exact = a.exact;
   o.ef_search = a.ef;
+  o.mmr = a.rerank == "mmr";
+  o.mmr_lambda = a.mmr_lambda;
   std::vector<float> qv;
-  if (o.mode != SearchMode::Bm25) {
+  if (o.mode != SearchMode::Bm25 || o.mmr) {
     const IndexEmbedder e =
         load_index_embedder(a.model.empty() ? store.config().embedder : a.model);
     LLMKIT_CHECK(e.dim == store.config().dim, "index search: the embedder makes ", e.dim,
@@ -302,6 +305,17 @@ LLMKIT_COMMAND(
        search->add_option("--candidates", a->candidates, "depth of each ranking before fusion")
            ->capture_default_str()
            ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+       search
+           ->add_option("--rerank", a->rerank,
+                        "none | mmr: maximal marginal relevance over the candidates, so that "
+                        "near-duplicate chunks do not fill the top k")
+           ->capture_default_str()
+           ->check(CLI::IsMember({"none", "mmr"}));
+       search
+           ->add_option("--mmr-lambda", a->mmr_lambda,
+                        "MMR's weight of relevance against novelty (1 = relevance only)")
+           ->capture_default_str()
+           ->check(llmkit::cli::number_in(0, 1));
        search->add_flag("--exact", a->exact, "dense ranking by exact search (no ANN)");
        search->add_option("--ef", a->ef, "HNSW search candidate list (default: the index's)")
            ->check(CLI::Range(1, 65536));

@@ -22,7 +22,7 @@ using namespace llmkit;
 using namespace llmkit::retrieval;
 
 struct Args {
-  std::string db, model, question, mode = "hybrid";
+  std::string db, model, question, mode = "hybrid", rerank = "none";
   std::vector<std::string> filters;
   int64_t k = 4, context_tokens = 1200, max_new_tokens = 200;
   double min_cosine = 0.35, temperature = 0;
@@ -54,6 +54,7 @@ void run_rag(const Args& a) {
     RagOptions o;
     o.search.k = a.k;
     o.search.mode = parse_search_mode(a.mode);
+    o.search.mmr = a.rerank == "mmr";
     for (const auto& f : a.filters) o.search.filters.push_back(parse_condition(f));
     o.min_cosine = a.min_cosine;
     o.context_tokens = a.context_tokens;
@@ -142,6 +143,9 @@ LLMKIT_COMMAND(
            ->capture_default_str()
            ->check(CLI::IsMember({"bm25", "dense", "hybrid"}));
        sub.add_option("--filter", a->filters, "metadata filter, as for `index search`");
+       sub.add_option("--rerank", a->rerank, "none | mmr, as for `index search`")
+           ->capture_default_str()
+           ->check(CLI::IsMember({"none", "mmr"}));
        sub.add_option("--min-cosine", a->min_cosine,
                       "answer \"I don't know from these sources\" when the best source's cosine "
                       "with the question is below this (docs/rag.md calibrates it)")
