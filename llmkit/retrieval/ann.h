@@ -7,8 +7,13 @@
 // cannot remove a vector: a deleted label stays in the graph and `allow` leaves it out; the
 // owner rebuilds the index when too much of it is dead.
 // Serialised form (what store.h writes atomically): magic "LLMKANN1", a little-endian header
-// (dim, generation, rows), the row -> label table, FAISS's own index bytes, and a CRC-32 of all
-// that; a truncated or foreign file is a clear Error, never a crash.
+// (dim, generation, rows, FAISS byte count: int64 each), the row -> label table (int64 each),
+// FAISS's own index bytes, and a CRC-32 (zlib) of all that; a truncated or foreign file is a
+// clear Error, never a crash.
+// Determinism: add() runs FAISS's insertion with one OpenMP thread (its parallel insertion makes
+// the graph depend on thread timing), so the same vectors added in the same batches give the same
+// graph and the same serialised bytes whatever the thread count; search() also uses one thread
+// (one query per call). Concurrent search() calls are safe; add() needs exclusive access.
 // Not here: the SQLite document store, chunking, hybrid search.
 #pragma once
 
