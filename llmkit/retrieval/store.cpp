@@ -29,6 +29,8 @@ constexpr const char* kFormat = "llmkit-retrieval";
 constexpr int kVersion = 1;
 // More dead rows than this fraction of the ANN index: the writer rebuilds it.
 constexpr double kMaxDeadFraction = 0.25;
+// Filters that leave at most this many chunks are searched exactly (dense_search).
+constexpr size_t kExactFilterLimit = 2048;
 
 // One prepared statement; bind 1-based, step, read 0-based columns.
 class Stmt {
@@ -630,21 +632,42 @@ std::vector<AnnHit> Store::dense_search(std::span<const float> query, int64_t k,
     live = &live_storage;
   }
   auto member = [live](int64_t id) { return std::binary_search(live->begin(), live->end(), id); };
-  if (!exact) ensure_ann();
-  const int64_t covered = (!exact && ann_usable_) ? ann_->generation() : 0;
+  // A restrictive filter: the graph search would wade through nodes that do not pass and may
+  // run out of candidates before k pass (FAISS's HNSW stops at efSearch); scanning the few
+  // allowed vectors exactly is both faster and complete, as vector databases do.
+  const bool small_filter = allowed != nullptr && allowed->size() <= kExactFilterLimit;
+  if (!exact && !small_filter) ensure_ann();
+  const int64_t covered = (!exact && !small_filter && ann_usable_) ? ann_->generation() : 0;
   std::vector<AnnHit> hits;
   if (covered > 0) {
-    if (ef_search_ > 0) ann_->set_ef_search(ef_search_);
-    hits = ann_->search(query, k, member);
+    const int base_ef = ef_search_ > 0 ? ef_search_ : config_.ann.ef_search;
+    const auto in_ann =
+        static_cast<int64_t>(std::upper_bound(live->begin(), live->end(), covered) - live->begin());
+    const int64_t want = std::min<int64_t>(k, in_ann);
+    // A filter can still leave the graph search short of k: widen the candidate list and retry.
+    for (int ef = base_ef;; ef *= 4) {
+      ann_->set_ef_search(ef);
+      hits = ann_->search(query, k, member);
+      if (static_cast<int64_t>(hits.size()) >= want || ef >= ann_->rows()) break;
+    }
+    ann_->set_ef_search(base_ef);
   }
-  // The chunks the ANN file does not hold: exactly.
-  auto tail = vectors_above(covered);
+  // The chunks the ANN file does not hold (or all allowed ones, for a small filter): exactly.
   std::vector<float> flat;
   std::vector<int64_t> labels;
-  for (auto& [id, v] : tail) {
-    if (!member(id)) continue;
-    labels.push_back(id);
-    flat.insert(flat.end(), v.begin(), v.end());
+  if (small_filter && !exact) {
+    const auto vs = vectors(*allowed);
+    for (size_t i = 0; i < vs.size(); ++i) {
+      labels.push_back((*allowed)[i]);
+      flat.insert(flat.end(), vs[i].begin(), vs[i].end());
+    }
+  } else {
+    auto tail = vectors_above(covered);
+    for (auto& [id, v] : tail) {
+      if (!member(id)) continue;
+      labels.push_back(id);
+      flat.insert(flat.end(), v.begin(), v.end());
+    }
   }
   if (!labels.empty()) {
     auto more = exact_search(flat, labels, query, k);

@@ -97,12 +97,6 @@ void fill(const std::string& dir) {
   s.commit();
 }
 
-std::vector<int64_t> labels(const std::vector<AnnHit>& hits) {
-  std::vector<int64_t> out;
-  for (const auto& h : hits) out.push_back(h.label);
-  return out;
-}
-
 }  // namespace
 
 TEST(Store, CreateRefusesAnExistingIndexAndOpenNamesBadFiles) {
