@@ -64,12 +64,18 @@ void TextBuilder::put_preformatted(char c) {
     // break: the output's paragraphs are always separated by exactly one blank line.
     pending_break_ = std::min(pending_break_ + 1, 2);
     pending_space_ = false;
+    indent_.clear();  // a line of only blanks is a blank line
     return;
   }
   if (c == ' ' || c == '\t') {
-    // Indentation is content in preformatted text; a line of only blanks is trimmed away later.
-    flush_breaks();
-    out_ += c;
+    // Indentation is content in preformatted text, but only once the line has something else:
+    // it waits in indent_ until then. Blanks inside a line go out (trailing ones are trimmed at
+    // the line's end).
+    if (pending_break_ > 0 || out_.empty() || out_.back() == '\n') {
+      indent_ += c;
+    } else {
+      out_ += c;
+    }
     return;
   }
   put_visible(c);
@@ -94,6 +100,8 @@ void TextBuilder::put_visible(char c) {
   flush_breaks();
   if (pending_space_ && !had_break && !out_.empty() && out_.back() != '\n') out_ += ' ';
   pending_space_ = false;
+  out_ += indent_;
+  indent_.clear();
   if (heading_level_ > 0 && heading_start_ == kNone) heading_start_ = out_.size();
   out_ += c;
 }

@@ -32,7 +32,10 @@ class TextBuilder {
   void put(std::string_view s);
   void line_break();
   void paragraph_break();
-  void set_preformatted(bool on) { preformatted_ = on; }
+  void set_preformatted(bool on) {
+    preformatted_ = on;
+    indent_.clear();
+  }
   bool preformatted() const { return preformatted_; }
   // Text put between these is a heading of `level` (1 = top); an empty heading is dropped.
   void begin_heading(int level);
@@ -53,6 +56,7 @@ class TextBuilder {
   std::vector<Heading> headings_;
   int pending_break_ = 0;  // 0 none, 1 end of line, 2 end of paragraph
   bool pending_space_ = false;
+  std::string indent_;  // preformatted: the blanks that start the current line, not yet written
   bool preformatted_ = false;
   int heading_level_ = 0;  // > 0 inside a heading
   size_t heading_start_ = kNone;

@@ -48,6 +48,8 @@ TEST(Extract, PlainText) {
   EXPECT_TRUE(e.headings.empty());
   EXPECT_EQ(e.format, Format::Text);
   EXPECT_EQ(extract(" \n\t\n", Format::Text).text, "");
+  // A line of only blanks separates paragraphs like an empty one.
+  EXPECT_EQ(extract("a\n   \nb\n \t \n\n\n  c \n", Format::Text).text, "a\n\nb\n\n  c\n");
 }
 
 TEST(Extract, Html) {
@@ -246,7 +248,8 @@ TEST(Extract, GzipRoundTrip) {
 TEST(Extract, BrokenGzipIsAnErrorNamingTheFile) {
   testing::TempDir dir;
   std::string text;
-  for (int i = 0; i < 2000; ++i) text += "line " + std::to_string(i) + " of some text\n";
+  for (int i = 0; i < 2000; ++i)
+    text += std::string("line ") + std::to_string(i) + " of some text\n";
   const std::string gz = gzip_bytes(text, dir);
   write_file(dir.file("cut.txt.gz"), gz.substr(0, gz.size() / 2));
   std::string msg = error_of([&] { extract_file(dir.file("cut.txt.gz")); });
