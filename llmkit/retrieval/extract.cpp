@@ -117,7 +117,7 @@ void TextBuilder::paragraph_break() {
 }
 
 void TextBuilder::begin_heading(int level) {
-  if (heading_level_ > 0) return;  // a heading inside a heading: the outer one wins
+  end_heading();  // a heading opened inside another ends it, as <h2> inside an open <h1> does
   paragraph_break();
   heading_level_ = level;
   heading_start_ = kNone;
@@ -361,6 +361,14 @@ Extracted extract_markdown(std::string_view content) {
       continue;
     }
     const std::string_view line = trim(raw);
+    if (line.starts_with("<!--")) {  // an HTML comment, possibly over several lines
+      const size_t close = line.find("-->");
+      while (close == std::string_view::npos && i + 1 < lines.size() &&
+             lines[i].find("-->") == std::string_view::npos) {
+        ++i;
+      }
+      if (close == std::string_view::npos || trim(line.substr(close + 3)).empty()) continue;
+    }
     if (line.empty()) {
       b.paragraph_break();
       in_paragraph = false;

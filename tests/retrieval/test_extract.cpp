@@ -75,6 +75,14 @@ TEST(Extract, Html) {
   expect_heading(e, 1, 2, "Sub part");
 }
 
+TEST(Extract, HtmlUnclosedHeadingEndsAtTheNextOne) {
+  const Extracted e = extract("<h1>A<h2>B</h2><p>x</p>", Format::Html);
+  EXPECT_EQ(e.text, "A\n\nB\n\nx\n");
+  ASSERT_EQ(e.headings.size(), 2u);
+  expect_heading(e, 0, 1, "A");
+  expect_heading(e, 1, 2, "B");
+}
+
 TEST(Extract, HtmlEntities) {
   const Extracted e = extract(
       "<p>Fish &amp; chips &lt;3 &mdash; caf&#233; &#x263A; &unknown; &copy; a&nbsp;b "
@@ -123,6 +131,8 @@ TEST(Extract, Markdown) {
       "> quoted &amp; text\n"
       "\n"
       "***\n"
+      "<!-- a comment\n"
+      "over lines -->\n"
       "### Three\n";
   const Extracted e = extract(md, Format::Markdown);
   EXPECT_EQ(e.text,
