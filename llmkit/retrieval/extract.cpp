@@ -1,7 +1,8 @@
-// Text extraction for the retrieval layer (extract.h): one TextBuilder that every format writes
+// Text extraction for the retrieval layer (extract.h): the TextBuilder that every format writes
 // into (it owns whitespace collapsing, paragraph breaks and heading offsets, so the formats agree
-// on what "a paragraph" is), a line-based Markdown reader, a small roff interpreter for man pages,
-// gzip through zlib, and format detection. The HTML tag scanner lives in extract_html.cpp.
+// on what "a paragraph" is), plain text, a line-based Markdown reader, gzip through zlib, format
+// detection and the UTF-8 check. The HTML tag scanner is in extract_html.cpp, the roff reader
+// for man pages in extract_man.cpp.
 // Not here: chunking (chunker.cpp).
 #include "llmkit/retrieval/extract.h"
 

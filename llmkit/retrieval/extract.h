@@ -47,11 +47,11 @@ Format detect_format(std::string_view path, std::string_view content);
 //    targets, emphasis markers and HTML tags dropped. Each source line stays a line (lists and
 //    tables keep their shape); the title is the first heading.
 //  - Html: tags dropped; <script>, <style>, <head> content dropped; navigation chrome dropped
-//    (<nav>, role="navigation", DocBook's navheader/navfooter, Sphinx's "¶" headerlink
-//    anchors); block elements (p, div, li, h1-h6, pre, tr, dt, dd, ...) end a paragraph, <br>
-//    ends a line; whitespace collapsed outside <pre>; named and numeric entities decoded
-//    (unknown named ones kept as written; U+00A0 no-break spaces become plain spaces); h1-h6
-//    become headings; the title is <title>, else the first h1.
+//    (<nav>, role="navigation", DocBook's navheader/navfooter and class="toc" tables of
+//    contents, Sphinx's "¶" headerlink anchors); block elements (p, div, li, h1-h6, pre, tr, dt,
+//    dd, ...) end a paragraph, <br> ends a line; whitespace collapsed outside <pre>; named and
+//    numeric entities decoded (unknown named ones kept as written; U+00A0 no-break spaces become
+//    plain spaces); h1-h6 become headings; the title is <title>, else the first h1.
 //  - Man: roff requests interpreted enough to read: .SH/.SS headings, .PP/.LP/.P/.TP/.IP
 //    paragraph breaks, .B/.I/.BR/... font macros as their text, \f font escapes, \- \(em \(aq
 //    and other common escapes, .nf/.EX blocks and tbl tables line by line, .ds strings, .if n

@@ -2,7 +2,7 @@
 // for the documentation HTML that generators write (DocBook XSL, Sphinx, pandoc). It reads tags
 // and their attributes, drops what a reader never sees (<head> but its <title>, <script>,
 // <style>, comments) and navigation chrome (<nav>, role="navigation", DocBook's navheader /
-// navfooter, Sphinx's "¶" headerlink anchors), and decodes entities.
+// navfooter and tables of contents, Sphinx's "¶" headerlink anchors), and decodes entities.
 // Not here: error recovery of a browser (unclosed elements simply run on), character sets other
 // than UTF-8 (the caller's UTF-8 check rejects them), CSS visibility.
 #include <algorithm>
@@ -226,7 +226,10 @@ bool drops_content(const Tag& tag) {
   if (tag.attrs.empty()) return false;
   if (attribute(tag.attrs, "role") == "navigation") return true;
   if (tag.name == "a") return has_class(tag.attrs, "headerlink");  // Sphinx's "¶" permalinks
-  return has_class(tag.attrs, "navheader") || has_class(tag.attrs, "navfooter");
+  // DocBook XSL's navigation bars and its tables of contents (a list of the headings that
+  // follow, which would only make a chunk that matches every question about the chapter).
+  return has_class(tag.attrs, "navheader") || has_class(tag.attrs, "navfooter") ||
+         has_class(tag.attrs, "toc");
 }
 
 // Parses the tag at s[i] == '<'; returns the index after its '>' (s.size() when unterminated),

@@ -60,6 +60,7 @@ TEST(Extract, Html) {
       "<h1>Top <a class=\"headerlink\" href=\"#top\">\xC2\xB6</a></h1>"
       "<p>Hello   <b>bold</b>\n  world.</p><!-- a <p>comment</p> -->"
       "<div role=\"navigation\">Prev <div>Next</div></div>"
+      "<div class=\"toc x\"><p>Table of Contents</p><dl><dt>Sub part</dt></dl></div>"
       "<pre>  a  b\n  c</pre><h2 id='s'>Sub <em>part</em></h2>"
       "<ul><li>one</li><li>two<br/>three</li></ul><table><tr><td>x</td><td>y</td></tr></table>"
       "<p>1 < 2</p></body></html>";
@@ -317,6 +318,8 @@ TEST(Extract, RealDebianFaq) {
   EXPECT_TRUE(found);
   EXPECT_NE(e.text.find("Debian GNU/Linux is a particular distribution"), std::string::npos);
   EXPECT_EQ(e.text.find("<"), std::string::npos);  // no markup left
+  EXPECT_EQ(e.text.find("Table of Contents"), std::string::npos);
+  EXPECT_EQ(e.text.find("Prev"), std::string::npos);  // the navigation bars
 }
 
 TEST(Extract, RealSphinxPageDropsPermalinks) {
