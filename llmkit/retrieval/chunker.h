@@ -36,7 +36,14 @@ using CountTokens = std::function<int64_t(std::string_view)>;
 
 // Chunks of `doc.text` in order. Blank-only text gives no chunks. Every non-blank byte of the
 // text is in at least one chunk; a chunk's text starts and ends at non-blank characters.
-// Errors: max_tokens < 8, overlap_tokens < 0 or >= max_tokens.
+// Paragraphs are separated by blank lines; a sentence ends at ". ! ?" (with any closing quotes
+// or brackets) before a blank, or at a CJK full stop (U+3002, U+FF01, U+FF1F); a paragraph's end
+// also ends a sentence. A section holding only its heading is a chunk of its own. The overlap is
+// never the whole previous chunk, and pieces of a cut sentence are never repeated as overlap.
+// Cost: count_tokens sees about twice the text's bytes in all (each sentence, then each chunk),
+// plus O(log) prefixes per piece of a sentence longer than max_tokens.
+// Errors: max_tokens < 8, overlap_tokens < 0 or >= max_tokens, headings out of order or past
+// the text.
 std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tokens,
                               const ChunkOptions& options = {});
 

@@ -36,19 +36,27 @@ struct Extracted {
 // The format from the file name (after dropping a ".gz"): .md/.markdown -> Markdown,
 // .html/.htm/.xhtml -> Html, .1 ... .9 (man sections, with an optional suffix like .3pm or
 // .1ssl) -> Man, anything else -> Text; a Text file whose content starts with "<!DOCTYPE html"
-// or "<html" (case-insensitive, after blanks) is Html.
+// or "<html" (case-insensitive, after blanks, a BOM or an "<?xml ...?>" declaration) is Html.
 Format detect_format(std::string_view path, std::string_view content);
 
-// Extracts `content` (already decompressed) as `format`. `name` is only for error messages.
-//  - Text: as is ("\r\n" -> "\n"), headings none.
+// Extracts `content` (already decompressed; a UTF-8 BOM is dropped) as `format`. `name` is only
+// for error messages. In every format runs of blank lines become one, lines lose their trailing
+// blanks, and the text has no leading or trailing blank lines.
+//  - Text: as is ("\r\n" -> "\n"), headings none, title "".
 //  - Markdown: headings from "#"-lines and setext underlines; code fences kept as text; link
-//    targets, emphasis markers and HTML tags dropped.
-//  - Html: tags dropped; <script>, <style>, <head> content dropped; block elements (p, div, li,
-//    h1-h6, pre, tr, br, dt, dd, ...) end a paragraph; whitespace collapsed outside <pre>;
-//    named and numeric entities decoded; h1-h6 become headings.
+//    targets, emphasis markers and HTML tags dropped. Each source line stays a line (lists and
+//    tables keep their shape); the title is the first heading.
+//  - Html: tags dropped; <script>, <style>, <head> content dropped; navigation chrome dropped
+//    (<nav>, role="navigation", DocBook's navheader/navfooter and class="toc" tables of
+//    contents, Sphinx's "¶" headerlink anchors); block elements (p, div, li, h1-h6, pre, tr, dt,
+//    dd, ...) end a paragraph, <br> ends a line; whitespace collapsed outside <pre>; named and
+//    numeric entities decoded (unknown named ones kept as written; U+00A0 no-break spaces become
+//    plain spaces); h1-h6 become headings; the title is <title>, else the first h1.
 //  - Man: roff requests interpreted enough to read: .SH/.SS headings, .PP/.LP/.P/.TP/.IP
 //    paragraph breaks, .B/.I/.BR/... font macros as their text, \f font escapes, \- \(em \(aq
-//    and other common escapes; comments and unknown requests dropped.
+//    and other common escapes, .nf/.EX blocks and tbl tables line by line, .ds strings, .if n
+//    (nroff) branches; comments, macro definitions and unknown requests dropped. The title is the
+//    NAME section's line ("ls - list directory contents"), else .TH's page name.
 Extracted extract(std::string_view content, Format format, std::string_view name = "");
 
 // Reads `path` (gunzipping it when it ends in .gz or starts with the gzip magic), detects the
