@@ -321,3 +321,18 @@ std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tok
 }
 
 }  // namespace llmkit::retrieval
+
+namespace llmkit::retrieval {
+
+std::string text_with_heading(std::string_view heading_path, std::string_view text) {
+  const size_t sep = heading_path.rfind(" > ");
+  const std::string_view leaf =
+      sep == std::string_view::npos ? heading_path : heading_path.substr(sep + 3);
+  if (leaf.empty() || text.substr(0, leaf.size()) == leaf) return std::string(text);
+  std::string out(leaf);
+  out += '\n';
+  out += text;
+  return out;
+}
+
+}  // namespace llmkit::retrieval

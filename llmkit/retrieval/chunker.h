@@ -48,3 +48,14 @@ std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tok
                               const ChunkOptions& options = {});
 
 }  // namespace llmkit::retrieval
+
+namespace llmkit::retrieval {
+
+// What a chunk is embedded and keyword-indexed as: the chunk's own section heading (the last
+// part of the heading path) on a line before its text, so that a question naming the section
+// finds it; the text alone when it already begins with that heading (the section's first chunk)
+// or has none. The chapter names higher in the path are left out: every chunk of a chapter
+// would repeat them, which only adds noise to both rankings.
+std::string text_with_heading(std::string_view heading_path, std::string_view text);
+
+}  // namespace llmkit::retrieval

@@ -52,6 +52,16 @@ bool readable_name(const fs::path& p) {
   return ext.empty() && !name.empty() && name[0] != '.';
 }
 
+// The chunk's text is its section's heading and nothing else.
+bool is_heading_only(const std::string& heading_path, std::string_view text) {
+  const size_t sep = heading_path.rfind(" > ");
+  const std::string_view leaf = sep == std::string::npos
+                                    ? std::string_view(heading_path)
+                                    : std::string_view(heading_path).substr(sep + 3);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  return !leaf.empty() && text == leaf;
+}
+
 }  // namespace
 
 int64_t IndexEmbedder::count_tokens(std::string_view text) const {
@@ -130,7 +140,7 @@ AddReport add_files(Store& store, const IndexEmbedder& embedder,
     std::vector<std::string> texts;
     for (const auto& p : pending)
       for (const auto& c : p.chunks)
-        texts.push_back(c.place.heading.empty() ? c.text : c.place.heading + "\n" + c.text);
+        texts.push_back(text_with_heading(c.place.heading, c.text));
     const auto vectors = embedder.embed(texts);
     size_t v = 0;
     for (auto& p : pending) {
@@ -169,8 +179,14 @@ AddReport add_files(Store& store, const IndexEmbedder& embedder,
     Pending p;
     p.meta = meta;
     p.replaces = old.has_value();
-    for (const Chunk& c : chunk_text(doc, count, store.config().chunking))
-      p.chunks.push_back({c, doc.text.substr(c.begin, c.end - c.begin), {}});
+    for (const Chunk& c : chunk_text(doc, count, store.config().chunking)) {
+      std::string text = doc.text.substr(c.begin, c.end - c.begin);
+      // A section with nothing but its heading (a chapter title before its first subsection)
+      // gives a chunk that is only that title: it would match every question about the chapter
+      // and answer none. Its heading still leads the chunks that follow.
+      if (is_heading_only(c.heading, text)) continue;
+      p.chunks.push_back({c, std::move(text), {}});
+    }
     if (p.chunks.empty()) {
       // Nothing to search in it; an old version of it goes.
       if (old) store.delete_document(meta.key);

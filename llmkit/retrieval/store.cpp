@@ -390,8 +390,7 @@ int64_t Store::add_document(const DocumentMeta& meta, std::span<const ChunkInput
     c.run();
     const int64_t id = sqlite3_last_insert_rowid(db_);
     f.reset();
-    // The heading is indexed with the text: a question often names the section.
-    f.bind(1, id).bind(2, index_terms(in.place.heading + "\n" + in.text)).run();
+    f.bind(1, id).bind(2, index_terms(text_with_heading(in.place.heading, in.text))).run();
   }
   return doc;
 }

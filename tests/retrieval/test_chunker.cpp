@@ -330,3 +330,13 @@ TEST(Chunker, RealDebianFaq) {
 
 }  // namespace
 }  // namespace llmkit::retrieval
+
+TEST(Chunker, TextWithHeadingAddsOnlyTheSectionsOwnHeading) {
+  using llmkit::retrieval::text_with_heading;
+  EXPECT_EQ(text_with_heading("Chapter 8 > 8.3. Installed?", "To learn the status..."),
+            "8.3. Installed?\nTo learn the status...");
+  EXPECT_EQ(text_with_heading("Chapter 8 > 8.3. Installed?", "8.3. Installed?\n\nTo learn"),
+            "8.3. Installed?\n\nTo learn");
+  EXPECT_EQ(text_with_heading("", "plain"), "plain");
+  EXPECT_EQ(text_with_heading("Top", "body"), "Top\nbody");
+}

@@ -25,7 +25,7 @@ struct Args {
   std::string db, model, question, mode = "hybrid", rerank = "none";
   std::vector<std::string> filters;
   int64_t k = 4, context_tokens = 1200, max_new_tokens = 200;
-  double min_cosine = 0.35, temperature = 0;
+  double min_cosine = 0.35, temperature = 0, repetition_penalty = 1.1;
   uint64_t seed = 0;
   bool json = false, no_retrieval = false, show_prompt = false;
 };
@@ -79,6 +79,8 @@ void run_rag(const Args& a) {
     gen.sampler.temperature = a.temperature;
     gen.sampler.top_p = a.temperature > 0 ? 0.9 : 1.0;
     gen.sampler.seed = a.seed;
+    gen.sampler.repetition_penalty = a.repetition_penalty;
+    gen.sampler.repetition_penalty = a.repetition_penalty;
     gen.max_new_tokens = a.max_new_tokens;
     gen = infer::with_model_stops(loaded, gen);
     std::vector<tokenizer::ChatMessage> history{{"system", prompt.system}};
@@ -160,6 +162,16 @@ LLMKIT_COMMAND(
        sub.add_option("--temperature", a->temperature, "0 = greedy")
            ->capture_default_str()
            ->check(llmkit::cli::non_negative());
+       sub.add_option("--repetition-penalty", a->repetition_penalty,
+                      "divides the logits of tokens already in the prompt or answer (> 1: a "
+                      "small model decoding greedily repeats itself less)")
+           ->capture_default_str()
+           ->check(llmkit::cli::number_in(0, 10, true));
+       sub.add_option("--repetition-penalty", a->repetition_penalty,
+                      "divides the logits of tokens already in the prompt or answer (> 1: a "
+                      "small model decoding greedily repeats itself less)")
+           ->capture_default_str()
+           ->check(llmkit::cli::number_in(0, 10, true));
        sub.add_option("--seed", a->seed, "sampling seed")->capture_default_str();
        sub.add_flag("--no-retrieval", a->no_retrieval,
                     "ask the model alone, without sources (to compare)");
