@@ -139,8 +139,7 @@ AddReport add_files(Store& store, const IndexEmbedder& embedder,
   auto flush = [&] {
     std::vector<std::string> texts;
     for (const auto& p : pending)
-      for (const auto& c : p.chunks)
-        texts.push_back(text_with_heading(c.place.heading, c.text));
+      for (const auto& c : p.chunks) texts.push_back(text_with_heading(c.place.heading, c.text));
     const auto vectors = embedder.embed(texts);
     size_t v = 0;
     for (auto& p : pending) {

@@ -86,10 +86,14 @@ void run_add(const Args& a) {
   AddOptions o{a.source, a.lang, a.date, a.force};
   const auto t0 = Clock::now();
   auto last = t0;
+  bool printed = false;
   store.begin();
   const AddReport r = add_files(store, e, files, o, [&](int64_t done, int64_t total, int64_t n) {
     const auto now = Clock::now();
-    if (done < total && now - last < std::chrono::seconds(2)) return;
+    // The first group's line at once (the transaction is then open and writing), then one
+    // every 2 s.
+    if (done < total && printed && now - last < std::chrono::seconds(2)) return;
+    printed = true;
     last = now;
     const double s = std::chrono::duration<double>(now - t0).count();
     std::fprintf(stderr, "index add: %lld/%lld files, %lld chunks, %.1f chunks/s\n",

@@ -80,7 +80,6 @@ void run_rag(const Args& a) {
     gen.sampler.top_p = a.temperature > 0 ? 0.9 : 1.0;
     gen.sampler.seed = a.seed;
     gen.sampler.repetition_penalty = a.repetition_penalty;
-    gen.sampler.repetition_penalty = a.repetition_penalty;
     gen.max_new_tokens = a.max_new_tokens;
     gen = infer::with_model_stops(loaded, gen);
     std::vector<tokenizer::ChatMessage> history{{"system", prompt.system}};
@@ -162,11 +161,6 @@ LLMKIT_COMMAND(
        sub.add_option("--temperature", a->temperature, "0 = greedy")
            ->capture_default_str()
            ->check(llmkit::cli::non_negative());
-       sub.add_option("--repetition-penalty", a->repetition_penalty,
-                      "divides the logits of tokens already in the prompt or answer (> 1: a "
-                      "small model decoding greedily repeats itself less)")
-           ->capture_default_str()
-           ->check(llmkit::cli::number_in(0, 10, true));
        sub.add_option("--repetition-penalty", a->repetition_penalty,
                       "divides the logits of tokens already in the prompt or answer (> 1: a "
                       "small model decoding greedily repeats itself less)")
