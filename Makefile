@@ -9,7 +9,7 @@ FUZZ_TARGETS ?= safetensors tokenizer_json token_shard config_json pairs_tsv cha
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-asan bench data fuzz format clean
+.PHONY: all deps build demo test test-asan bench data kb fuzz format clean
 
 all: build
 
@@ -52,6 +52,11 @@ bench:
 data:
 	@scripts/install-deps.sh --data
 	scripts/get-data.sh
+
+# The RAG knowledge base: Debian's documentation indexed in ~/.cache/llmkit/kb/debian-docs
+# (docs/rag.md).
+kb: build
+	LLMKIT_BIN=$(BUILD)/llmkit scripts/make-kb.sh
 
 # libFuzzer (clang-14) on every parser of outside input, FUZZ_SECONDS each (docs/fuzzing.md).
 # New inputs go to $(FUZZ_BUILD)/fuzz/corpus/, crashers to $(FUZZ_BUILD)/fuzz/crashes/<target>/.
