@@ -44,10 +44,11 @@ struct Clustering {
 // from a std::mt19937_64 seeded with `seed`: the same seed and inputs give the same clusters on
 // every platform (no std:: distribution, whose output the standard leaves open). A cluster that
 // empties takes the input farthest from its own centroid. Lloyd's iterations stop at a local
-// optimum that depends on the seeding (on 8 single words in 2 clusters, one seeding in three
-// ended with 7 + 1), so, as scikit-learn's n_init, the best of `restarts` seedings is kept:
-// the highest mean cosine to the centroids (the lowest inertia, since |u - c|^2 = 2 - 2 cos).
-// Cost O(restarts iterations N K C). Errors: k < 1, k > N, ragged sizes.
+// optimum that depends on the seeding (8 single words in 2 clusters: one seeding in three ended
+// 7 + 1; 10 MiniLM sentences in 3 clusters: 8% of seedings reach the best of all 3^10
+// partitions), so, as scikit-learn's n_init, the best of `restarts` seedings is kept: the
+// highest mean cosine to the centroids (the lowest inertia, since |u - c|^2 = 2 - 2 cos). More
+// restarts, better odds. Cost O(restarts iterations N K C). Errors: k < 1, k > N, ragged sizes.
 Clustering kmeans_cosine(std::span<const std::vector<float>> vectors, int64_t k, uint64_t seed,
                          int64_t restarts = 10, int64_t max_iterations = 100);
 

@@ -1,6 +1,7 @@
 // `llmkit similar`: what sentence embeddings are used for, on a list of texts. Three modes:
 //   --text T            the k candidates nearest to T by cosine: "rank<TAB>cosine<TAB>text"
-//   --clusters K        spherical k-means (k-means++ from --seed): each cluster, most central first
+//   --clusters K        spherical k-means (best of --restarts k-means++ seedings from --seed):
+//                       each cluster, most central first
 //   --outliers N        the N texts of lowest mean cosine to all the others
 // --json prints one JSON object per line instead. Embedding is infer::embed_texts with the model's
 // defaults; the scoring is infer/similar.h.
@@ -19,7 +20,7 @@ namespace {
 struct Args {
   std::string model_dir, text, candidates_file;
   std::vector<std::string> candidates;
-  int64_t k = 5, clusters = 0, outliers = 0, max_len = 0, batch = 32;
+  int64_t k = 5, clusters = 0, outliers = 0, restarts = 10, max_len = 0, batch = 32;
   uint64_t seed = 0;
   bool json = false;
 };
@@ -105,6 +106,10 @@ LLMKIT_COMMAND(
        text->excludes(clusters)->excludes(outliers);
        sub.add_option("--seed", a->seed, "k-means++ seed (the same seed, the same clusters)")
            ->capture_default_str();
+       sub.add_option("--restarts", a->restarts,
+                      "k-means++ seedings tried; the clustering of highest mean cosine to its "
+                      "centroids is kept")
+           ->capture_default_str();
        sub.add_flag("--json", a->json, "one JSON object per line");
        sub.add_option("--max-length", a->max_len,
                       "tokens per text (default: the model's sentence-transformers max length)")
@@ -120,6 +125,7 @@ LLMKIT_COMMAND(
          LLMKIT_CHECK(!nearest || a->k >= 1, "similar: --k must be >= 1, got ", a->k);
          LLMKIT_CHECK(clusters->count() == 0 || a->clusters >= 1,
                       "similar: --clusters must be >= 1, got ", a->clusters);
+         LLMKIT_CHECK(a->restarts >= 1, "similar: --restarts must be >= 1, got ", a->restarts);
          LLMKIT_CHECK(outliers->count() == 0 || a->outliers >= 1,
                       "similar: --outliers must be >= 1, got ", a->outliers);
          const std::vector<std::string> texts =
@@ -147,8 +153,8 @@ LLMKIT_COMMAND(
            print_ranked(llmkit::infer::nearest_by_cosine(query, vectors, a->k), texts, "cosine",
                         a->json);
          } else if (clusters->count() > 0) {
-           print_clusters(llmkit::infer::kmeans_cosine(vectors, a->clusters, a->seed), texts,
-                          a->json);
+           print_clusters(llmkit::infer::kmeans_cosine(vectors, a->clusters, a->seed, a->restarts),
+                          texts, a->json);
          } else {
            print_ranked(llmkit::infer::outliers_by_mean_cosine(vectors, a->outliers), texts,
                         "mean_cosine", a->json);
