@@ -102,7 +102,7 @@ def main():
             found[i] = index.search(queries[i:i + 1], k)[1][0]
         s = time.perf_counter() - t0
         recall = np.mean([len(set(found[i]) & set(truth[i])) / k for i in range(nq)])
-        print(f"{ef:>8} {recall:>10.4f} {nq / s:>12.1f} {1e6 * s / nq:>12.1f}")
+        print(f"{ef:>8} {recall:>10.4f} {nq / s:>12.1f} {1e6 * s / nq:>12.1f}", flush=True)
         json_line(what="search", dataset=name, k=k, ef_search=ef, recall=float(recall),
                   qps=nq / s)
 

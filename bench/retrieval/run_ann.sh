@@ -51,10 +51,10 @@ for ((i = 0; i < ${#sets[@]}; i += 3)); do
     --ef "$EF" --name "$name")
   echo "== $name: llmkit (load $(cut -d' ' -f1-3 /proc/loadavg))"
   OMP_NUM_THREADS=${THREADS:-$(nproc)} nice "$build/bench/ann_bench" "${args[@]}" \
-    --parallel-build "$PARALLEL_ROWS" | tee "$out/$tag.llmkit.txt" | grep -v '^JSON '
+    --parallel-build "$PARALLEL_ROWS" | tee "$out/$tag.llmkit.txt" | grep --line-buffered -v '^JSON '
   echo "== $name: faiss-cpu (load $(cut -d' ' -f1-3 /proc/loadavg))"
   OMP_NUM_THREADS=1 nice "$py" bench/retrieval/ann_peer.py "${args[@]}" |
-    tee "$out/$tag.peer.txt" | grep -v '^JSON '
+    tee "$out/$tag.peer.txt" | grep --line-buffered -v '^JSON '
   echo "== $name: side by side (load after $(cut -d' ' -f1-3 /proc/loadavg))"
   "$py" - "$out/$tag.llmkit.txt" "$out/$tag.peer.txt" <<'EOF' | tee "$out/$tag.compare.md"
 import json, sys

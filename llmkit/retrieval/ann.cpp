@@ -1,7 +1,8 @@
 // AnnIndex on FAISS 1.7.3's IndexHNSWFlat (inner product) plus exact_search, the reference.
-// Rows are FAISS's ids 0..rows-1; our labels live in `labels_` (IndexIDMap would do that mapping
-// but refuses SearchParameters, so its searches could not take a selector). A filter reaches the
-// graph search as an IDSelector that maps row -> label -> LabelFilter.
+// Rows are FAISS's ids 0..rows-1; our labels live in Impl::labels (IndexIDMap would do that
+// mapping but refuses SearchParameters, so its searches could not take a selector). A filter
+// reaches the graph search as an IDSelector that maps row -> label -> LabelFilter. Distances come
+// from llmkit's own inner product (FastFlatIP below), not from Debian's baseline-x86 FAISS build.
 // Determinism: FAISS inserts the vectors of one add() OpenMP-parallel, and the graph then depends
 // on which thread links which node first; add() therefore runs FAISS with one OpenMP thread, so
 // the same vectors added in the same batches give the same graph and the same bytes, bit for bit.
@@ -11,7 +12,6 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/impl/DistanceComputer.h>
-#include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
