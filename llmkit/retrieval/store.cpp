@@ -345,17 +345,26 @@ void Store::commit() {
   sync_ann(false);
 }
 
-std::optional<DocumentInfo> Store::find_document(const std::string& key) const {
-  Stmt s(db_,
-         "SELECT d.id, d.key, d.path, d.source, d.title, d.lang, d.date, d.format, d.hash, "
-         "(SELECT count(*) FROM chunks c WHERE c.doc = d.id) FROM documents d WHERE d.key = ?");
-  s.bind(1, key);
-  if (!s.step()) return std::nullopt;
+// The columns both document queries select, in this order.
+#define LLMKIT_DOCUMENT_COLUMNS                                                \
+  "d.id, d.key, d.path, d.source, d.title, d.lang, d.date, d.format, d.hash, " \
+  "(SELECT count(*) FROM chunks c WHERE c.doc = d.id)"
+
+// A DocumentInfo from a row of LLMKIT_DOCUMENT_COLUMNS.
+static DocumentInfo document_row(const Stmt& s) {
   DocumentInfo d;
   d.id = s.i64(0);
   d.meta = {s.text(1), s.text(2), s.text(3), s.text(4),
             s.text(5), s.text(6), s.text(7), std::stoull(s.text(8), nullptr, 16)};
   d.chunks = s.i64(9);
+  return d;
+}
+
+std::optional<DocumentInfo> Store::find_document(const std::string& key) const {
+  Stmt s(db_, "SELECT " LLMKIT_DOCUMENT_COLUMNS " FROM documents d WHERE d.key = ?");
+  s.bind(1, key);
+  if (!s.step()) return std::nullopt;
+  DocumentInfo d = document_row(s);
   return d;
 }
 
@@ -419,16 +428,10 @@ bool Store::delete_document(const std::string& key_or_id) {
 }
 
 std::vector<DocumentInfo> Store::documents() const {
-  Stmt s(db_,
-         "SELECT d.id, d.key, d.path, d.source, d.title, d.lang, d.date, d.format, d.hash, "
-         "(SELECT count(*) FROM chunks c WHERE c.doc = d.id) FROM documents d ORDER BY d.id");
+  Stmt s(db_, "SELECT " LLMKIT_DOCUMENT_COLUMNS " FROM documents d ORDER BY d.id");
   std::vector<DocumentInfo> out;
   while (s.step()) {
-    DocumentInfo d;
-    d.id = s.i64(0);
-    d.meta = {s.text(1), s.text(2), s.text(3), s.text(4),
-              s.text(5), s.text(6), s.text(7), std::stoull(s.text(8), nullptr, 16)};
-    d.chunks = s.i64(9);
+    DocumentInfo d = document_row(s);
     out.push_back(std::move(d));
   }
   return out;
