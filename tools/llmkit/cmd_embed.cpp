@@ -22,24 +22,6 @@ struct Args {
   bool stats = false;
 };
 
-// One text per line; every line counts, a blank one too (it embeds as [CLS] [SEP], as
-// sentence-transformers embeds ""), so output line i belongs to input line i. "\r\n" endings
-// lose the "\r". "-" reads stdin.
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream file;
-  if (path != "-") {
-    file.open(path);
-    LLMKIT_CHECK(file.good(), "embed: cannot open --file '", path, "'");
-  }
-  std::istream& in = path == "-" ? std::cin : file;
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-  }
-  return lines;
-}
-
 // {"embedding": [...]} with each float in its shortest round-trip form.
 std::string embedding_json(const std::vector<float>& v) {
   std::string s = "{\"embedding\": [";
@@ -83,7 +65,10 @@ LLMKIT_COMMAND(
        sub.add_flag("--stats", a->stats, "print texts/s to stderr");
        return [a, text, file] {
          LLMKIT_CHECK(text->count() > 0 || file->count() > 0, "embed: give --text or --file");
-         const std::vector<std::string> texts = file->count() > 0 ? read_lines(a->file) : a->texts;
+         // Every line is a text, a blank one too (it embeds as [CLS] [SEP], as
+         // sentence-transformers embeds ""), so output line i belongs to input line i.
+         const std::vector<std::string> texts =
+             file->count() > 0 ? llmkit::cli::read_lines(a->file, "embed: --file") : a->texts;
          const auto t0 = std::chrono::steady_clock::now();
          auto e = llmkit::infer::load_embedder(a->model_dir);
          const auto pooling =

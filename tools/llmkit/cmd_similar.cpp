@@ -28,17 +28,9 @@ struct Args {
 // One candidate per line; blank lines (and a trailing "\r") are dropped: a candidate list is a
 // set of texts, not line-aligned output. "-" reads stdin.
 std::vector<std::string> read_candidates(const std::string& path) {
-  std::ifstream file;
-  if (path != "-") {
-    file.open(path);
-    LLMKIT_CHECK(file.good(), "similar: cannot open --candidates '", path, "'");
-  }
-  std::istream& in = path == "-" ? std::cin : file;
   std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  for (auto& line : llmkit::cli::read_lines(path, "similar: --candidates"))
     if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(std::move(line));
-  }
   LLMKIT_CHECK(!lines.empty(), "similar: --candidates '", path, "' has no non-blank line");
   return lines;
 }

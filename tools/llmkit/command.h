@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -31,6 +33,10 @@ inline std::vector<std::string> split_commas(const std::string& s) {
     if (!part.empty()) out.push_back(part);
   return out;
 }
+
+// The lines of a text file ("-": stdin), each without its "\n" and a trailing "\r"; blank
+// lines included. `what` names the file in the error ("embed: cannot open --file 'x'").
+std::vector<std::string> read_lines(const std::string& path, const std::string& what);
 
 // A finite number in [lo, hi] (an open end when `open_lo` / `open_hi`), with a short message
 // ("must be > 0, got -3"): CLI11's PositiveNumber writes its upper bound, 1.8e308, in full.

@@ -14,6 +14,21 @@ std::vector<Command>& registry() {
   static std::vector<Command> commands;
   return commands;
 }
+
+std::vector<std::string> read_lines(const std::string& path, const std::string& what) {
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path);
+    LLMKIT_CHECK(file.good(), what, ": cannot open '", path, "'");
+  }
+  std::istream& in = path == "-" ? std::cin : file;
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
 }  // namespace llmkit::cli
 
 int main(int argc, char** argv) {
