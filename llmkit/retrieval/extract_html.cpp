@@ -2,9 +2,9 @@
 // for the documentation HTML that generators write (DocBook XSL, Sphinx, pandoc). It reads tags
 // and their attributes, drops what a reader never sees (<head> but its <title>, <script>,
 // <style>, comments) and navigation chrome (<nav>, role="navigation", DocBook's navheader /
-// navfooter and tables of contents, Sphinx's "¶" headerlink anchors), and decodes entities.
-// Not here: error recovery of a browser (unclosed elements simply run on), character sets other
-// than UTF-8 (the caller's UTF-8 check rejects them), CSS visibility.
+// navfooter and tables of contents, Sphinx's page footer, Sphinx's "¶" headerlink anchors), and
+// decodes entities. Not here: error recovery of a browser (unclosed elements simply run on),
+// character sets other than UTF-8 (the caller's UTF-8 check rejects them), CSS visibility.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -224,7 +224,11 @@ bool drops_content(const Tag& tag) {
     return true;
   }
   if (tag.attrs.empty()) return false;
-  if (attribute(tag.attrs, "role") == "navigation") return true;
+  const std::string role = attribute(tag.attrs, "role");
+  if (role == "navigation" || role == "contentinfo") return true;
+  // Sphinx's page footer (copyright, licence, "last updated"): the same text on every page of
+  // the Python documentation, which would otherwise sit in a chunk of each.
+  if (tag.name == "div" && has_class(tag.attrs, "footer")) return true;
   if (tag.name == "a") return has_class(tag.attrs, "headerlink");  // Sphinx's "¶" permalinks
   // DocBook XSL's navigation bars and its tables of contents (a list of the headings that
   // follow, which would only make a chunk that matches every question about the chapter).

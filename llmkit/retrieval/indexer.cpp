@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include "llmkit/core/error.h"
 #include "llmkit/retrieval/chunker.h"
@@ -100,6 +101,37 @@ std::vector<std::string> collect_files(const std::vector<std::string>& paths) {
       out.insert(out.end(), found.begin(), found.end());
     } else {
       out.push_back(p);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> model_card_languages(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "README.md");
+  std::vector<std::string> out;
+  std::string line;
+  if (!std::getline(in, line) || line != "---") return out;
+  auto trim = [](std::string s) {
+    const auto a = s.find_first_not_of(" \t\r\"'");
+    const auto b = s.find_last_not_of(" \t\r\"'");
+    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+  };
+  bool in_list = false;
+  while (std::getline(in, line) && line != "---") {
+    if (in_list) {
+      const std::string t = trim(line);
+      if (t.rfind("- ", 0) == 0) {
+        out.push_back(trim(t.substr(2)));
+        continue;
+      }
+      in_list = false;
+    }
+    if (line.rfind("language:", 0) == 0) {
+      const std::string v = trim(line.substr(9));
+      if (v.empty())
+        in_list = true;
+      else
+        out.push_back(v);
     }
   }
   return out;

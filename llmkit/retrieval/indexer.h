@@ -55,6 +55,10 @@ AddReport add_files(Store& store, const IndexEmbedder& embedder,
                     const std::vector<std::string>& files, const AddOptions& options,
                     const AddProgress& progress = nullptr);
 
+// The `language:` of a Hugging Face model card (DIR/README.md's YAML front matter: one value or
+// a "- xx" list), e.g. {"en"} for all-MiniLM-L6-v2; empty when there is no card or no field.
+std::vector<std::string> model_card_languages(const std::string& dir);
+
 // "ko" when Hangul letters make up at least a fifth of the letters of `text`, else "en";
 // "" for text without letters.
 std::string guess_language(std::string_view text);

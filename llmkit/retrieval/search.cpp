@@ -6,6 +6,7 @@
 
 #include "llmkit/core/error.h"
 #include "llmkit/infer/embed.h"
+#include "llmkit/retrieval/indexer.h"
 
 namespace llmkit::retrieval {
 
@@ -28,6 +29,16 @@ const char* search_mode_name(SearchMode m) {
   return "?";
 }
 
+double effective_dense_weight(const Store& store, std::string_view query_text,
+                              const SearchOptions& o) {
+  if (o.dense_weight >= 0) return o.dense_weight;
+  const auto& known = store.config().embedder_languages;
+  if (known.empty()) return 1;
+  const std::string lang = guess_language(query_text);
+  if (lang.empty() || std::find(known.begin(), known.end(), lang) != known.end()) return 1;
+  return 0;
+}
+
 std::vector<SearchHit> search(Store& store, std::string_view query_text,
                               std::span<const float> query_vector, const SearchOptions& o) {
   LLMKIT_CHECK(o.k > 0, "search: k must be > 0, got ", o.k);
@@ -48,12 +59,13 @@ std::vector<SearchHit> search(Store& store, std::string_view query_text,
     int64_t dense_rank = 0, bm25_rank = 0;
   };
   std::map<int64_t, Entry> fused;
+  const double dense_weight = effective_dense_weight(store, query_text, o);
   if (use_dense) {
     const auto hits = store.dense_search(query_vector, depth, allow, o.exact);
     for (size_t r = 0; r < hits.size(); ++r) {
       Entry& e = fused[hits[r].label];
       e.dense_rank = static_cast<int64_t>(r + 1);
-      e.rrf += 1.0 / (o.rrf_k + static_cast<double>(r + 1));
+      e.rrf += dense_weight / (o.rrf_k + static_cast<double>(r + 1));
     }
   }
   if (use_bm25) {

@@ -36,7 +36,17 @@ struct SearchOptions {
   // so that overlapping chunks of one passage do not fill every place. Needs the query vector.
   bool mmr = false;
   double mmr_lambda = 0.7;
+  // Weight of the dense ranking in the fusion (BM25's is 1): score = dense_weight / (rrf_k +
+  // dense rank) + 1 / (rrf_k + BM25 rank). 0 ranks by BM25 alone. Negative: automatic, 1 unless
+  // the query's language (guess_language) is not one the store's embedder knows
+  // (StoreConfig::embedder_languages), then 0: an English-only embedder places a Korean question
+  // almost at random (docs/rag.md: dense recall@10 0.1 on Korean questions, BM25 0.8).
+  double dense_weight = -1;
 };
+
+// The dense weight `search` uses for this query (see SearchOptions::dense_weight).
+double effective_dense_weight(const Store& store, std::string_view query_text,
+                              const SearchOptions& options);
 
 struct SearchHit {
   ChunkRecord chunk;

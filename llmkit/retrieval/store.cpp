@@ -218,6 +218,9 @@ void Store::create(const std::string& dir, const StoreConfig& config) {
     set_meta(db, "format", kFormat);
     set_meta(db, "version", std::to_string(kVersion));
     set_meta(db, "embedder", config.embedder);
+    std::string langs;
+    for (const auto& l : config.embedder_languages) langs += (langs.empty() ? "" : ",") + l;
+    set_meta(db, "embedder_languages", langs);
     set_meta(db, "dim", std::to_string(config.dim));
     set_meta(db, "chunk_max_tokens", std::to_string(config.chunking.max_tokens));
     set_meta(db, "chunk_overlap_tokens", std::to_string(config.chunking.overlap_tokens));
@@ -280,6 +283,12 @@ void Store::load_config() {
   LLMKIT_CHECK(version == kVersion, "index: ", path, " has format version ", version,
                "; this llmkit reads version ", kVersion);
   config_.embedder = meta_value(db_, "embedder");
+  config_.embedder_languages.clear();
+  {
+    std::stringstream ss(meta_value(db_, "embedder_languages"));  // absent: "" (unknown)
+    for (std::string l; std::getline(ss, l, ',');)
+      if (!l.empty()) config_.embedder_languages.push_back(l);
+  }
   config_.dim = to_i64(meta_value(db_, "dim"), "dim", path);
   config_.chunking.max_tokens =
       to_i64(meta_value(db_, "chunk_max_tokens"), "chunk_max_tokens", path);

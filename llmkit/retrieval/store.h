@@ -35,7 +35,10 @@ namespace llmkit::retrieval {
 // What `index create` fixes for the life of a database.
 struct StoreConfig {
   std::string embedder;  // the embedding model's directory, as given to `index create`
-  int64_t dim = 0;       // its vector size
+  // The languages the embedder was trained on (its model card's `language:`, e.g. {"en"});
+  // empty when unknown. Hybrid search ranks a query in another language by BM25 alone.
+  std::vector<std::string> embedder_languages;
+  int64_t dim = 0;  // its vector size
   ChunkOptions chunking;
   AnnOptions ann;
 };

@@ -330,6 +330,18 @@ TEST(Extract, RealSphinxPageDropsPermalinks) {
   EXPECT_EQ(e.headings[0].text, "General Python FAQ");
   for (const Heading& h : e.headings) EXPECT_EQ(h.text.find("\xC2\xB6"), std::string::npos);
   EXPECT_EQ(e.text.find("Navigation"), std::string::npos);  // the sidebar and related bars
+  EXPECT_EQ(e.text.find("Python Software Foundation. This page is licensed"), std::string::npos)
+      << "the page footer";
+  EXPECT_NE(e.text.find("What is Python?"), std::string::npos);
+}
+
+TEST(Extract, HtmlFooterAndContentinfoAreDropped) {
+  const Extracted e = extract(
+      "<html><body><p>Body text.</p><div class=\"footer\">&copy; Copyright</div>"
+      "<footer role=\"contentinfo\">Site footer</footer><div class=\"footnote\">Kept.</div>"
+      "</body></html>",
+      Format::Html);
+  EXPECT_EQ(e.text, "Body text.\n\nKept.\n");
 }
 
 TEST(Extract, RealManPage) {

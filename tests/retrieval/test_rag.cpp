@@ -4,7 +4,11 @@
 
 #include <cmath>
 
+#include <filesystem>
+#include <fstream>
 #include "common/temp_dir.h"
+
+#include "llmkit/retrieval/indexer.h"
 #include "llmkit/retrieval/rag.h"
 
 using namespace llmkit::retrieval;
@@ -110,4 +114,19 @@ TEST(Rag, CitationsAreReadBack) {
   EXPECT_EQ(cited_sources("See [2][1] and [2, 3].", 3), (std::vector<int>{2, 1, 3}));
   EXPECT_EQ(cited_sources("Out of range [4] [0], not a citation [x] [1", 3), std::vector<int>{});
   EXPECT_EQ(cited_sources("[1,2] [ 3 ]", 3), (std::vector<int>{1, 2}));
+}
+
+TEST(Rag, ModelCardLanguagesAreRead) {
+  TempDir t;
+  auto card = [&](const std::string& text) {
+    std::ofstream(t.file("README.md")) << text;
+    return model_card_languages(t.path.string());
+  };
+  EXPECT_EQ(card("---\nlanguage: en\nlicense: apache-2.0\n---\n# Model\nlanguage: ko\n"),
+            std::vector<std::string>{"en"});
+  EXPECT_EQ(card("---\nlicense: mit\nlanguage:\n- en\n- ko\ntags:\n- x\n---\n"),
+            (std::vector<std::string>{"en", "ko"}));
+  EXPECT_TRUE(card("# no front matter\nlanguage: en\n").empty());
+  std::filesystem::remove(t.file("README.md"));
+  EXPECT_TRUE(model_card_languages(t.path.string()).empty());
 }

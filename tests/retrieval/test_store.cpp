@@ -412,3 +412,26 @@ TEST(Store, MmrRerankingSkipsNearDuplicates) {
   o.mmr_lambda = 1.0;  // relevance only: the plain order
   EXPECT_EQ(search(s, "", basis(0, 0.0f), o)[1].chunk.text, "copy two");
 }
+
+TEST(Store, QueriesInALanguageTheEmbedderLacksAreRankedByBm25) {
+  TempDir t;
+  const std::string dir = t.file("db");
+  StoreConfig c = config();
+  c.embedder_languages = {"en"};
+  Store::create(dir, c);
+  fill(dir);
+  Store s = Store::open(dir, Store::Mode::Read);
+  EXPECT_EQ(s.config().embedder_languages, std::vector<std::string>{"en"});
+  SearchOptions o;
+  EXPECT_EQ(effective_dense_weight(s, "How do I install a package?", o), 1.0);
+  EXPECT_EQ(effective_dense_weight(s, "패키지는 어떻게 설치하나요?", o), 0.0);
+  o.dense_weight = 0.5;
+  EXPECT_EQ(effective_dense_weight(s, "패키지는 어떻게 설치하나요?", o), 0.5);
+  // Weight 0: the hybrid order is BM25's, whatever the vector says.
+  o.dense_weight = -1;
+  o.k = 1;
+  const auto hits = search(s, "패키지", basis(2), o);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].chunk.doc_key, "korean.txt");
+  EXPECT_EQ(hits[0].bm25_rank, 1);
+}

@@ -20,9 +20,9 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::string db, model, source, lang, date, query, mode = "hybrid", rerank = "none";
-  std::vector<std::string> files, docs, filters;
+  std::vector<std::string> files, docs, filters, embedder_langs;
   int64_t chunk_tokens = 200, overlap = 32, k = 5, batch = 32, candidates = 50;
-  double mmr_lambda = 0.7;
+  double mmr_lambda = 0.7, dense_weight = -1;
   int ann_m = 32, ef_construction = 128, ef_search = 64, ef = 0;
   bool force = false, json = false, exact = false;
 };
@@ -62,6 +62,8 @@ void run_create(const Args& a) {
   const IndexEmbedder e = load_index_embedder(a.model);
   StoreConfig c;
   c.embedder = a.model;
+  c.embedder_languages =
+      a.embedder_langs.empty() ? model_card_languages(a.model) : a.embedder_langs;
   c.dim = e.dim;
   c.chunking = {a.chunk_tokens, a.overlap};
   LLMKIT_CHECK(a.overlap < a.chunk_tokens, "index create: --overlap (", a.overlap,
@@ -134,6 +136,13 @@ void run_search(const Args& a) {
   o.ef_search = a.ef;
   o.mmr = a.rerank == "mmr";
   o.mmr_lambda = a.mmr_lambda;
+  o.dense_weight = a.dense_weight;
+  if (o.mode == SearchMode::Hybrid && a.dense_weight < 0 &&
+      effective_dense_weight(store, a.query, o) == 0)
+    std::fprintf(stderr,
+                 "index search: the embedder was trained on %s only; this query is ranked by "
+                 "BM25 alone (--dense-weight to change that)\n",
+                 store.config().embedder_languages.front().c_str());
   std::vector<float> qv;
   if (o.mode != SearchMode::Bm25 || o.mmr) {
     const IndexEmbedder e =
@@ -254,6 +263,11 @@ LLMKIT_COMMAND(
                         "the embedding model directory (e.g. all-MiniLM-L6-v2); its vectors "
                         "are stored, so every later command uses the same model")
            ->required();
+       create
+           ->add_option("--embedder-lang", a->embedder_langs,
+                        "languages the embedder knows (default: its model card's language:); "
+                        "hybrid search ranks queries in other languages by BM25 alone")
+           ->delimiter(',');
        create->add_option("--chunk-tokens", a->chunk_tokens, "largest chunk, in embedder tokens")
            ->capture_default_str()
            ->check(CLI::Range(int64_t{8}, int64_t{1} << 20));
@@ -320,6 +334,11 @@ LLMKIT_COMMAND(
                         "MMR's weight of relevance against novelty (1 = relevance only)")
            ->capture_default_str()
            ->check(llmkit::cli::number_in(0, 1));
+       search
+           ->add_option("--dense-weight", a->dense_weight,
+                        "weight of the dense ranking in hybrid fusion (BM25's is 1; default: 1, "
+                        "or 0 for a query in a language the embedder does not know)")
+           ->check(llmkit::cli::number_in(0, 100));
        search->add_flag("--exact", a->exact, "dense ranking by exact search (no ANN)");
        search->add_option("--ef", a->ef, "HNSW search candidate list (default: the index's)")
            ->check(CLI::Range(1, 65536));

@@ -55,6 +55,12 @@ void run_rag(const Args& a) {
     o.search.k = a.k;
     o.search.mode = parse_search_mode(a.mode);
     o.search.mmr = a.rerank == "mmr";
+    if (o.search.mode == SearchMode::Hybrid &&
+        effective_dense_weight(store, a.question, o.search) == 0)
+      std::fprintf(stderr,
+                   "rag: the embedder was trained on %s only; the sources are ranked by BM25 and "
+                   "the --min-cosine threshold means little for this question\n",
+                   store.config().embedder_languages.front().c_str());
     for (const auto& f : a.filters) o.search.filters.push_back(parse_condition(f));
     o.min_cosine = a.min_cosine;
     o.context_tokens = a.context_tokens;
