@@ -232,10 +232,12 @@ def run_rag(args, questions):
             answer = j.get("answer", "")
             sources = j.get("sources", [])
             cited = set(j.get("citations", []))
+            attributed = set(j.get("attributed", []))
             relevant = [s["number"] for s in sources if q["in_base"] and is_relevant(s, q)]
             rec = {"seconds": round(dt, 2), "error": err, "answer": answer,
                    "answerable": j.get("answerable"), "best_cosine": j.get("best_cosine"),
-                   "citations": sorted(cited), "relevant_sources": relevant,
+                   "citations": sorted(cited), "attributed": sorted(attributed),
+                   "relevant_sources": relevant,
                    "sources": [{"number": s.get("number"), "file": os.path.basename(s.get("path", "")),
                                 "heading": s.get("heading", ""), "cosine": s.get("cosine")}
                                for s in sources],
@@ -243,6 +245,7 @@ def run_rag(args, questions):
             if q["in_base"]:
                 rec["fact"] = contains_fact(answer, q["facts"])
                 rec["cites_relevant"] = bool(cited & set(relevant))
+                rec["attributes_relevant"] = bool(attributed & set(relevant))
             per_run[run] = rec
         results[q["id"]] = per_run
         r, n = per_run["retrieval"], per_run["no_retrieval"]
@@ -270,6 +273,7 @@ def rag_metrics(questions, results):
             rows.append({"run": run, "lang": lang, "n_in": len(inb), "n_oob": len(oob),
                          "errors": sum(1 for r in inb + oob if r["error"]),
                          "fact": frac(inb, "fact"), "cites_relevant": frac(inb, "cites_relevant"),
+                         "attributes_relevant": frac(inb, "attributes_relevant"),
                          "cites_any": (sum(1 for r in inb if r["citations"]) / len(inb)) if inb else None,
                          "declines_in": frac(inb, "declines"),
                          "declines_oob": frac(oob, "declines"),
@@ -421,12 +425,14 @@ def markdown(args, questions, ret_rows, rag_rows, dist, sweep, diag, retrieval, 
         out.append("")
     if rag_rows:
         out.append(f"### RAG (rag --k {args.rag_k}; model {os.path.basename(args.model)})\n")
-        out.append("| run | lang | in-base | fact | cites relevant | cites any | declines (in-base) "
-                   "| out-of-base | declines | hallucinates | declines (loose) | s/answer | errors |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("| run | lang | in-base | fact | cites relevant | cites any | attributed relevant "
+                   "| declines (in-base) | out-of-base | declines | hallucinates | declines (loose) "
+                   "| s/answer | errors |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rag_rows:
             out.append(f"| {r['run']} | {r['lang']} | {r['n_in']} | {pc(r['fact'])} | "
-                       f"{pc(r['cites_relevant'])} | {pc(r['cites_any'])} | {pc(r['declines_in'])} | "
+                       f"{pc(r['cites_relevant'])} | {pc(r['cites_any'])} | "
+                       f"{pc(r['attributes_relevant'])} | {pc(r['declines_in'])} | "
                        f"{r['n_oob']} | {pc(r['declines_oob'])} | {pc(r['hallucinates'])} | "
                        f"{pc(r['declines_loosely_oob'])} | {r['mean_seconds']:.1f} | {r['errors']} |")
         out.append("")

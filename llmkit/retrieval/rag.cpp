@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "llmkit/core/error.h"
+#include "llmkit/infer/embed.h"
 
 namespace llmkit::retrieval {
 namespace {
@@ -117,6 +118,84 @@ std::vector<int> cited_sources(std::string_view answer, int n_sources) {
         out.push_back(v);
     i = j;
   }
+  return out;
+}
+
+std::vector<std::pair<size_t, size_t>> split_sentences(std::string_view text) {
+  std::vector<std::pair<size_t, size_t>> out;
+  auto emit = [&](size_t b, size_t e) {
+    while (b < e && (text[b] == ' ' || text[b] == '\n' || text[b] == '\t' || text[b] == '\r')) ++b;
+    while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\n' || text[e - 1] == '\t' ||
+                     text[e - 1] == '\r'))
+      --e;
+    int words = 0;
+    bool in = false;
+    for (size_t i = b; i < e; ++i) {
+      const bool space = text[i] == ' ' || text[i] == '\n' || text[i] == '\t';
+      if (!space && !in) ++words;
+      in = !space;
+    }
+    if (words >= 3) out.emplace_back(b, e);
+  };
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool end_mark = (c == '.' || c == '!' || c == '?') &&
+                          (i + 1 == text.size() || text[i + 1] == ' ' || text[i + 1] == '\n');
+    if (c == '\n' || end_mark) {
+      emit(start, i + 1);
+      start = i + 1;
+    }
+  }
+  emit(start, text.size());
+  return out;
+}
+
+std::vector<SentenceAttribution> attribute_answer(std::string_view answer,
+                                                  std::span<const RagSource> sources,
+                                                  const EmbedTexts& embed, double min_cosine) {
+  std::vector<SentenceAttribution> out;
+  const auto answer_sentences = split_sentences(answer);
+  if (answer_sentences.empty() || sources.empty()) return out;
+  std::vector<std::string> texts;
+  for (const auto& [b, e] : answer_sentences) texts.emplace_back(answer.substr(b, e - b));
+  std::vector<int> owner;  // source number of each source sentence
+  for (const auto& src : sources) {
+    const std::string& t = src.hit.chunk.text;
+    for (const auto& [b, e] : split_sentences(t)) {
+      texts.push_back(t.substr(b, e - b));
+      owner.push_back(src.number);
+    }
+  }
+  const auto vecs = embed(texts);
+  LLMKIT_CHECK(vecs.size() == texts.size(), "rag: the embedder returned ", vecs.size(),
+               " vectors for ", texts.size(), " sentences");
+  const size_t n = answer_sentences.size();
+  for (size_t i = 0; i < n; ++i) {
+    SentenceAttribution a;
+    a.begin = answer_sentences[i].first;
+    a.end = answer_sentences[i].second;
+    int best_source = 0;
+    double best = -2;
+    for (size_t j = 0; j < owner.size(); ++j) {
+      const double c = infer::cosine_similarity(vecs[i], vecs[n + j]);
+      if (c > best) {
+        best = c;
+        best_source = owner[j];
+      }
+    }
+    a.cosine = owner.empty() ? 0 : best;
+    a.source = best >= min_cosine ? best_source : 0;
+    out.push_back(a);
+  }
+  return out;
+}
+
+std::vector<int> attributed_sources(std::span<const SentenceAttribution> attribution) {
+  std::vector<int> out;
+  for (const auto& a : attribution)
+    if (a.source > 0 && std::find(out.begin(), out.end(), a.source) == out.end())
+      out.push_back(a.source);
   return out;
 }
 

@@ -55,6 +55,30 @@ RagPrompt build_rag_prompt(Store& store, std::string_view question,
 // citation; numbers outside 1..n_sources are left out.
 std::vector<int> cited_sources(std::string_view answer, int n_sources);
 
+// Attribution: which sources an answer's sentences draw on, when the model does not say (a small
+// model seldom writes [n]). Each answer sentence is compared with every sentence of every source
+// by the embedder's cosine; it is attributed to the source holding its nearest sentence when that
+// cosine reaches `min_cosine`, else to none. A check of support, not proof: a sentence that
+// paraphrases a source closely is attributed, an invented one on another topic is not, and an
+// invented one that reuses a source's words can be.
+struct SentenceAttribution {
+  size_t begin = 0, end = 0;  // the sentence's byte range in the answer
+  int source = 0;             // 1-based source number; 0: none reached min_cosine
+  double cosine = 0;          // with the nearest source sentence
+};
+// Embeds texts as unit vectors (the index's embedder).
+using EmbedTexts = std::function<std::vector<std::vector<float>>(std::span<const std::string>)>;
+std::vector<SentenceAttribution> attribute_answer(std::string_view answer,
+                                                  std::span<const RagSource> sources,
+                                                  const EmbedTexts& embed,
+                                                  double min_cosine = 0.65);
+// The distinct sources attributed, in order of first use.
+std::vector<int> attributed_sources(std::span<const SentenceAttribution> attribution);
+
+// The sentences of `text` as byte ranges: a sentence ends after . ! ? (followed by a space or
+// the end) or at a line break; ranges are trimmed, and pieces under 3 words are left out.
+std::vector<std::pair<size_t, size_t>> split_sentences(std::string_view text);
+
 // "path:first-last § heading" of a source, the form in which citations are listed.
 std::string source_label(const ChunkRecord& chunk);
 

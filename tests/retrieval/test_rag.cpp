@@ -130,3 +130,54 @@ TEST(Rag, ModelCardLanguagesAreRead) {
   std::filesystem::remove(t.file("README.md"));
   EXPECT_TRUE(model_card_languages(t.path.string()).empty());
 }
+
+TEST(Rag, SentencesAreSplitAtEndsAndLineBreaks) {
+  const std::string t = "Debian is free. It was founded in 1993!\nShort one.\nA list: apt, dpkg";
+  const auto s = split_sentences(t);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(t.substr(s[0].first, s[0].second - s[0].first), "Debian is free.");
+  EXPECT_EQ(t.substr(s[1].first, s[1].second - s[1].first), "It was founded in 1993!");
+  EXPECT_EQ(t.substr(s[2].first, s[2].second - s[2].first), "A list: apt, dpkg")
+      << "\"Short one.\" has two words and is left out";
+  EXPECT_TRUE(split_sentences("  \n ").empty());
+  EXPECT_EQ(split_sentences("version 3.11 is out now").size(), 1u) << "a dot inside a number";
+}
+
+TEST(Rag, AnswerSentencesAreAttributedToTheSourceTheyMatch) {
+  // A bag-of-words embedder over a tiny vocabulary: sentences sharing words are near.
+  const std::vector<std::string> vocab = {"debian", "murdock", "founded", "apt", "installs",
+                                          "packages", "python", "lists", "moon"};
+  auto embed = [&](std::span<const std::string> texts) {
+    std::vector<std::vector<float>> out;
+    for (std::string t : texts) {
+      for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::vector<float> v(vocab.size() + 1, 0.0f);
+      v.back() = 0.01f;  // never the zero vector
+      for (size_t i = 0; i < vocab.size(); ++i)
+        if (t.find(vocab[i]) != std::string::npos) v[i] = 1.0f;
+      float n = 0;
+      for (float x : v) n += x * x;
+      for (float& x : v) x /= std::sqrt(n);
+      out.push_back(v);
+    }
+    return out;
+  };
+  std::vector<RagSource> sources(2);
+  sources[0].number = 1;
+  sources[0].hit.chunk.text = "The apt tool installs packages. It also removes them.";
+  sources[1].number = 2;
+  sources[1].hit.chunk.text = "Debian was founded by Ian Murdock. That was in 1993.";
+  const std::string answer =
+      "debian was founded by murdock long ago. The moon is made of cheese today. apt installs "
+      "packages quickly here.";
+  const auto at = attribute_answer(answer, sources, embed, 0.65);
+  ASSERT_EQ(at.size(), 3u);
+  EXPECT_EQ(at[0].source, 2);
+  EXPECT_EQ(at[1].source, 0) << "the invented sentence matches nothing";
+  EXPECT_LT(at[1].cosine, 0.65);
+  EXPECT_EQ(at[2].source, 1);
+  EXPECT_EQ(answer.substr(at[2].begin, at[2].end - at[2].begin),
+            "apt installs packages quickly here.");
+  EXPECT_EQ(attributed_sources(at), (std::vector<int>{2, 1}));
+  EXPECT_TRUE(attribute_answer(answer, {}, embed).empty());
+}

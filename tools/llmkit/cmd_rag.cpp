@@ -25,7 +25,7 @@ struct Args {
   std::string db, model, question, mode = "hybrid", rerank = "none";
   std::vector<std::string> filters;
   int64_t k = 4, context_tokens = 1200, max_new_tokens = 200;
-  double min_cosine = 0.35, temperature = 0, repetition_penalty = 1.1;
+  double min_cosine = 0.35, temperature = 0, repetition_penalty = 1.1, attribution_min = 0.65;
   uint64_t seed = 0;
   bool json = false, no_retrieval = false, show_prompt = false;
 };
@@ -43,14 +43,15 @@ void run_rag(const Args& a) {
   auto decoder = infer::make_decoder(loaded);
 
   RagPrompt prompt;
+  std::optional<IndexEmbedder> embedder;  // the index's, also for attribution
   if (a.no_retrieval) {
     prompt.system = "You answer questions briefly and accurately.";
     prompt.user = a.question;
     prompt.answerable = true;
   } else {
     Store store = Store::open(a.db, Store::Mode::Read);
-    const IndexEmbedder e = load_index_embedder(store.config().embedder);
-    const auto qv = e.embed(std::vector<std::string>{a.question}).at(0);
+    embedder.emplace(load_index_embedder(store.config().embedder));
+    const auto qv = embedder->embed(std::vector<std::string>{a.question}).at(0);
     RagOptions o;
     o.search.k = a.k;
     o.search.mode = parse_search_mode(a.mode);
@@ -98,11 +99,21 @@ void run_rag(const Args& a) {
     if (!a.json) std::printf("\n");
   }
   const auto cited = cited_sources(answer, static_cast<int>(prompt.sources.size()));
+  std::vector<SentenceAttribution> attribution;
+  if (prompt.answerable && embedder && !prompt.sources.empty())
+    attribution = attribute_answer(
+        answer, prompt.sources, [&](std::span<const std::string> t) { return embedder->embed(t); },
+        a.attribution_min);
+  const auto attributed = attributed_sources(attribution);
+  auto contains = [](const std::vector<int>& v, int n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  };
   if (a.json) {
     nlohmann::json sources = nlohmann::json::array();
     for (const auto& s : prompt.sources)
       sources.push_back({{"number", s.number},
-                         {"cited", std::find(cited.begin(), cited.end(), s.number) != cited.end()},
+                         {"cited", contains(cited, s.number)},
+                         {"attributed", contains(attributed, s.number)},
                          {"chunk", s.hit.chunk.id},
                          {"doc", s.hit.chunk.doc_key},
                          {"path", s.hit.chunk.path},
@@ -111,23 +122,47 @@ void run_rag(const Args& a) {
                          {"heading", s.hit.chunk.heading},
                          {"cosine", s.hit.cosine},
                          {"text", s.hit.chunk.text}});
+    nlohmann::json attribution_json = nlohmann::json::array();
+    for (const auto& at : attribution)
+      attribution_json.push_back({{"sentence", answer.substr(at.begin, at.end - at.begin)},
+                                  {"source", at.source},
+                                  {"cosine", at.cosine}});
     nlohmann::json j = {{"question", a.question},
                         {"answer", answer},
                         {"answerable", prompt.answerable},
                         {"best_cosine", prompt.best_cosine},
                         {"citations", cited},
+                        {"attributed", attributed},
+                        {"attribution", attribution_json},
                         {"sources", sources}};
     std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   if (!prompt.sources.empty()) {
+    if (prompt.answerable) {
+      if (!attributed.empty()) {
+        std::string list;
+        for (int n : attributed) list += (list.empty() ? "[" : ", [") + std::to_string(n) + "]";
+        std::printf(
+            "\nSupported by %s (attributed: answer sentences whose nearest source sentence "
+            "has cosine >= %.2f)\n",
+            list.c_str(), a.attribution_min);
+      } else {
+        std::printf(
+            "\nNo sentence of the answer matches a source sentence (cosine >= %.2f): "
+            "check it against the sources.\n",
+            a.attribution_min);
+      }
+    }
     std::printf("\nSources:\n");
     for (const auto& s : prompt.sources) {
-      const bool was_cited = std::find(cited.begin(), cited.end(), s.number) != cited.end();
-      std::printf("[%d]%s %s (cosine %.2f)\n", s.number, was_cited ? "*" : " ",
+      std::string mark;
+      if (contains(cited, s.number)) mark += '*';
+      if (contains(attributed, s.number)) mark += '+';
+      std::printf("[%d]%-2s %s (cosine %.2f)\n", s.number, mark.c_str(),
                   source_label(s.hit.chunk).c_str(), s.hit.cosine);
     }
-    std::printf("(* cited in the answer)\n");
+    std::printf("(* cited by the model, + attributed)\n");
   }
 }
 
@@ -156,6 +191,11 @@ LLMKIT_COMMAND(
        sub.add_option("--min-cosine", a->min_cosine,
                       "answer \"I don't know from these sources\" when the best source's cosine "
                       "with the question is below this (docs/rag.md calibrates it)")
+           ->capture_default_str()
+           ->check(llmkit::cli::number_in(-1, 1));
+       sub.add_option("--attribution-min", a->attribution_min,
+                      "an answer sentence is attributed to the source whose nearest sentence has "
+                      "at least this cosine with it")
            ->capture_default_str()
            ->check(llmkit::cli::number_in(-1, 1));
        sub.add_option("--context-tokens", a->context_tokens, "token budget for the sources")
