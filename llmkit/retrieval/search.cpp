@@ -43,6 +43,7 @@ std::vector<SearchHit> search(Store& store, std::string_view query_text,
                               std::span<const float> query_vector, const SearchOptions& o) {
   LLMKIT_CHECK(o.k > 0, "search: k must be > 0, got ", o.k);
   LLMKIT_CHECK(o.rrf_k > 0, "search: the RRF constant must be > 0");
+  const Store::ReadSnapshot snapshot(store);  // every statement below sees one committed state
   const bool use_dense = o.mode != SearchMode::Bm25;
   const bool use_bm25 = o.mode != SearchMode::Dense;
   LLMKIT_CHECK(!use_dense || !query_vector.empty(), "search: the ", search_mode_name(o.mode),

@@ -314,6 +314,7 @@ Store& Store::operator=(Store&& o) noexcept {
   db_ = std::exchange(o.db_, nullptr);
   lock_fd_ = std::exchange(o.lock_fd_, -1);
   in_txn_ = std::exchange(o.in_txn_, false);
+  in_read_ = std::exchange(o.in_read_, false);
   config_ = std::move(o.config_);
   ann_ = std::move(o.ann_);
   ann_loaded_ = o.ann_loaded_;
@@ -329,10 +330,11 @@ Store::~Store() {
 
 void Store::close() {
   if (db_ != nullptr) {
-    if (in_txn_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (in_txn_ || in_read_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     sqlite3_close(db_);
     db_ = nullptr;
     in_txn_ = false;
+    in_read_ = false;
   }
   if (lock_fd_ >= 0) {
     ::close(lock_fd_);  // releases the flock
@@ -340,9 +342,22 @@ void Store::close() {
   }
 }
 
+Store::ReadSnapshot::ReadSnapshot(Store& store) {
+  if (store.in_txn_ || store.in_read_) return;
+  exec(store.db_, "BEGIN");  // deferred: the snapshot starts at the first read
+  store.in_read_ = true;
+  store_ = &store;
+}
+
+Store::ReadSnapshot::~ReadSnapshot() {
+  if (store_ == nullptr) return;
+  sqlite3_exec(store_->db_, "COMMIT", nullptr, nullptr, nullptr);  // a read: nothing to lose
+  store_->in_read_ = false;
+}
+
 void Store::begin() {
   LLMKIT_CHECK(mode_ == Mode::Write, "index: the database was opened for reading");
-  LLMKIT_CHECK(!in_txn_, "index: a transaction is already open");
+  LLMKIT_CHECK(!in_txn_ && !in_read_, "index: a transaction is already open");
   exec(db_, "BEGIN IMMEDIATE");
   in_txn_ = true;
 }
@@ -485,6 +500,9 @@ std::vector<std::vector<float>> Store::vectors(std::span<const int64_t> ids) con
     s.bind(1, id);
     LLMKIT_CHECK(s.step(), "index: no chunk ", id);
     const auto v = s.floats(0);
+    LLMKIT_CHECK(static_cast<int64_t>(v.size()) == config_.dim, "index: chunk ", id,
+                 " has a vector of ", v.size(), " values, not ", config_.dim,
+                 " (the database is damaged)");
     out.emplace_back(v.begin(), v.end());
     while (s.step()) {
     }

@@ -117,7 +117,18 @@ class Store {
   // Deletes the document with this key (or decimal id); false when there is none.
   bool delete_document(const std::string& key_or_id);
 
-  // Reads.
+  // Reads. Each statement sees the last committed state; a search that runs several of them
+  // holds a ReadSnapshot so that they all see the same one (a writer may commit in between).
+  class ReadSnapshot {
+   public:
+    explicit ReadSnapshot(Store& store);  // no-op inside a write transaction
+    ~ReadSnapshot();
+    ReadSnapshot(const ReadSnapshot&) = delete;
+    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+
+   private:
+    Store* store_ = nullptr;
+  };
   std::vector<DocumentInfo> documents() const;
   StoreStats stats();
   std::vector<ChunkRecord> chunks(std::span<const int64_t> ids) const;
@@ -153,7 +164,8 @@ class Store {
   Mode mode_ = Mode::Read;
   sqlite3* db_ = nullptr;
   int lock_fd_ = -1;
-  bool in_txn_ = false;
+  bool in_txn_ = false;   // a write transaction (begin .. commit)
+  bool in_read_ = false;  // a ReadSnapshot
   StoreConfig config_;
   std::unique_ptr<AnnIndex> ann_;  // loaded lazily
   bool ann_loaded_ = false, ann_usable_ = false;

@@ -435,3 +435,25 @@ TEST(Store, QueriesInALanguageTheEmbedderLacksAreRankedByBm25) {
   EXPECT_EQ(hits[0].chunk.doc_key, "korean.txt");
   EXPECT_EQ(hits[0].bm25_rank, 1);
 }
+
+TEST(Store, AReadSnapshotDoesNotSeeALaterCommit) {
+  TempDir t;
+  const std::string dir = t.file("db");
+  Store::create(dir, config());
+  fill(dir);
+  Store reader = Store::open(dir, Store::Mode::Read);
+  {
+    const Store::ReadSnapshot snapshot(reader);
+    EXPECT_EQ(reader.filter({}).size(), 4u);
+    {
+      Store writer = Store::open(dir, Store::Mode::Write);
+      writer.begin();
+      const std::vector<ChunkInput> c = {chunk("late", basis(7))};
+      writer.add_document(meta("late.txt"), c);
+      writer.commit();
+    }
+    EXPECT_EQ(reader.filter({}).size(), 4u) << "the snapshot moved";
+    EXPECT_FALSE(reader.find_document("late.txt").has_value());
+  }
+  EXPECT_EQ(reader.filter({}).size(), 5u);
+}
