@@ -145,8 +145,8 @@ TEST(Rag, SentencesAreSplitAtEndsAndLineBreaks) {
 
 TEST(Rag, AnswerSentencesAreAttributedToTheSourceTheyMatch) {
   // A bag-of-words embedder over a tiny vocabulary: sentences sharing words are near.
-  const std::vector<std::string> vocab = {"debian", "murdock", "founded", "apt", "installs",
-                                          "packages", "python", "lists", "moon"};
+  const std::vector<std::string> vocab = {"debian",   "murdock", "founded", "apt", "installs",
+                                          "packages", "python",  "lists",   "moon"};
   auto embed = [&](std::span<const std::string> texts) {
     std::vector<std::vector<float>> out;
     for (std::string t : texts) {
