@@ -78,9 +78,10 @@ IndexEmbedder load_index_embedder(const std::string& dir) {
   IndexEmbedder e;
   e.model = infer::load_embedder(dir);
   e.dir = dir;
-  e.max_len = e.model.defaults.max_len;
-  const auto probe = e.embed(std::vector<std::string>{"probe"});
-  e.dim = static_cast<int64_t>(probe.at(0).size());
+  // 0 in the defaults: the model's own limit, as embed_texts reads it.
+  e.max_len = e.model.defaults.max_len > 0 ? e.model.defaults.max_len
+                                           : e.model.model->config().block_size;
+  e.dim = e.model.model->config().n_embd;  // mean or [CLS] pooling keeps the hidden size
   return e;
 }
 
