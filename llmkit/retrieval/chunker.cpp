@@ -81,32 +81,11 @@ class Chunker {
     if (para_begin != std::string::npos) paragraph(para_begin, trim_end(para_begin, end));
   }
 
-  // The end of the sentence whose terminator starts at i, or npos when text_[i] ends none:
-  // ". ! ?" (with closing quotes or brackets) before a blank or the end, or a CJK full stop,
-  // which needs no blank after it.
-  size_t sentence_end(size_t i, size_t end) const {
-    const char c = text_[i];
-    if (c == '.' || c == '!' || c == '?') {
-      size_t j = i + 1;
-      while (j < end && (text_[j] == '"' || text_[j] == '\'' || text_[j] == ')' || text_[j] == ']'))
-        ++j;
-      if (text_.compare(j, 3, "\u2019") == 0 || text_.compare(j, 3, "\u201D") == 0) j += 3;
-      return (j >= end || is_blank(text_[j])) ? std::min(j, end) : std::string::npos;
-    }
-    // 。 ！ ？ (U+3002, U+FF01, U+FF1F)
-    if (static_cast<uint8_t>(c) == 0xE3 && text_.compare(i, 3, "\u3002") == 0) return i + 3;
-    if (static_cast<uint8_t>(c) == 0xEF &&
-        (text_.compare(i, 3, "\uFF01") == 0 || text_.compare(i, 3, "\uFF1F") == 0)) {
-      return i + 3;
-    }
-    return std::string::npos;
-  }
-
   void paragraph(size_t begin, size_t end) {
     const size_t first = atoms_.size();
     size_t start = begin;
     for (size_t i = begin; i < end; ++i) {
-      const size_t stop = sentence_end(i, end);
+      const size_t stop = sentence_end(text_, i, end);
       if (stop == std::string::npos) continue;
       sentence(start, stop);
       start = stop;
@@ -324,10 +303,30 @@ std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tok
 
 namespace llmkit::retrieval {
 
-std::string text_with_heading(std::string_view heading_path, std::string_view text) {
+std::string_view heading_leaf(std::string_view heading_path) {
   const size_t sep = heading_path.rfind(" > ");
-  const std::string_view leaf =
-      sep == std::string_view::npos ? heading_path : heading_path.substr(sep + 3);
+  return sep == std::string_view::npos ? heading_path : heading_path.substr(sep + 3);
+}
+
+size_t sentence_end(std::string_view text, size_t i, size_t end) {
+  const char c = text[i];
+  if (c == '.' || c == '!' || c == '?') {
+    size_t j = i + 1;
+    while (j < end && (text[j] == '"' || text[j] == '\'' || text[j] == ')' || text[j] == ']')) ++j;
+    if (text.compare(j, 3, "\u2019") == 0 || text.compare(j, 3, "\u201D") == 0) j += 3;
+    return (j >= end || is_blank(text[j])) ? std::min(j, end) : std::string_view::npos;
+  }
+  // 。 ！ ？ (U+3002, U+FF01, U+FF1F)
+  if (static_cast<uint8_t>(c) == 0xE3 && text.compare(i, 3, "\u3002") == 0) return i + 3;
+  if (static_cast<uint8_t>(c) == 0xEF &&
+      (text.compare(i, 3, "\uFF01") == 0 || text.compare(i, 3, "\uFF1F") == 0)) {
+    return i + 3;
+  }
+  return std::string_view::npos;
+}
+
+std::string text_with_heading(std::string_view heading_path, std::string_view text) {
+  const std::string_view leaf = heading_leaf(heading_path);
   if (leaf.empty() || text.substr(0, leaf.size()) == leaf) return std::string(text);
   std::string out(leaf);
   out += '\n';

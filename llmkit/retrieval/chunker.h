@@ -51,6 +51,14 @@ std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tok
 
 namespace llmkit::retrieval {
 
+// The last part of a heading path ("Chapter 8 > 8.3. Installed?" -> "8.3. Installed?").
+std::string_view heading_leaf(std::string_view heading_path);
+
+// The end of the sentence whose terminator starts at text[i], or npos when text[i] ends none:
+// ". ! ?" (with closing quotes or brackets) before a blank or `end`, or a CJK full stop
+// (。 ！ ？), which needs no blank after it. What the chunker and RAG's attribution split at.
+size_t sentence_end(std::string_view text, size_t i, size_t end);
+
 // What a chunk is embedded and keyword-indexed as: the chunk's own section heading (the last
 // part of the heading path) on a line before its text, so that a question naming the section
 // finds it; the text alone when it already begins with that heading (the section's first chunk)

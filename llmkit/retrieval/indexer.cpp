@@ -55,10 +55,7 @@ bool readable_name(const fs::path& p) {
 
 // The chunk's text is its section's heading and nothing else.
 bool is_heading_only(const std::string& heading_path, std::string_view text) {
-  const size_t sep = heading_path.rfind(" > ");
-  const std::string_view leaf = sep == std::string::npos
-                                    ? std::string_view(heading_path)
-                                    : std::string_view(heading_path).substr(sep + 3);
+  const std::string_view leaf = heading_leaf(heading_path);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   return !leaf.empty() && text == leaf;
 }
@@ -79,8 +76,8 @@ IndexEmbedder load_index_embedder(const std::string& dir) {
   e.model = infer::load_embedder(dir);
   e.dir = dir;
   // 0 in the defaults: the model's own limit, as embed_texts reads it.
-  e.max_len = e.model.defaults.max_len > 0 ? e.model.defaults.max_len
-                                           : e.model.model->config().block_size;
+  e.max_len =
+      e.model.defaults.max_len > 0 ? e.model.defaults.max_len : e.model.model->config().block_size;
   e.dim = e.model.model->config().n_embd;  // mean or [CLS] pooling keeps the hidden size
   return e;
 }

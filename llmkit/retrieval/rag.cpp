@@ -5,6 +5,7 @@
 
 #include "llmkit/core/error.h"
 #include "llmkit/infer/embed.h"
+#include "llmkit/retrieval/chunker.h"
 
 namespace llmkit::retrieval {
 namespace {
@@ -139,13 +140,11 @@ std::vector<std::pair<size_t, size_t>> split_sentences(std::string_view text) {
   };
   size_t start = 0;
   for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    const bool end_mark = (c == '.' || c == '!' || c == '?') &&
-                          (i + 1 == text.size() || text[i + 1] == ' ' || text[i + 1] == '\n');
-    if (c == '\n' || end_mark) {
-      emit(start, i + 1);
-      start = i + 1;
-    }
+    const size_t stop = text[i] == '\n' ? i + 1 : sentence_end(text, i, text.size());
+    if (stop == std::string_view::npos) continue;
+    emit(start, stop);
+    start = stop;
+    i = stop - 1;
   }
   emit(start, text.size());
   return out;

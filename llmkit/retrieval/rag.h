@@ -75,8 +75,8 @@ std::vector<SentenceAttribution> attribute_answer(std::string_view answer,
 // The distinct sources attributed, in order of first use.
 std::vector<int> attributed_sources(std::span<const SentenceAttribution> attribution);
 
-// The sentences of `text` as byte ranges: a sentence ends after . ! ? (followed by a space or
-// the end) or at a line break; ranges are trimmed, and pieces under 3 words are left out.
+// The sentences of `text` as byte ranges: a sentence ends where the chunker's sentence_end says
+// (chunker.h) or at a line break; ranges are trimmed, and pieces under 3 words are left out.
 std::vector<std::pair<size_t, size_t>> split_sentences(std::string_view text);
 
 // "path:first-last § heading" of a source, the form in which citations are listed.
