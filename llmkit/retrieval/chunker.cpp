@@ -111,10 +111,6 @@ class Chunker {
     }
   }
 
-  size_t char_start_at_or_before(size_t i, size_t floor) const {
-    while (i > floor && i < text_.size() && is_continuation(text_[i])) --i;
-    return i;
-  }
   size_t next_char(size_t i) const {
     ++i;
     while (i < text_.size() && is_continuation(text_[i])) ++i;
@@ -135,26 +131,8 @@ class Chunker {
         atoms_.push_back({.begin = p, .end = end, .tokens = rest, .sentence = false});
         break;
       }
-      size_t fits = p;    // count(p, fits) <= max_
-      size_t over = end;  // count(p, over) > max_
-      for (size_t step = static_cast<size_t>(std::max<int64_t>(64, 4 * max_));; step *= 2) {
-        const size_t c = char_start_at_or_before(std::min(p + step, end), p);
-        if (c >= end) break;
-        if (count(p, c) > max_) {
-          over = c;
-          break;
-        }
-        fits = c;
-      }
-      while (next_char(fits) < over) {
-        size_t mid = char_start_at_or_before(fits + (over - fits) / 2, p);
-        if (mid <= fits) mid = next_char(fits);
-        if (count(p, mid) <= max_) {
-          fits = mid;
-        } else {
-          over = mid;
-        }
-      }
+      size_t fits = p + token_prefix_end(std::string_view(text_).substr(p, end - p), max_, count_,
+                                         static_cast<size_t>(std::max<int64_t>(64, 4 * max_)));
       if (fits == p) fits = next_char(p);  // a single character over the limit: still progress
       size_t cut = fits;
       for (size_t k = fits; k > p + (fits - p) / 2; --k) {
@@ -302,6 +280,42 @@ std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tok
 }  // namespace llmkit::retrieval
 
 namespace llmkit::retrieval {
+
+size_t token_prefix_end(std::string_view text, int64_t max_tokens, const CountTokens& count_tokens,
+                        size_t first_step) {
+  const size_t n = text.size();
+  auto start_at_or_before = [&](size_t i) {
+    while (i > 0 && i < n && is_continuation(text[i])) --i;
+    return i;
+  };
+  auto next_char = [&](size_t i) {
+    ++i;
+    while (i < n && is_continuation(text[i])) ++i;
+    return i;
+  };
+  auto fits_in = [&](size_t c) { return count_tokens(text.substr(0, c)) <= max_tokens; };
+  size_t fits = 0;  // fits_in(fits)
+  size_t over = n;  // !fits_in(over): the whole text does not fit (the caller checked)
+  for (size_t step = std::max<size_t>(first_step, 1);; step *= 2) {
+    const size_t c = start_at_or_before(std::min(step, n));
+    if (c >= n) break;
+    if (!fits_in(c)) {
+      over = c;
+      break;
+    }
+    fits = c;
+  }
+  while (next_char(fits) < over) {
+    size_t mid = start_at_or_before(fits + (over - fits) / 2);
+    if (mid <= fits) mid = next_char(fits);
+    if (fits_in(mid)) {
+      fits = mid;
+    } else {
+      over = mid;
+    }
+  }
+  return fits;
+}
 
 std::string_view heading_leaf(std::string_view heading_path) {
   const size_t sep = heading_path.rfind(" > ");

@@ -51,6 +51,15 @@ std::vector<Chunk> chunk_text(const Extracted& doc, const CountTokens& count_tok
 
 namespace llmkit::retrieval {
 
+// The largest character boundary c of `text` with count_tokens(text[0, c)) <= max_tokens, for a
+// text that does not fit whole (the caller has counted it); 0 when not even its first character
+// fits. Gallops from `first_step`
+// bytes, then searches between the last prefix that fitted and the first that did not, so the
+// tokenizer reads little more than the answer however long the text. `text` must start at a
+// character boundary.
+size_t token_prefix_end(std::string_view text, int64_t max_tokens, const CountTokens& count_tokens,
+                        size_t first_step);
+
 // The last part of a heading path ("Chapter 8 > 8.3. Installed?" -> "8.3. Installed?").
 std::string_view heading_leaf(std::string_view heading_path);
 

@@ -10,23 +10,13 @@
 namespace llmkit::retrieval {
 namespace {
 
-// The longest prefix of `text` within `budget` tokens, cut after a newline or a sentence end when
-// one exists in its second half (else at the longest fitting character boundary). Binary search
-// over cut points: the tokenizer runs O(log n) times.
-std::string fit_text(const std::string& text, int64_t budget, const TokenCounter& count) {
+// The longest prefix of `text` within `budget` tokens (chunker.h's token_prefix_end), cut after a
+// newline or a sentence end when one exists in its second half.
+std::string fit_text(const std::string& text, int64_t budget, const CountTokens& count) {
   if (budget <= 0) return "";
   if (count(text) <= budget) return text;
-  size_t lo = 0, hi = text.size();  // count(text[0, lo)) <= budget < count(text[0, hi))
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    while (mid > lo && (static_cast<unsigned char>(text[mid]) & 0xC0) == 0x80) --mid;
-    if (mid == lo) break;
-    if (count(std::string_view(text).substr(0, mid)) <= budget)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  const std::string_view fit = std::string_view(text).substr(0, lo);
+  const std::string_view fit =
+      std::string_view(text).substr(0, token_prefix_end(text, budget, count, 256));
   for (size_t i = fit.size(); i > fit.size() / 2; --i) {
     const char c = fit[i - 1];
     if (c == '\n' || ((c == '.' || c == '?' || c == '!') && (i == fit.size() || fit[i] == ' ')))
@@ -44,7 +34,7 @@ std::string source_label(const ChunkRecord& c) {
 }
 
 RagPrompt build_rag_prompt(Store& store, std::string_view question,
-                           std::span<const float> query_vector, const TokenCounter& count_tokens,
+                           std::span<const float> query_vector, const CountTokens& count_tokens,
                            const RagOptions& o) {
   LLMKIT_CHECK(!question.empty(), "rag: the question is empty");
   LLMKIT_CHECK(o.context_tokens > 0, "rag: the context budget must be > 0 tokens");

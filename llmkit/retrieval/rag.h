@@ -41,14 +41,12 @@ struct RagPrompt {
   double best_cosine = 0;
 };
 
-// Counts tokens of the generating model (the budget is in its tokens).
-using TokenCounter = std::function<int64_t(std::string_view)>;
-
 // Searches `store` and builds the prompt. Each source is "[n] (path § heading)\ntext"; a source
 // that does not fit the remaining budget is cut at a line or sentence end (a source is never
-// left out for a shorter later one). `query_vector`: the question's embedding (the store's model).
+// left out for a shorter later one). `query_vector`: the question's embedding (the store's model);
+// `count_tokens`: the generating model's tokenizer, since the budget is in its tokens.
 RagPrompt build_rag_prompt(Store& store, std::string_view question,
-                           std::span<const float> query_vector, const TokenCounter& count_tokens,
+                           std::span<const float> query_vector, const CountTokens& count_tokens,
                            const RagOptions& options = {});
 
 // The distinct source numbers cited in `answer` as [n] or [n, m] or [n][m], in order of first
