@@ -2,9 +2,10 @@
 # ANN benchmark, llmkit's AnnIndex (ann_bench: Debian's FAISS 1.7.3 HNSW with llmkit's inner
 # product) and faiss-cpu from PyPI (ann_peer.py) side by side on the same vectors in one run: build
 # time, peak RSS, index size, and recall@10 / queries per second (one thread, one query at a
-# time) at efSearch 16..256. Always on a seeded Gaussian set (N x DIM, NQ queries, written as
-# .fvecs by numpy), then on each --fvecs BASE QUERY pair given (e.g. SIFT1M's sift_base.fvecs and
-# sift_query.fvecs; LIMIT caps the base rows). Everything runs under nice; the load average is
+# time) at efSearch 16..256. On a seeded Gaussian set (N x DIM, NQ queries, written as .fvecs by
+# numpy; N=0 skips it), then on each --fvecs BASE QUERY pair given (e.g. SIFT1M's
+# sift_base.fvecs and sift_query.fvecs, or bench/retrieval/run_wordnet.sh's real passages; LIMIT
+# caps the base rows). Everything runs under nice; the load average is
 # printed around each run, since other work on the cores skews the two sides differently.
 # Usage: bench/retrieval/run_ann.sh [BUILD_DIR] [--fvecs BASE QUERY]...
 #   env: N (100000), DIM (128), NQ (1000), M (32), EFC (128), EF (16,32,64,128,256), LIMIT (0),
@@ -28,8 +29,11 @@ export OMP_WAIT_POLICY=PASSIVE
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 # A seeded Gaussian set as .fvecs (both programs scale every vector to unit length).
-sets=("$out/random_${N}x${DIM}_base.fvecs" "$out/random_${NQ}x${DIM}_query.fvecs" "random ${N}x${DIM}")
-[[ -f ${sets[0]} && -f ${sets[1]} ]] || "$py" - "$N" "$DIM" "$NQ" "${sets[0]}" "${sets[1]}" <<'EOF'
+sets=()
+[[ $N -gt 0 ]] && sets=("$out/random_${N}x${DIM}_base.fvecs" "$out/random_${NQ}x${DIM}_query.fvecs"
+  "random ${N}x${DIM}")
+[[ $N -eq 0 || (-f ${sets[0]} && -f ${sets[1]}) ]] ||
+  "$py" - "$N" "$DIM" "$NQ" "${sets[0]}" "${sets[1]}" <<'EOF'
 import sys
 import numpy as np
 n, dim, nq = map(int, sys.argv[1:4])
