@@ -511,7 +511,10 @@ std::vector<std::vector<float>> Store::vectors(std::span<const int64_t> ids) con
 }
 
 std::vector<int64_t> Store::filter(std::span<const Condition> conditions) const {
-  std::string sql = "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc";
+  // Every condition is on the document: walk the documents and reach their chunk ids through the
+  // covering index chunks(doc), then sort here. Walking the chunks table instead (what SQLite
+  // picks for "ORDER BY c.id") reads every chunk's text and vector pages: 6x slower at 100k.
+  std::string sql = "SELECT c.id FROM documents d CROSS JOIN chunks c ON c.doc = d.id";
   for (size_t i = 0; i < conditions.size(); ++i) {
     const Condition& c = conditions[i];
     sql += i == 0 ? " WHERE " : " AND ";
@@ -524,13 +527,24 @@ std::vector<int64_t> Store::filter(std::span<const Condition> conditions) const 
     else
       fail("index: unknown filter operator '", c.op, "'");
   }
-  sql += " ORDER BY c.id";
   Stmt s(db_, sql.c_str());
   for (size_t i = 0; i < conditions.size(); ++i)
     s.bind(static_cast<int>(i + 1), conditions[i].value);
   std::vector<int64_t> ids;
   while (s.step()) ids.push_back(s.i64(0));
+  std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+int64_t Store::live_chunks_up_to(int64_t id) const {
+  // count(*) over the whole table reads the small covering index; the chunks above `id` are
+  // the few the ANN file does not hold yet. A rowid range "id <= ?" would read every chunk page.
+  Stmt all(db_, "SELECT count(*) FROM chunks");
+  all.step();
+  Stmt above(db_, "SELECT count(*) FROM chunks WHERE id > ?");
+  above.bind(1, id);
+  above.step();
+  return all.i64(0) - above.i64(0);
 }
 
 StoreStats Store::stats() {
@@ -550,11 +564,9 @@ StoreStats Store::stats() {
   if (ann_usable_) {
     st.ann_rows = ann_->rows();
     st.ann_generation = ann_->generation();
-    const std::vector<int64_t> live = filter({});
-    int64_t live_in_ann = 0, behind = 0;
-    for (int64_t id : live) (id <= st.ann_generation ? live_in_ann : behind) += 1;
+    const int64_t live_in_ann = live_chunks_up_to(st.ann_generation);
     st.ann_dead = st.ann_rows - live_in_ann;
-    st.ann_behind = behind;
+    st.ann_behind = st.chunks - live_in_ann;
   } else {
     st.ann_missing = true;
     st.ann_error = ann_error_;
@@ -615,11 +627,9 @@ void Store::sync_ann(bool force_rebuild) {
   }
   bool rebuild = force_rebuild || !ann_usable_;
   if (!rebuild) {
-    Stmt s(db_, "SELECT count(*) FROM chunks WHERE id <= ?");
-    s.bind(1, ann_->generation());
-    s.step();
-    const int64_t dead = ann_->rows() - s.i64(0);
-    const int64_t rows_after = ann_->rows() + (live - s.i64(0));
+    const int64_t live_in_ann = live_chunks_up_to(ann_->generation());
+    const int64_t dead = ann_->rows() - live_in_ann;
+    const int64_t rows_after = ann_->rows() + (live - live_in_ann);
     rebuild = rows_after > 0 && static_cast<double>(dead) > kMaxDeadFraction * rows_after;
   }
   const int64_t base = rebuild ? 0 : ann_->generation();
@@ -653,25 +663,34 @@ std::vector<AnnHit> Store::dense_search(std::span<const float> query, int64_t k,
   LLMKIT_CHECK(static_cast<int64_t>(query.size()) == config_.dim, "index: the query vector has ",
                query.size(), " values; the index holds ", config_.dim);
   LLMKIT_CHECK(k > 0, "index: k must be > 0");
-  // Live chunks (the ANN may hold deleted ones); a sorted id list answers membership.
-  std::vector<int64_t> live_storage;
-  const std::vector<int64_t>* live = allowed;
-  if (live == nullptr) {
-    live_storage = filter({});
-    live = &live_storage;
-  }
-  auto member = [live](int64_t id) { return std::binary_search(live->begin(), live->end(), id); };
   // A restrictive filter: the graph search would wade through nodes that do not pass and may
   // run out of candidates before k pass (FAISS's HNSW stops at efSearch); scanning the few
   // allowed vectors exactly is both faster and complete, as vector databases do.
   const bool small_filter = allowed != nullptr && allowed->size() <= kExactFilterLimit;
   if (!exact && !small_filter) ensure_ann();
   const int64_t covered = (!exact && !small_filter && ann_usable_) ? ann_->generation() : 0;
+  // Which ANN rows may be returned: the allowed ones, else the live ones (HNSW keeps deleted
+  // chunks). Without a filter and with no deleted row in the ANN, every row is live and no id
+  // list is read; else a sorted id list answers membership.
+  std::vector<int64_t> live_storage;
+  const std::vector<int64_t>* live = allowed;
+  int64_t in_ann = 0;
+  if (live == nullptr && (covered == 0 || live_chunks_up_to(covered) == ann_->rows())) {
+    in_ann = covered > 0 ? ann_->rows() : 0;  // (every chunk above `covered` is read live)
+  } else {
+    if (live == nullptr) {
+      live_storage = filter({});
+      live = &live_storage;
+    }
+    in_ann =
+        static_cast<int64_t>(std::upper_bound(live->begin(), live->end(), covered) - live->begin());
+  }
+  auto member = [live](int64_t id) {
+    return live == nullptr || std::binary_search(live->begin(), live->end(), id);
+  };
   std::vector<AnnHit> hits;
   if (covered > 0) {
     const int base_ef = ef_search_ > 0 ? ef_search_ : config_.ann.ef_search;
-    const auto in_ann =
-        static_cast<int64_t>(std::upper_bound(live->begin(), live->end(), covered) - live->begin());
     const int64_t want = std::min<int64_t>(k, in_ann);
     // A filter can still leave the graph search short of k: widen the candidate list and retry.
     for (int ef = base_ef;; ef *= 4) {

@@ -159,6 +159,7 @@ class Store {
   void ensure_ann();                  // loads the ANN file, or builds it in memory when unusable
   void sync_ann(bool force_rebuild);  // Write mode, after a commit
   std::vector<std::pair<int64_t, std::vector<float>>> vectors_above(int64_t id) const;
+  int64_t live_chunks_up_to(int64_t id) const;  // chunks with id <= `id`
 
   std::string dir_;
   Mode mode_ = Mode::Read;

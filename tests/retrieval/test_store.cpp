@@ -309,6 +309,60 @@ TEST(Store, DeleteAndReplaceRemoveOldChunksEverywhere) {
   EXPECT_EQ(st.ann_dead, 0);
 }
 
+TEST(Store, DeadRowsLeftInTheAnnAreNeverReturned) {
+  // One document of ten deleted: 10% dead rows, under the rebuild threshold, so the ANN file
+  // keeps them and the search must skip them (and "no dead row" must not be assumed).
+  TempDir t;
+  const std::string dir = t.file("db");
+  StoreConfig c = config();
+  c.dim = 16;
+  Store::create(dir, c);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  std::vector<std::vector<float>> first_doc;
+  {
+    Store s = Store::open(dir, Store::Mode::Write);
+    s.begin();
+    for (int d = 0; d < 10; ++d) {
+      std::vector<ChunkInput> chunks;
+      for (int i = 0; i < 10; ++i) {
+        std::vector<float> v(16);
+        for (auto& x : v) x = nd(rng);
+        chunks.push_back(chunk("chunk " + std::to_string(i), unit(v)));
+        if (d == 0) first_doc.push_back(chunks.back().vector);
+      }
+      s.add_document(meta("doc" + std::to_string(d)), chunks);
+    }
+    s.commit();
+  }
+  {
+    Store s = Store::open(dir, Store::Mode::Read);
+    EXPECT_EQ(s.dense_search(first_doc[0], 100, nullptr).size(), 100u);
+    EXPECT_EQ(s.stats().ann_dead, 0);
+  }
+  {
+    Store s = Store::open(dir, Store::Mode::Write);
+    s.begin();
+    ASSERT_TRUE(s.delete_document("doc0"));
+    s.commit();
+  }
+  Store s = Store::open(dir, Store::Mode::Read);
+  const StoreStats st = s.stats();
+  EXPECT_EQ(st.ann_rows, 100) << "10% dead rows must not trigger a rebuild";
+  EXPECT_EQ(st.ann_dead, 10);
+  EXPECT_EQ(st.ann_behind, 0);
+  const auto live = s.filter({});
+  ASSERT_EQ(live.size(), 90u);
+  for (const auto& v : first_doc) {
+    const auto hits = s.dense_search(v, 5, nullptr);
+    ASSERT_EQ(hits.size(), 5u);
+    for (const auto& h : hits)
+      EXPECT_TRUE(std::binary_search(live.begin(), live.end(), h.label))
+          << "deleted chunk " << h.label << " came back";
+  }
+  EXPECT_EQ(s.dense_search(first_doc[0], 100, nullptr).size(), 90u);
+}
+
 TEST(Store, AnnFileBehindMissingOrCorruptStillGivesEverything) {
   TempDir t;
   const std::string dir = t.file("db");
