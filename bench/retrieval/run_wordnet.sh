@@ -27,14 +27,14 @@ export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${THREADS:-$(nproc)}
 embed() {
   local name=$1 txt=$out/wordnet_$1.txt fv=$out/wordnet_$1.fvecs
   [[ -f $fv ]] && return
-  local total done=0 t0=$SECONDS
+  local total n_done=0 t0=$SECONDS
   total=$(wc -l <"$txt")
   rm -f "$out/wordnet_$name".part.* "$out/wordnet_$name.jsonl"
   split -l 10000 -d -a 3 "$txt" "$out/wordnet_$name.part."
   for part in "$out/wordnet_$name".part.*; do
     "$bin" embed --model "$model" --file "$part" >>"$out/wordnet_$name.jsonl"
-    done=$((done + $(wc -l <"$part")))
-    echo "run_wordnet: embedded $done / $total $name passages ($((SECONDS - t0)) s)" >&2
+    n_done=$((n_done + $(wc -l <"$part")))
+    echo "run_wordnet: embedded $n_done / $total $name passages ($((SECONDS - t0)) s)" >&2
     rm "$part"
   done
   /usr/bin/python3 bench/retrieval/wordnet.py fvecs "$out/wordnet_$name.jsonl" "$fv"
