@@ -38,6 +38,18 @@ std::vector<float> basis(int i, float mix = 0.1f) {
   return unit(v);
 }
 
+// Seeded random unit vectors.
+struct RandomUnit {
+  explicit RandomUnit(unsigned seed) : rng(seed) {}
+  std::vector<float> operator()(int dim) {
+    std::vector<float> v(static_cast<size_t>(dim));
+    for (auto& x : v) x = nd(rng);
+    return unit(v);
+  }
+  std::mt19937 rng;
+  std::normal_distribution<float> nd;
+};
+
 ChunkInput chunk(const std::string& text, std::vector<float> v, const std::string& heading = "") {
   ChunkInput c;
   c.text = text;
@@ -222,18 +234,14 @@ TEST(Store, SparseFilterOverManyChunksMatchesExactSearch) {
   StoreConfig c = config();
   c.dim = 16;
   Store::create(dir, c);
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd;
+  RandomUnit random_unit(7);
   {
     Store s = Store::open(dir, Store::Mode::Write);
     s.begin();
     for (int d = 0; d < 400; ++d) {
       std::vector<ChunkInput> chunks;
-      for (int i = 0; i < 5; ++i) {
-        std::vector<float> v(16);
-        for (auto& x : v) x = nd(rng);
-        chunks.push_back(chunk("chunk " + std::to_string(i), unit(v)));
-      }
+      for (int i = 0; i < 5; ++i)
+        chunks.push_back(chunk("chunk " + std::to_string(i), random_unit(16)));
       // One document in 50 is Korean: 2% of the chunks pass lang=ko.
       s.add_document(meta("doc" + std::to_string(d), d % 50 == 0 ? "ko" : "en"), chunks);
     }
@@ -244,9 +252,7 @@ TEST(Store, SparseFilterOverManyChunksMatchesExactSearch) {
   ASSERT_EQ(allowed.size(), 40u);
   int found = 0, total = 0;
   for (int q = 0; q < 20; ++q) {
-    std::vector<float> v(16);
-    for (auto& x : v) x = nd(rng);
-    v = unit(v);
+    const std::vector<float> v = random_unit(16);
     const auto ann = s.dense_search(v, 10, &allowed);
     const auto exact = s.dense_search(v, 10, &allowed, /*exact=*/true);
     ASSERT_EQ(ann.size(), 10u) << "a filter must not shrink the top-k";
@@ -317,8 +323,7 @@ TEST(Store, DeadRowsLeftInTheAnnAreNeverReturned) {
   StoreConfig c = config();
   c.dim = 16;
   Store::create(dir, c);
-  std::mt19937 rng(11);
-  std::normal_distribution<float> nd;
+  RandomUnit random_unit(11);
   std::vector<std::vector<float>> first_doc;
   {
     Store s = Store::open(dir, Store::Mode::Write);
@@ -326,9 +331,7 @@ TEST(Store, DeadRowsLeftInTheAnnAreNeverReturned) {
     for (int d = 0; d < 10; ++d) {
       std::vector<ChunkInput> chunks;
       for (int i = 0; i < 10; ++i) {
-        std::vector<float> v(16);
-        for (auto& x : v) x = nd(rng);
-        chunks.push_back(chunk("chunk " + std::to_string(i), unit(v)));
+        chunks.push_back(chunk("chunk " + std::to_string(i), random_unit(16)));
         if (d == 0) first_doc.push_back(chunks.back().vector);
       }
       s.add_document(meta("doc" + std::to_string(d)), chunks);
