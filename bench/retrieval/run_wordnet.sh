@@ -14,14 +14,16 @@ model=${MODEL:-$HOME/.cache/llmkit/models/all-minilm-l6-v2}
 out=bench/out/ann
 bin=$build/llmkit
 [[ -x $bin ]] || { echo "run_wordnet: $bin missing (make build)" >&2; exit 1; }
-[[ -d $model ]] || { echo "run_wordnet: $model missing (scripts/get-models.sh minilm)" >&2; exit 1; }
+[[ -d $model ]] ||
+  { echo "run_wordnet: $model missing (scripts/get-models.sh minilm)" >&2; exit 1; }
 [[ -f /usr/share/wordnet/data.noun ]] ||
   { echo "run_wordnet: /usr/share/wordnet missing (scripts/install-deps.sh --data)" >&2; exit 1; }
 mkdir -p "$out"
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${THREADS:-$(nproc)}
 
 [[ -f $out/wordnet_base.txt && -f $out/wordnet_query.txt ]] ||
-  /usr/bin/python3 bench/retrieval/wordnet.py passages "$out/wordnet_base.txt" "$out/wordnet_query.txt"
+  /usr/bin/python3 bench/retrieval/wordnet.py passages "$out/wordnet_base.txt" \
+    "$out/wordnet_query.txt"
 
 # embed NAME: $out/wordnet_NAME.txt -> $out/wordnet_NAME.fvecs, 10,000 lines per llmkit call.
 embed() {
@@ -43,4 +45,5 @@ embed() {
 embed query
 embed base
 
-N=0 exec bench/retrieval/run_ann.sh "$build" --fvecs "$out/wordnet_base.fvecs" "$out/wordnet_query.fvecs"
+N=0 exec bench/retrieval/run_ann.sh "$build" \
+  --fvecs "$out/wordnet_base.fvecs" "$out/wordnet_query.fvecs"

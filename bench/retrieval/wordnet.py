@@ -71,7 +71,8 @@ def cmd_fvecs(args):
             if dim is None:
                 dim = len(v)
             if len(v) != dim:
-                raise SystemExit(f"wordnet: {args.jsonl}:{line_no}: {len(v)} values, expected {dim}")
+                raise SystemExit(
+                    f"wordnet: {args.jsonl}:{line_no}: {len(v)} values, expected {dim}")
             out.write(struct.pack("<i", dim))
             array.array("f", v).tofile(out)
             n += 1
