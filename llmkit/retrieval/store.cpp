@@ -536,15 +536,19 @@ std::vector<int64_t> Store::filter(std::span<const Condition> conditions) const 
   return ids;
 }
 
-int64_t Store::live_chunks_up_to(int64_t id) const {
-  // count(*) over the whole table reads the small covering index; the chunks above `id` are
-  // the few the ANN file does not hold yet. A rowid range "id <= ?" would read every chunk page.
-  Stmt all(db_, "SELECT count(*) FROM chunks");
-  all.step();
-  Stmt above(db_, "SELECT count(*) FROM chunks WHERE id > ?");
-  above.bind(1, id);
-  above.step();
-  return all.i64(0) - above.i64(0);
+int64_t Store::chunk_count() const {
+  Stmt s(db_, "SELECT count(*) FROM chunks");  // reads the small covering index chunks(doc)
+  s.step();
+  return s.i64(0);
+}
+
+int64_t Store::chunks_above(int64_t id) const {
+  // A rowid range over the few chunks the ANN file does not hold yet; "id <= ?" instead would
+  // read every chunk's pages.
+  Stmt s(db_, "SELECT count(*) FROM chunks WHERE id > ?");
+  s.bind(1, id);
+  s.step();
+  return s.i64(0);
 }
 
 StoreStats Store::stats() {
@@ -564,9 +568,8 @@ StoreStats Store::stats() {
   if (ann_usable_) {
     st.ann_rows = ann_->rows();
     st.ann_generation = ann_->generation();
-    const int64_t live_in_ann = live_chunks_up_to(st.ann_generation);
-    st.ann_dead = st.ann_rows - live_in_ann;
-    st.ann_behind = st.chunks - live_in_ann;
+    st.ann_behind = chunks_above(st.ann_generation);
+    st.ann_dead = st.ann_rows - (st.chunks - st.ann_behind);
   } else {
     st.ann_missing = true;
     st.ann_error = ann_error_;
@@ -619,17 +622,11 @@ void Store::set_ef_search(int ef) {
 
 void Store::sync_ann(bool force_rebuild) {
   ensure_ann();
-  int64_t live = 0;
-  {
-    Stmt s(db_, "SELECT count(*) FROM chunks");
-    s.step();
-    live = s.i64(0);
-  }
   bool rebuild = force_rebuild || !ann_usable_;
   if (!rebuild) {
-    const int64_t live_in_ann = live_chunks_up_to(ann_->generation());
-    const int64_t dead = ann_->rows() - live_in_ann;
-    const int64_t rows_after = ann_->rows() + (live - live_in_ann);
+    const int64_t behind = chunks_above(ann_->generation());
+    const int64_t dead = ann_->rows() - (chunk_count() - behind);
+    const int64_t rows_after = ann_->rows() + behind;
     rebuild = rows_after > 0 && static_cast<double>(dead) > kMaxDeadFraction * rows_after;
   }
   const int64_t base = rebuild ? 0 : ann_->generation();
@@ -675,7 +672,7 @@ std::vector<AnnHit> Store::dense_search(std::span<const float> query, int64_t k,
   std::vector<int64_t> live_storage;
   const std::vector<int64_t>* live = allowed;
   int64_t in_ann = 0;
-  if (live == nullptr && (covered == 0 || live_chunks_up_to(covered) == ann_->rows())) {
+  if (live == nullptr && (covered == 0 || chunk_count() - chunks_above(covered) == ann_->rows())) {
     in_ann = covered > 0 ? ann_->rows() : 0;  // (every chunk above `covered` is read live)
   } else {
     if (live == nullptr) {

@@ -159,7 +159,8 @@ class Store {
   void ensure_ann();                  // loads the ANN file, or builds it in memory when unusable
   void sync_ann(bool force_rebuild);  // Write mode, after a commit
   std::vector<std::pair<int64_t, std::vector<float>>> vectors_above(int64_t id) const;
-  int64_t live_chunks_up_to(int64_t id) const;  // chunks with id <= `id`
+  int64_t chunk_count() const;
+  int64_t chunks_above(int64_t id) const;  // chunks with an id > `id`
 
   std::string dir_;
   Mode mode_ = Mode::Read;
