@@ -13,14 +13,13 @@
 #include <algorithm>
 
 #include "llmkit/core/error.h"
+#include "llmkit/retrieval/extract_internal.h"
 
 namespace llmkit::retrieval {
 
 namespace {
 
-bool is_blank(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
+using detail::is_blank;
 
 bool is_continuation(char c) {
   return (static_cast<uint8_t>(c) & 0xC0) == 0x80;

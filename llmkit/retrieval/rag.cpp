@@ -6,6 +6,7 @@
 #include "llmkit/core/error.h"
 #include "llmkit/infer/embed.h"
 #include "llmkit/retrieval/chunker.h"
+#include "llmkit/retrieval/extract_internal.h"
 
 namespace llmkit::retrieval {
 namespace {
@@ -115,14 +116,12 @@ std::vector<int> cited_sources(std::string_view answer, int n_sources) {
 std::vector<std::pair<size_t, size_t>> split_sentences(std::string_view text) {
   std::vector<std::pair<size_t, size_t>> out;
   auto emit = [&](size_t b, size_t e) {
-    while (b < e && (text[b] == ' ' || text[b] == '\n' || text[b] == '\t' || text[b] == '\r')) ++b;
-    while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\n' || text[e - 1] == '\t' ||
-                     text[e - 1] == '\r'))
-      --e;
+    while (b < e && detail::is_blank(text[b])) ++b;
+    while (e > b && detail::is_blank(text[e - 1])) --e;
     int words = 0;
     bool in = false;
     for (size_t i = b; i < e; ++i) {
-      const bool space = text[i] == ' ' || text[i] == '\n' || text[i] == '\t';
+      const bool space = detail::is_blank(text[i]);
       if (!space && !in) ++words;
       in = !space;
     }
