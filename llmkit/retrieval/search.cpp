@@ -39,6 +39,12 @@ double effective_dense_weight(const Store& store, std::string_view query_text,
   return 0;
 }
 
+bool bm25_alone_for_language(const Store& store, std::string_view query_text,
+                             const SearchOptions& o) {
+  return o.mode == SearchMode::Hybrid && o.dense_weight < 0 &&
+         effective_dense_weight(store, query_text, o) == 0;
+}
+
 std::vector<SearchHit> search(Store& store, std::string_view query_text,
                               std::span<const float> query_vector, const SearchOptions& o) {
   LLMKIT_CHECK(o.k > 0, "search: k must be > 0, got ", o.k);

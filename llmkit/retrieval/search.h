@@ -47,6 +47,10 @@ struct SearchOptions {
 // The dense weight `search` uses for this query (see SearchOptions::dense_weight).
 double effective_dense_weight(const Store& store, std::string_view query_text,
                               const SearchOptions& options);
+// True when a hybrid search left to choose its dense weight (negative) ranks this query by BM25
+// alone because the embedder does not know its language: what the commands warn about.
+bool bm25_alone_for_language(const Store& store, std::string_view query_text,
+                             const SearchOptions& options);
 
 struct SearchHit {
   ChunkRecord chunk;

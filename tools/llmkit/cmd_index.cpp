@@ -137,8 +137,7 @@ void run_search(const Args& a) {
   o.mmr = a.rerank == "mmr";
   o.mmr_lambda = a.mmr_lambda;
   o.dense_weight = a.dense_weight;
-  if (o.mode == SearchMode::Hybrid && a.dense_weight < 0 &&
-      effective_dense_weight(store, a.query, o) == 0)
+  if (bm25_alone_for_language(store, a.query, o))
     std::fprintf(stderr,
                  "index search: the embedder was trained on %s only; this query is ranked by "
                  "BM25 alone (--dense-weight to change that)\n",

@@ -56,8 +56,7 @@ void run_rag(const Args& a) {
     o.search.k = a.k;
     o.search.mode = parse_search_mode(a.mode);
     o.search.mmr = a.rerank == "mmr";
-    if (o.search.mode == SearchMode::Hybrid &&
-        effective_dense_weight(store, a.question, o.search) == 0)
+    if (bm25_alone_for_language(store, a.question, o.search))
       std::fprintf(stderr,
                    "rag: the embedder was trained on %s only; the sources are ranked by BM25 and "
                    "the --min-cosine threshold means little for this question\n",
