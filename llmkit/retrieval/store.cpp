@@ -513,7 +513,8 @@ std::vector<std::vector<float>> Store::vectors(std::span<const int64_t> ids) con
 std::vector<int64_t> Store::filter(std::span<const Condition> conditions) const {
   // Every condition is on the document: walk the documents and reach their chunk ids through the
   // covering index chunks(doc), then sort here. Walking the chunks table instead (what SQLite
-  // picks for "ORDER BY c.id") reads every chunk's text and vector pages: 3-5x slower at 100k.
+  // picks for "ORDER BY c.id") reads every chunk's text and vector pages: 5-8x slower at 116k
+  // chunks (bench/retrieval/filter_sql.py).
   std::string sql = "SELECT c.id FROM documents d CROSS JOIN chunks c ON c.doc = d.id";
   for (size_t i = 0; i < conditions.size(); ++i) {
     const Condition& c = conditions[i];
