@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "common/temp_dir.h"
@@ -91,6 +92,30 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+// A 16-dimensional index at `dir` of `docs` documents ("doc0", ...) with `per_doc` chunks each,
+// their vectors drawn from `random_unit`; document d's language is lang_of(d). Returns every
+// chunk's vector, document by document.
+std::vector<std::vector<float>> random_index(const std::string& dir, RandomUnit& random_unit,
+                                             int docs, int per_doc,
+                                             const std::function<std::string(int)>& lang_of) {
+  StoreConfig c = config();
+  c.dim = 16;
+  Store::create(dir, c);
+  std::vector<std::vector<float>> vectors;
+  Store s = Store::open(dir, Store::Mode::Write);
+  s.begin();
+  for (int d = 0; d < docs; ++d) {
+    std::vector<ChunkInput> chunks;
+    for (int i = 0; i < per_doc; ++i) {
+      chunks.push_back(chunk("chunk " + std::to_string(i), random_unit(16)));
+      vectors.push_back(chunks.back().vector);
+    }
+    s.add_document(meta("doc" + std::to_string(d), lang_of(d)), chunks);
+  }
+  s.commit();
+  return vectors;
 }
 
 // Three documents: a Debian one (keywords "apt" and "package"), a Python one, a Korean one.
@@ -231,22 +256,9 @@ TEST(Store, FiltersApplyDuringTheSearch) {
 TEST(Store, SparseFilterOverManyChunksMatchesExactSearch) {
   TempDir t;
   const std::string dir = t.file("db");
-  StoreConfig c = config();
-  c.dim = 16;
-  Store::create(dir, c);
   RandomUnit random_unit(7);
-  {
-    Store s = Store::open(dir, Store::Mode::Write);
-    s.begin();
-    for (int d = 0; d < 400; ++d) {
-      std::vector<ChunkInput> chunks;
-      for (int i = 0; i < 5; ++i)
-        chunks.push_back(chunk("chunk " + std::to_string(i), random_unit(16)));
-      // One document in 50 is Korean: 2% of the chunks pass lang=ko.
-      s.add_document(meta("doc" + std::to_string(d), d % 50 == 0 ? "ko" : "en"), chunks);
-    }
-    s.commit();
-  }
+  // One document in 50 is Korean: 2% of the chunks pass lang=ko.
+  random_index(dir, random_unit, 400, 5, [](int d) { return d % 50 == 0 ? "ko" : "en"; });
   Store s = Store::open(dir, Store::Mode::Read);
   const auto allowed = s.filter(std::vector<Condition>{parse_condition("lang=ko")});
   ASSERT_EQ(allowed.size(), 40u);
@@ -320,24 +332,9 @@ TEST(Store, DeadRowsLeftInTheAnnAreNeverReturned) {
   // keeps them and the search must skip them (and "no dead row" must not be assumed).
   TempDir t;
   const std::string dir = t.file("db");
-  StoreConfig c = config();
-  c.dim = 16;
-  Store::create(dir, c);
   RandomUnit random_unit(11);
-  std::vector<std::vector<float>> first_doc;
-  {
-    Store s = Store::open(dir, Store::Mode::Write);
-    s.begin();
-    for (int d = 0; d < 10; ++d) {
-      std::vector<ChunkInput> chunks;
-      for (int i = 0; i < 10; ++i) {
-        chunks.push_back(chunk("chunk " + std::to_string(i), random_unit(16)));
-        if (d == 0) first_doc.push_back(chunks.back().vector);
-      }
-      s.add_document(meta("doc" + std::to_string(d)), chunks);
-    }
-    s.commit();
-  }
+  const auto vectors = random_index(dir, random_unit, 10, 10, [](int) { return "en"; });
+  const std::vector<std::vector<float>> first_doc(vectors.begin(), vectors.begin() + 10);
   {
     Store s = Store::open(dir, Store::Mode::Read);
     EXPECT_EQ(s.dense_search(first_doc[0], 100, nullptr).size(), 100u);
