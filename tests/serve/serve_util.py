@@ -19,8 +19,8 @@ import urllib.request
 SKIP = 77
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.environ.get("LLMKIT_MODELS", os.path.expanduser("~/.cache/llmkit/models"))
-CHAT_MODEL = os.path.join(MODELS, "SmolLM2-135M-Instruct.Q4_1.gguf")
-EMBED_MODEL = os.path.join(MODELS, "all-MiniLM-L6-v2")
+CHAT_MODEL = os.path.join(MODELS, "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+EMBED_MODEL = os.path.join(MODELS, "all-minilm-l6-v2")
 
 
 def skip(reason):
