@@ -8,6 +8,10 @@
 //   logits = norm_f(x) W_out
 // Every matrix product is kernels::qmatmul; every buffer is sized once for the longest chunk
 // (kMaxChunk tokens) and reused, so decoding a token allocates nothing.
+// The rows of one pass may belong to several sequences (slots, each with its own cache): every
+// step but attention is row by row or a product over all rows, so it does not care; the
+// embedding, RoPE and the cache write read each row's own position, and attention runs per
+// sequence over its slot's cache (continuous batching).
 #include "llmkit/infer/engine.h"
 
 #include <omp.h>
@@ -37,6 +41,8 @@ using kernels::QMatrix;
 
 // Tokens per forward pass: a longer prompt is fed in chunks of this many (llama.cpp's n_ubatch).
 constexpr int64_t kMaxChunk = 512;
+// One-token rows multiplied together, at most: below qmatmul's BLAS threshold of 64 rows.
+constexpr int64_t kDecodeRun = 63;
 
 // An f32 vector parameter (a norm's weight or a bias): a view of the module's tensor or of a
 // GGUF tensor converted to f32, kept alive by `t`.
@@ -56,7 +62,18 @@ struct Layer {
   Vec ln1_w, ln1_b, ln2_w, ln2_b;
   QMatrix qkv, q, k, v, o, gate, up, down;  // qkv: the GPT-2 layout's fused projection
   Vec b_qkv, b_q, b_k, b_v, b_o, b_gate, b_up, b_down;
-  Buf kc, vc;  // [NKV, cap, HS]
+};
+
+// One sequence's KV cache: per layer, keys and values [NKV, cap, HS].
+struct Cache {
+  std::vector<Buf> k, v;
+  int64_t pos = 0;  // positions filled
+};
+
+// A sequence's rows in one pass: rows [row0, row0 + n) at positions pos0 .. pos0 + n - 1.
+struct Segment {
+  int slot = 0;
+  int64_t row0 = 0, n = 0, pos0 = 0;
 };
 
 void add_bias(float* y, const Vec& b, int64_t n, int64_t ld, int64_t width) {
@@ -93,7 +110,7 @@ struct Product {
   int64_t ldy;
 };
 
-void products(std::initializer_list<Product> ps, int64_t n, const float* x, int64_t ldx) {
+void products(std::span<const Product> ps, int64_t n, const float* x, int64_t ldx) {
   const int nt = num_threads();
   if (n > 8 || nt <= 1) {
     for (const Product& p : ps) kernels::qmatmul(*p.w, n, x, ldx, p.y, p.ldy);
@@ -147,23 +164,37 @@ struct Engine::Impl {
   std::vector<double> cos_t, sin_t;  // [cap, HS/2] rope angles
   std::vector<double> slopes;        // ALiBi
 
-  int64_t pos = 0;
+  std::vector<Cache> caches;  // one per slot
+  // The pass in progress: its segments, and each row's slot and position.
+  std::vector<Segment> segs;
+  std::vector<int> row_slot;
+  std::vector<int64_t> row_pos;
   // Scratch, [kMaxChunk, width] each.
   Buf x, h, qkv, att, tmp, f1, f2, qh, oh, lse;
   std::vector<float> stat1, stat2, logits, bias;
+  std::vector<int32_t> batch_ids;
+  std::vector<const Segment*> decode_segs;
+  // Row ranges (row0, n) multiplied by separate qmatmul calls: each prefill segment alone, and
+  // the one-token rows in runs of fewer than 64. qmatmul picks its kernel by row count (vec_dot
+  // below 64, BLAS from 64), so every row then gets the bits it gets when its sequence runs
+  // alone: batching never changes an answer.
+  std::vector<std::pair<int64_t, int64_t>> groups;
+  void mul(std::initializer_list<Product> ps, const float* x, int64_t ldx);
 
   QMatrix matrix_from_tensor(const Tensor& t, GgmlType want);
   QMatrix matrix_from_gguf(const io::GgufTensor& t);
   Vec vec_from_gguf(const io::GgufFile& f, const std::string& name, bool optional);
   void build_from_module(const models::GPT& g, GgmlType want);
   void build_from_gguf(const io::GgufFile& f);
-  void allocate();
+  void allocate(int slots);
   void embed(const int32_t* ids, int64_t n);
   void norm(float* out, const float* in, const Vec& w, const Vec& b, int64_t n);
   void rotate(float* x, int64_t n, int64_t heads, int64_t ld);
-  void attention(Layer& L, int64_t n);
-  void layer(Layer& L, int64_t n);
+  void attention(size_t li);
+  void layer(size_t li, int64_t n);
+  void plan(std::span<const BatchSegment> segments);
   void forward(const int32_t* ids, int64_t n, bool all_logits, float* logits_out);
+  void check_slot(int slot) const;
 };
 
 QMatrix Engine::Impl::matrix_from_tensor(const Tensor& t, GgmlType want) {
@@ -319,7 +350,7 @@ void Engine::Impl::build_from_gguf(const io::GgufFile& f) {
   }
 }
 
-void Engine::Impl::allocate() {
+void Engine::Impl::allocate(int slots) {
   const int64_t M = kMaxChunk, QKV = (NH + 2 * NKV) * HS;
   x = buffer(M * C);
   h = buffer(M * C);
@@ -334,10 +365,14 @@ void Engine::Impl::allocate() {
   stat1.assign(M, 0);
   stat2.assign(M, 0);
   logits.assign(V, 0);
-  for (Layer& L : layers) {
-    L.kc = buffer(NKV * cap * HS);
-    L.vc = buffer(NKV * cap * HS);
-  }
+  caches.resize(static_cast<size_t>(slots));
+  for (Cache& cache : caches)
+    for (size_t i = 0; i < layers.size(); ++i) {
+      cache.k.push_back(buffer(NKV * cap * HS));
+      cache.v.push_back(buffer(NKV * cap * HS));
+    }
+  row_slot.assign(M, 0);
+  row_pos.assign(M, 0);
   if (rope) {
     const std::vector<double> inv = ops::rope_inv_freq(HS, c.rope_theta, c.rope_scaling);
     const int64_t half = HS / 2;
@@ -360,7 +395,7 @@ void Engine::Impl::embed(const int32_t* ids, int64_t n) {
       std::memcpy(row, static_cast<const float*>(tok_embd.row(ids[t])), C * sizeof(float));
     else
       kernels::dequantize_row(tok_embd.type, tok_embd.row(ids[t]), row, C);
-    const int64_t p = pos + t;
+    const int64_t p = row_pos[t];
     const float* pe = pos_embd.p != nullptr  ? pos_embd.p + p * C
                       : sinusoidal.defined() ? sinusoidal.data<float>() + p * C
                                              : nullptr;
@@ -377,13 +412,13 @@ void Engine::Impl::norm(float* o, const float* in, const Vec& w, const Vec& b, i
                                        c.norm_eps);
 }
 
-// RoPE on `heads` heads of each of n rows (row stride ld), positions pos .. pos + n - 1, as
-// ops::rope computes it (angles and products in double, rounded once).
+// RoPE on `heads` heads of each of n rows (row stride ld), each at its row_pos, as ops::rope
+// computes it (angles and products in double, rounded once).
 void Engine::Impl::rotate(float* y, int64_t n, int64_t heads, int64_t ld) {
   const int64_t half = HS / 2;
   for (int64_t t = 0; t < n; ++t) {
-    const double* cs = &cos_t[(pos + t) * half];
-    const double* sn = &sin_t[(pos + t) * half];
+    const double* cs = &cos_t[row_pos[t] * half];
+    const double* sn = &sin_t[row_pos[t] * half];
     for (int64_t hd = 0; hd < heads; ++hd) {
       float* a = y + t * ld + hd * HS;
       for (int64_t i = 0; i < half; ++i) {
@@ -397,68 +432,80 @@ void Engine::Impl::rotate(float* y, int64_t n, int64_t heads, int64_t ld) {
   }
 }
 
-// att [n, C] = softmax(q k^T / sqrt(HS) (+ ALiBi), causal) v over the cache's pos + n keys; q is
-// in qkv's rows (stride QKV), k and v are already in the cache.
-void Engine::Impl::attention(Layer& L, int64_t n) {
-  const int64_t QKV = (NH + 2 * NKV) * HS, G = NH / NKV, Tk = pos + n;
+// att [n, C] = softmax(q k^T / sqrt(HS) (+ ALiBi), causal) v, each segment's queries over its
+// slot's cache (its pos0 + n keys); q is in qkv's rows (stride QKV), k and v are already cached.
+void Engine::Impl::attention(size_t li) {
+  const int64_t QKV = (NH + 2 * NKV) * HS, G = NH / NKV;
   const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
-  if (n == 1) {
-    // Decode: one query per head; scores over the cache, then the weighted sum of values.
-    parallel_for(NH, 1, [&](int64_t h0, int64_t h1) {
-      thread_local std::vector<float> s;
+  // Decode rows (segments of one token): one query per head over the cache, then the weighted
+  // sum of values; every (row, head) pair is one task.
+  std::vector<const Segment*>& one = decode_segs;
+  one.clear();
+  for (const Segment& sg : segs)
+    if (sg.n == 1) one.push_back(&sg);
+  parallel_for(static_cast<int64_t>(one.size()) * NH, 1, [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> s;
+    for (int64_t i = i0; i < i1; ++i) {
+      const Segment& sg = *one[i / NH];
+      const int64_t hd = i % NH, Tk = sg.pos0 + 1, r = sg.row0;
       if (static_cast<int64_t>(s.size()) < Tk) s.resize(std::max<int64_t>(Tk, 1024));
-      for (int64_t hd = h0; hd < h1; ++hd) {
-        const float* qv = &qkv[hd * HS];
-        const float* kb = &L.kc[(hd / G) * cap * HS];
-        const float* vb = &L.vc[(hd / G) * cap * HS];
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < Tk; ++j) {
-          float d = 0;
-          for (int64_t i = 0; i < HS; ++i) d += qv[i] * kb[j * HS + i];
-          d = static_cast<float>(d * scale);
-          if (alibi) d -= static_cast<float>(slopes[hd] * static_cast<double>(pos - j));
-          s[j] = d;
-          mx = std::max(mx, d);
-        }
-        float sum = 0;
-        for (int64_t j = 0; j < Tk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        float* o = &att[hd * HS];
-        std::fill(o, o + HS, 0.0f);
-        for (int64_t j = 0; j < Tk; ++j) {
-          const float p = s[j] / sum;
-          for (int64_t i = 0; i < HS; ++i) o[i] += p * vb[j * HS + i];
-        }
+      const Cache& cache = caches[sg.slot];
+      const float* qv = &qkv[r * QKV + hd * HS];
+      const float* kb = &cache.k[li][(hd / G) * cap * HS];
+      const float* vb = &cache.v[li][(hd / G) * cap * HS];
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < Tk; ++j) {
+        float d = 0;
+        for (int64_t k = 0; k < HS; ++k) d += qv[k] * kb[j * HS + k];
+        d = static_cast<float>(d * scale);
+        if (alibi) d -= static_cast<float>(slopes[hd] * static_cast<double>(sg.pos0 - j));
+        s[j] = d;
+        mx = std::max(mx, d);
       }
-    });
-    return;
-  }
-  // Prefill: the fused attention kernel, one call per kv head (its G query heads read keys that
-  // lie contiguous in the cache). q and out go through [heads, n, HS] scratch.
-  for (int64_t hd = 0; hd < NH; ++hd)
-    for (int64_t t = 0; t < n; ++t)
-      std::memcpy(&qh[(hd * n + t) * HS], &qkv[t * QKV + hd * HS], HS * sizeof(float));
-  kernels::AttentionShape s{1, G, 1, n, Tk, HS, true, scale};
-  for (int64_t g = 0; g < NKV; ++g) {
-    const float* bias_p = nullptr;
-    if (alibi) {
-      bias.resize(G * n * Tk);
-      for (int64_t a = 0; a < G; ++a)
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t j = 0; j < Tk; ++j)
-            bias[(a * n + i) * Tk + j] =
-                static_cast<float>(-slopes[g * G + a] * static_cast<double>(std::abs(i + pos - j)));
-      bias_p = bias.data();
+      float sum = 0;
+      for (int64_t j = 0; j < Tk; ++j) sum += (s[j] = std::exp(s[j] - mx));
+      float* o = &att[r * C + hd * HS];
+      std::fill(o, o + HS, 0.0f);
+      for (int64_t j = 0; j < Tk; ++j) {
+        const float p = s[j] / sum;
+        for (int64_t k = 0; k < HS; ++k) o[k] += p * vb[j * HS + k];
+      }
     }
-    kernels::attention_forward<float>(&oh[g * G * n * HS], &lse[g * G * n], &qh[g * G * n * HS],
-                                      L.kc.get() + g * cap * HS, L.vc.get() + g * cap * HS, nullptr,
-                                      nullptr, bias_p, s);
+  });
+  // Prefill segments: the fused attention kernel, one call per kv head (its G query heads read
+  // keys that lie contiguous in the cache). q and out go through [heads, m, HS] scratch.
+  for (const Segment& sg : segs) {
+    if (sg.n == 1) continue;
+    const int64_t m = sg.n, Tk = sg.pos0 + m, r0 = sg.row0;
+    const Cache& cache = caches[sg.slot];
+    for (int64_t hd = 0; hd < NH; ++hd)
+      for (int64_t t = 0; t < m; ++t)
+        std::memcpy(&qh[(hd * m + t) * HS], &qkv[(r0 + t) * QKV + hd * HS], HS * sizeof(float));
+    kernels::AttentionShape shape{1, G, 1, m, Tk, HS, true, scale};
+    for (int64_t g = 0; g < NKV; ++g) {
+      const float* bias_p = nullptr;
+      if (alibi) {
+        bias.resize(G * m * Tk);
+        for (int64_t a = 0; a < G; ++a)
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < Tk; ++j)
+              bias[(a * m + i) * Tk + j] = static_cast<float>(
+                  -slopes[g * G + a] * static_cast<double>(std::abs(i + sg.pos0 - j)));
+        bias_p = bias.data();
+      }
+      kernels::attention_forward<float>(&oh[g * G * m * HS], &lse[g * G * m], &qh[g * G * m * HS],
+                                        cache.k[li].get() + g * cap * HS,
+                                        cache.v[li].get() + g * cap * HS, nullptr, nullptr, bias_p,
+                                        shape);
+    }
+    for (int64_t hd = 0; hd < NH; ++hd)
+      for (int64_t t = 0; t < m; ++t)
+        std::memcpy(&att[(r0 + t) * C + hd * HS], &oh[(hd * m + t) * HS], HS * sizeof(float));
   }
-  for (int64_t hd = 0; hd < NH; ++hd)
-    for (int64_t t = 0; t < n; ++t)
-      std::memcpy(&att[t * C + hd * HS], &oh[(hd * n + t) * HS], HS * sizeof(float));
 }
 
-void Engine::Impl::layer(Layer& L, int64_t n) {
+void Engine::Impl::layer(size_t li, int64_t n) {
+  Layer& L = layers[li];
   const int64_t QKV = (NH + 2 * NKV) * HS;
   float* in = x.get();
   if (pre_ln) {
@@ -466,13 +513,13 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
     in = h.get();
   }
   if (L.qkv.data != nullptr) {
-    products({{&L.qkv, qkv.get(), QKV}}, n, in, C);
+    mul({{&L.qkv, qkv.get(), QKV}}, in, C);
     add_bias(qkv.get(), L.b_qkv, n, QKV, QKV);
   } else {
-    products({{&L.q, qkv.get(), QKV},
-              {&L.k, qkv.get() + NH * HS, QKV},
-              {&L.v, qkv.get() + (NH + NKV) * HS, QKV}},
-             n, in, C);
+    mul({{&L.q, qkv.get(), QKV},
+         {&L.k, qkv.get() + NH * HS, QKV},
+         {&L.v, qkv.get() + (NH + NKV) * HS, QKV}},
+        in, C);
     add_bias(qkv.get(), L.b_q, n, QKV, NH * HS);
     add_bias(qkv.get() + NH * HS, L.b_k, n, QKV, NKV * HS);
     add_bias(qkv.get() + (NH + NKV) * HS, L.b_v, n, QKV, NKV * HS);
@@ -481,15 +528,17 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
     rotate(qkv.get(), n, NH, QKV);
     rotate(qkv.get() + NH * HS, n, NKV, QKV);
   }
-  for (int64_t t = 0; t < n; ++t)
+  for (int64_t t = 0; t < n; ++t) {
+    Cache& cache = caches[row_slot[t]];
     for (int64_t g = 0; g < NKV; ++g) {
-      std::memcpy(&L.kc[(g * cap + pos + t) * HS], &qkv[t * QKV + (NH + g) * HS],
+      std::memcpy(&cache.k[li][(g * cap + row_pos[t]) * HS], &qkv[t * QKV + (NH + g) * HS],
                   HS * sizeof(float));
-      std::memcpy(&L.vc[(g * cap + pos + t) * HS], &qkv[t * QKV + (NH + NKV + g) * HS],
+      std::memcpy(&cache.v[li][(g * cap + row_pos[t]) * HS], &qkv[t * QKV + (NH + NKV + g) * HS],
                   HS * sizeof(float));
     }
-  attention(L, n);
-  products({{&L.o, tmp.get(), C}}, n, att.get(), C);
+  }
+  attention(li);
+  mul({{&L.o, tmp.get(), C}}, att.get(), C);
   add_bias(tmp.get(), L.b_o, n, C, C);
   for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
   if (!pre_ln) {
@@ -502,17 +551,17 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
     in = h.get();
   }
   if (swiglu) {
-    products({{&L.gate, f1.get(), FF}, {&L.up, f2.get(), FF}}, n, in, C);
+    mul({{&L.gate, f1.get(), FF}, {&L.up, f2.get(), FF}}, in, C);
     add_bias(f1.get(), L.b_gate, n, FF, FF);
     add_bias(f2.get(), L.b_up, n, FF, FF);
     kernels::silu_forward<float>(f1.get(), f1.get(), n * FF);
     for (int64_t i = 0; i < n * FF; ++i) f1[i] *= f2[i];
   } else {
-    products({{&L.up, f2.get(), FF}}, n, in, C);
+    mul({{&L.up, f2.get(), FF}}, in, C);
     add_bias(f2.get(), L.b_up, n, FF, FF);
     kernels::gelu_tanh_forward<float>(f1.get(), f2.get(), n * FF);
   }
-  products({{&L.down, tmp.get(), C}}, n, f1.get(), FF);
+  mul({{&L.down, tmp.get(), C}}, f1.get(), FF);
   add_bias(tmp.get(), L.b_down, n, C, C);
   for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
   if (!pre_ln) {
@@ -521,15 +570,88 @@ void Engine::Impl::layer(Layer& L, int64_t n) {
   }
 }
 
-// One chunk (n <= kMaxChunk); logits of every row into logits_out [n, V] when all_logits, else
-// of the last row into `logits`.
+// The products of `ps` over each row group (see `groups`).
+void Engine::Impl::mul(std::initializer_list<Product> ps, const float* in, int64_t ldx) {
+  Product part[3];
+  LLMKIT_CHECK(ps.size() <= 3, "engine: at most three products share an input");
+  for (const auto& [r0, n] : groups) {
+    size_t k = 0;
+    for (const Product& p : ps) part[k++] = {p.w, p.y + r0 * p.ldy, p.ldy};
+    products({part, k}, n, in + r0 * ldx, ldx);
+  }
+}
+
+void Engine::Impl::check_slot(int slot) const {
+  LLMKIT_CHECK(slot >= 0 && slot < static_cast<int>(caches.size()), "engine: slot ", slot,
+               " is out of range (", caches.size(), " slots)");
+}
+
+// Checks a batch and lays out its rows (segs, row_slot, row_pos); the ids, concatenated in
+// segment order, go to `batch_ids`. Nothing is changed when it throws.
+void Engine::Impl::plan(std::span<const BatchSegment> segments) {
+  LLMKIT_CHECK(!segments.empty(), "engine: an empty batch");
+  int64_t rows = 0;
+  for (const BatchSegment& b : segments) {
+    check_slot(b.slot);
+    const int64_t n = static_cast<int64_t>(b.tokens.size());
+    LLMKIT_CHECK(n > 0, "engine: slot ", b.slot, " has no tokens in the batch");
+    LLMKIT_CHECK(caches[b.slot].pos + n <= cap, "engine: slot ", b.slot, ": ",
+                 caches[b.slot].pos + n, " positions exceed the context of ", cap, " tokens");
+    for (int32_t id : b.tokens)
+      LLMKIT_CHECK(id >= 0 && id < V, "engine: token id ", id, " is outside the vocabulary (", V,
+                   ")");
+    rows += n;
+  }
+  LLMKIT_CHECK(rows <= kMaxChunk, "engine: a batch of ", rows, " tokens exceeds ", kMaxChunk);
+  for (size_t i = 0; i < segments.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      LLMKIT_CHECK(segments[i].slot != segments[j].slot, "engine: slot ", segments[i].slot,
+                   " appears twice in one batch");
+  // Rows: the one-token segments first (in runs of at most kDecodeRun), then each longer one.
+  segs.assign(segments.size(), {});
+  batch_ids.clear();
+  groups.clear();
+  int64_t r = 0;
+  for (int pass = 0; pass < 2; ++pass)
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const BatchSegment& b = segments[i];
+      const int64_t n = static_cast<int64_t>(b.tokens.size()), p0 = caches[b.slot].pos;
+      if ((n == 1) != (pass == 0)) continue;
+      segs[i] = {b.slot, r, n, p0};
+      if (n > 1 || groups.empty() || groups.back().second == kDecodeRun) groups.emplace_back(r, 0);
+      groups.back().second += n;
+      for (int64_t t = 0; t < n; ++t, ++r) {
+        row_slot[r] = b.slot;
+        row_pos[r] = p0 + t;
+      }
+      batch_ids.insert(batch_ids.end(), b.tokens.begin(), b.tokens.end());
+    }
+}
+
+// One planned pass of n rows (n <= kMaxChunk); logits of every row into logits_out [n, V] when
+// all_logits, else of each segment's last row into `logits` [segments, V].
 void Engine::Impl::forward(const int32_t* ids, int64_t n, bool all_logits, float* logits_out) {
   embed(ids, n);
-  for (Layer& L : layers) layer(L, n);
-  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
-  norm(h.get(), x.get() + first * C, lnf_w, lnf_b, rows);
-  products({{&out, all_logits ? logits_out : logits.data(), V}}, rows, h.get(), C);
-  pos += n;
+  for (size_t li = 0; li < layers.size(); ++li) layer(li, n);
+  if (all_logits) {
+    norm(h.get(), x.get(), lnf_w, lnf_b, n);
+    mul({{&out, logits_out, V}}, h.get(), C);
+  } else {
+    // The last row of each segment, in the caller's order, multiplied in runs of kDecodeRun
+    // (each run's rows get the bits a single row gets).
+    const int64_t k = static_cast<int64_t>(segs.size());
+    for (int64_t i = 0; i < k; ++i) {
+      const Segment& sg = segs[i];
+      std::memcpy(&tmp[i * C], &x[(sg.row0 + sg.n - 1) * C], C * sizeof(float));
+    }
+    norm(h.get(), tmp.get(), lnf_w, lnf_b, k);
+    if (static_cast<int64_t>(logits.size()) < k * V) logits.resize(k * V);
+    for (int64_t r0 = 0; r0 < k; r0 += kDecodeRun) {
+      const Product p{&out, logits.data() + r0 * V, V};
+      products({&p, 1}, std::min(kDecodeRun, k - r0), h.get() + r0 * C, C);
+    }
+  }
+  for (const Segment& sg : segs) caches[sg.slot].pos += sg.n;
 }
 
 Engine::Engine(const models::LoadedModel& loaded, const EngineOptions& options)
@@ -568,7 +690,8 @@ Engine::Engine(const models::LoadedModel& loaded, const EngineOptions& options)
     m.build_from_module(*loaded.gpt, options.weight_type);
     m.source = "module";
   }
-  m.allocate();
+  LLMKIT_CHECK(options.slots >= 1, "engine: slots must be >= 1, got ", options.slots);
+  m.allocate(options.slots);
 }
 
 Engine::~Engine() = default;
@@ -578,17 +701,67 @@ int64_t Engine::context() const {
 }
 
 void Engine::reset(bool) {
-  impl_->pos = 0;
+  impl_->caches[0].pos = 0;
 }
 
 int64_t Engine::pos() const {
-  return impl_->pos;
+  return impl_->caches[0].pos;
 }
 
 void Engine::truncate(int64_t n) {
-  LLMKIT_CHECK(n >= 0 && n <= impl_->pos, "engine: cannot truncate to ", n, " of ", impl_->pos,
-               " cached positions");
-  impl_->pos = n;
+  truncate_slot(0, n);
+}
+
+int Engine::slots() const {
+  return static_cast<int>(impl_->caches.size());
+}
+
+int64_t Engine::slot_pos(int slot) const {
+  impl_->check_slot(slot);
+  return impl_->caches[slot].pos;
+}
+
+void Engine::truncate_slot(int slot, int64_t n) {
+  impl_->check_slot(slot);
+  Cache& c = impl_->caches[slot];
+  LLMKIT_CHECK(n >= 0 && n <= c.pos, "engine: cannot truncate slot ", slot, " to ", n, " of ",
+               c.pos, " cached positions");
+  c.pos = n;
+}
+
+void Engine::copy_slot(int from, int to, int64_t n) {
+  Impl& m = *impl_;
+  m.check_slot(from);
+  m.check_slot(to);
+  LLMKIT_CHECK(n >= 0 && n <= m.caches[from].pos, "engine: cannot copy ", n, " positions of slot ",
+               from, ", which holds ", m.caches[from].pos);
+  if (from != to) {
+    const Cache& a = m.caches[from];
+    Cache& b = m.caches[to];
+    for (size_t li = 0; li < m.layers.size(); ++li)
+      for (int64_t g = 0; g < m.NKV; ++g) {
+        const size_t off = static_cast<size_t>(g * m.cap * m.HS), len = n * m.HS * sizeof(float);
+        std::memcpy(b.k[li].get() + off, a.k[li].get() + off, len);
+        std::memcpy(b.v[li].get() + off, a.v[li].get() + off, len);
+      }
+  }
+  m.caches[to].pos = n;
+}
+
+int64_t Engine::max_batch_tokens() const {
+  return kMaxChunk;
+}
+
+size_t Engine::kv_bytes_per_token() const {
+  const Impl& m = *impl_;
+  return static_cast<size_t>(2 * m.layers.size() * m.NKV * m.HS) * sizeof(float);
+}
+
+std::span<const float> Engine::eval_batch(std::span<const BatchSegment> segments) {
+  Impl& m = *impl_;
+  m.plan(segments);
+  m.forward(m.batch_ids.data(), static_cast<int64_t>(m.batch_ids.size()), false, nullptr);
+  return {m.logits.data(), segments.size() * static_cast<size_t>(m.V)};
 }
 
 int64_t Engine::vocab() const {
@@ -601,16 +774,18 @@ const models::GPTConfig& Engine::config() const {
 
 std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_logits) {
   Impl& m = *impl_;
-  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t n = static_cast<int64_t>(tokens.size()), pos = m.caches[0].pos;
   LLMKIT_CHECK(n > 0, "engine: no tokens to evaluate");
-  LLMKIT_CHECK(m.pos + n <= m.cap, "engine: ", m.pos + n, " positions exceed the context of ",
-               m.cap, " tokens");
+  LLMKIT_CHECK(pos + n <= m.cap, "engine: ", pos + n, " positions exceed the context of ", m.cap,
+               " tokens");
   for (int32_t id : tokens)
     LLMKIT_CHECK(id >= 0 && id < m.V, "engine: token id ", id, " is outside the vocabulary (", m.V,
                  ")");
   if (all_logits && static_cast<int64_t>(m.logits.size()) < n * m.V) m.logits.resize(n * m.V);
   for (int64_t b = 0; b < n; b += kMaxChunk) {
     const int64_t len = std::min(kMaxChunk, n - b);
+    const BatchSegment one{0, tokens.subspan(b, len)};
+    m.plan({&one, 1});
     m.forward(tokens.data() + b, len, all_logits, all_logits ? m.logits.data() + b * m.V : nullptr);
   }
   if (all_logits) return {m.logits.data(), static_cast<size_t>(n * m.V)};
@@ -618,9 +793,8 @@ std::span<const float> Engine::eval(std::span<const int32_t> tokens, bool all_lo
 }
 
 std::span<const float> Engine::next_logits(std::span<const int32_t> seq, size_t fresh) {
-  LLMKIT_CHECK(fresh <= seq.size() && seq.size() - fresh == static_cast<size_t>(impl_->pos),
-               "engine: ", seq.size() - fresh, " tokens fed before, but the cache holds ",
-               impl_->pos);
+  LLMKIT_CHECK(fresh <= seq.size() && seq.size() - fresh == static_cast<size_t>(pos()),
+               "engine: ", seq.size() - fresh, " tokens fed before, but the cache holds ", pos());
   return eval(seq.last(fresh), false);
 }
 

@@ -26,6 +26,18 @@ struct EngineOptions {
   // load (F32 keeps them as they are, borrowed from the module). Quantised sources are kept as
   // stored whatever this says.
   kernels::GgmlType weight_type = kernels::GgmlType::F32;
+  // Independent sequences the engine holds, each with its own KV cache of `context` positions
+  // (a slot). Slot 0 is the sequence of eval(), pos() and truncate(); eval_batch() feeds several
+  // at once (continuous batching: llmkit/serve). A cache's memory is reserved, not touched: it
+  // costs pages only as far as its positions are filled.
+  int slots = 1;
+};
+
+// One slot's part of a batched forward: `tokens` are fed to that slot at positions
+// slot_pos(slot) .. slot_pos(slot) + n - 1.
+struct BatchSegment {
+  int slot = 0;
+  std::span<const int32_t> tokens;
 };
 
 class Engine : public Decoder {
@@ -49,6 +61,28 @@ class Engine : public Decoder {
   int64_t pos() const;
   // Forgets every position from n on (n <= pos()).
   void truncate(int64_t n);
+
+  // ---- Several sequences at once (continuous batching) ----
+  // Feeds every segment in ONE forward pass: the rows of all segments go through each matrix
+  // product together, so B sequences decoding one token each read the weights once, not B times;
+  // only attention is per sequence, over its own slot's cache. Returns each segment's last-row
+  // logits, [segments, vocab()] row-major, valid until the next call. A segment's logits equal
+  // those of eval() on its slot alone up to the float rounding of the products' kernel choice
+  // (qmatmul: vec_dot below 64 rows, BLAS from 64). Errors: more than max_batch_tokens() tokens
+  // in all, an empty segment, a slot twice or out of range, a slot's context overflowing, an id
+  // outside the vocabulary (checked before anything is computed: the caches stay as they were).
+  std::span<const float> eval_batch(std::span<const BatchSegment> segments);
+  // The most tokens one eval_batch() takes (longer prompts are fed in several steps).
+  int64_t max_batch_tokens() const;
+  int slots() const;
+  int64_t slot_pos(int slot) const;
+  // Forgets the slot's positions from n on (0: the slot is empty).
+  void truncate_slot(int slot, int64_t n);
+  // Copies the first n positions of slot `from`'s cache into slot `to` (its other positions are
+  // forgotten): n choices of one prompt prefill it once.
+  void copy_slot(int from, int to, int64_t n);
+  // Bytes of KV cache one position of one slot takes (all layers, keys and values).
+  size_t kv_bytes_per_token() const;
 
   int64_t vocab() const;
   const models::GPTConfig& config() const;

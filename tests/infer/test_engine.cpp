@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 
+#include "common/tiny_gpt.h"
 #include "llmkit/infer/engine.h"
 #include "llmkit/infer/generate.h"
 #include "llmkit/kernels/cpu/quantize.h"
@@ -16,42 +18,11 @@ using namespace llmkit;
 namespace {
 
 models::GPTConfig base(const std::string& arch) {
-  models::GPTConfig c;
-  c.arch = arch;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.n_embd = 32;
-  c.block_size = 48;
-  c.vocab_size = 61;
-  if (arch == "llama") {
-    c.pos_encoding = "rope";
-    c.norm = "rmsnorm";
-    c.activation = "swiglu";
-    c.bias = false;
-    c.n_kv_head = 2;
-    c.tie_embeddings = false;
-  }
-  return c;
+  return llmkit::testing::tiny_gpt_config(arch);
 }
 
 models::LoadedModel wrap(const models::GPTConfig& c, uint64_t seed = 7) {
-  auto g = std::make_unique<models::GPT>(c, seed);
-  {
-    NoGradGuard ng;
-    Generator r(seed + 1);
-    for (auto& [n, p] : g->named_parameters()) {
-      const bool norm = n.find("norm") != std::string::npos || n.find("ln_") != std::string::npos;
-      r.normal_(p, norm && n.find(".bias") == std::string::npos ? 1.0 : 0.0, 0.2);
-    }
-  }
-  g->eval();
-  models::LoadedModel m;
-  m.arch = c.arch;
-  m.path = "test";
-  m.gpt = g.get();
-  m.gpt_config = g->config();
-  m.module = std::move(g);
-  return m;
+  return llmkit::testing::tiny_gpt(c, seed);
 }
 
 // Logits [T, V] of the whole sequence from the training forward.
@@ -270,4 +241,141 @@ TEST(Engine, SameInputsGiveTheSameBits) {
   const std::vector<float> copy(la.begin(), la.end());
   const auto lb = b.eval(ids, true);
   EXPECT_TRUE(std::equal(copy.begin(), copy.end(), lb.begin()));
+}
+
+// ---- Several sequences in one forward (continuous batching) ----
+
+namespace {
+
+// Feeds `plan` (per step, per slot: the tokens that slot takes) through eval_batch and returns
+// each slot's logits after every step it took part in.
+using Step = std::vector<std::pair<int, std::vector<int32_t>>>;
+std::map<int, std::vector<std::vector<float>>> run_batched(infer::Engine& e,
+                                                           const std::vector<Step>& plan) {
+  std::map<int, std::vector<std::vector<float>>> out;
+  const int64_t V = e.vocab();
+  for (const Step& step : plan) {
+    std::vector<infer::BatchSegment> segs;
+    for (const auto& [slot, ids] : step) segs.push_back({slot, ids});
+    const auto logits = e.eval_batch(segs);
+    EXPECT_EQ(logits.size(), step.size() * V);
+    for (size_t i = 0; i < step.size(); ++i)
+      out[step[i].first].emplace_back(logits.begin() + i * V, logits.begin() + (i + 1) * V);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Three sequences that start at different steps, one still prefilling while the others decode,
+// give each the bits it gets when fed alone in the same pieces, for every layout, f32 and Q8_0:
+// every product row is its own dot products (fewer than 64 rows: the vec_dot path), and attention
+// reads only the row's own slot.
+TEST(EngineBatch, EachSequenceGetsTheBitsItGetsAlone) {
+  for (const auto type : {kernels::GgmlType::F32, kernels::GgmlType::Q8_0}) {
+    for (const Variant& var : variants()) {
+      models::LoadedModel m = wrap(var.config);
+      infer::EngineOptions o;
+      o.slots = 4;
+      o.weight_type = type;
+      infer::Engine batched(m, o);
+      const int64_t V = var.config.vocab_size;
+      const auto a = sequence(9, V, 11), b = sequence(12, V, 12), c = sequence(7, V, 13);
+      auto piece = [](const std::vector<int32_t>& s, size_t from, size_t n) {
+        return std::vector<int32_t>(s.begin() + from, s.begin() + from + n);
+      };
+      // slot 1 <- a, slot 3 <- b, slot 0 <- c (slot 2 stays unused).
+      const std::vector<Step> plan = {
+          {{1, piece(a, 0, 5)}},
+          {{1, piece(a, 5, 1)}, {3, piece(b, 0, 8)}},
+          {{3, piece(b, 8, 1)}, {1, piece(a, 6, 1)}, {0, piece(c, 0, 4)}},
+          {{0, piece(c, 4, 1)}, {1, piece(a, 7, 1)}, {3, piece(b, 9, 1)}},
+          {{3, piece(b, 10, 2)}, {0, piece(c, 5, 2)}, {1, piece(a, 8, 1)}},
+      };
+      const auto got = run_batched(batched, plan);
+      EXPECT_EQ(batched.slot_pos(1), 9);
+      EXPECT_EQ(batched.slot_pos(3), 12);
+      EXPECT_EQ(batched.slot_pos(0), 7);
+      EXPECT_EQ(batched.slot_pos(2), 0);
+      // Each slot alone, in the same pieces, on a one-slot engine.
+      for (int slot : {0, 1, 3}) {
+        infer::EngineOptions one;
+        one.weight_type = type;
+        infer::Engine alone(m, one);
+        size_t k = 0;
+        for (const Step& step : plan)
+          for (const auto& [s, ids] : step) {
+            if (s != slot) continue;
+            const auto want = alone.eval(ids);
+            ASSERT_LT(k, got.at(slot).size());
+            EXPECT_TRUE(std::equal(want.begin(), want.end(), got.at(slot)[k].begin()))
+                << var.name << " " << kernels::ggml_type_name(type) << ": slot " << slot << " step "
+                << k << " differs from the sequence fed alone (relative error "
+                << rel_error(got.at(slot)[k], want) << ")";
+            ++k;
+          }
+      }
+      // And the training forward agrees with the batched logits (f32 weights).
+      if (type == kernels::GgmlType::F32) {
+        const std::vector<float> want = reference_logits(*m.gpt, a);
+        EXPECT_LT(rel_error(got.at(1).back(), std::span(want).last(V)), 2e-5) << var.name;
+      }
+    }
+  }
+}
+
+TEST(EngineBatch, CopySlotSharesAPrefill) {
+  models::LoadedModel m = wrap(base("llama"));
+  infer::EngineOptions o;
+  o.slots = 3;
+  infer::Engine e(m, o);
+  const auto ids = sequence(10, 61, 4);
+  const std::vector<infer::BatchSegment> prefill = {{0, std::span(ids).first(8)}};
+  e.eval_batch(prefill);
+  e.copy_slot(0, 2, 8);
+  EXPECT_EQ(e.slot_pos(2), 8);
+  const std::vector<infer::BatchSegment> both = {{0, std::span(ids).subspan(8, 2)},
+                                                 {2, std::span(ids).subspan(8, 2)}};
+  const auto logits = e.eval_batch(both);
+  EXPECT_TRUE(std::equal(logits.begin(), logits.begin() + 61, logits.begin() + 61));
+  const std::vector<float> want = reference_logits(*m.gpt, ids);
+  EXPECT_LT(rel_error(logits.first(61), std::span(want).last(61)), 2e-5);
+  e.truncate_slot(2, 0);
+  EXPECT_EQ(e.slot_pos(2), 0);
+  EXPECT_EQ(e.slot_pos(0), 10);
+  EXPECT_THROW(e.copy_slot(2, 1, 1), Error);  // slot 2 holds nothing now
+}
+
+TEST(EngineBatch, BadBatchesAreErrorsThatChangeNothing) {
+  models::LoadedModel m = wrap(base("llama"));
+  infer::EngineOptions o;
+  o.slots = 2;
+  o.context = 8;
+  infer::Engine e(m, o);
+  EXPECT_EQ(e.slots(), 2);
+  EXPECT_EQ(e.kv_bytes_per_token(), size_t{2 * 2 * 2 * 8 * 4});  // K+V, 2 layers, 2 kv heads, HS 8
+  const std::vector<int32_t> three = {1, 2, 3}, nine = sequence(9, 61), none, bad = {1, 61};
+  auto message = [&](std::vector<infer::BatchSegment> segs) -> std::string {
+    try {
+      e.eval_batch(segs);
+    } catch (const Error& err) {
+      return err.what();
+    }
+    return "no error";
+  };
+  e.eval_batch(std::vector<infer::BatchSegment>{{0, three}});
+  EXPECT_NE(message({{0, three}, {0, three}}).find("slot 0 appears twice"), std::string::npos);
+  EXPECT_NE(message({{1, three}, {2, three}}).find("slot 2 is out of range (2 slots)"),
+            std::string::npos);
+  EXPECT_NE(message({{1, nine}}).find("slot 1: 9 positions exceed the context of 8"),
+            std::string::npos);
+  EXPECT_NE(message({{1, three}, {0, none}}).find("slot 0 has no tokens"), std::string::npos);
+  EXPECT_NE(message({{1, bad}}).find("token id 61"), std::string::npos);
+  EXPECT_NE(message({}).find("an empty batch"), std::string::npos);
+  EXPECT_EQ(e.slot_pos(0), 3);  // none of the refused batches fed anything
+  EXPECT_EQ(e.slot_pos(1), 0);
+  EXPECT_THROW(e.truncate_slot(1, 1), Error);
+  infer::EngineOptions zero;
+  zero.slots = 0;
+  EXPECT_THROW(infer::Engine(m, zero), Error);
 }
