@@ -31,6 +31,7 @@ packages=(
   libsqlite3-dev           # retrieval: documents, chunks, FTS5 (BM25) in one transactional file
   libfaiss-dev             # retrieval: the ANN index (HNSW with filtered search)
   zlib1g-dev               # retrieval: Debian's documentation comes gzipped
+  libcpp-httplib-dev       # serve: the HTTP/1.1 server (header-only, chunked responses for SSE)
 )
 case "$mode" in
   # requests, yaml, pil: what transformers / sentence-transformers in .venv take from Debian
@@ -38,6 +39,7 @@ case "$mode" in
   # requests and yaml: the tokenizer wheels' dependencies that .venv takes from Debian
   --bench) packages+=(python3-torch python3-venv python3-requests python3-yaml python3-pil
                       libtcmalloc-minimal4
+                      wrk                           # bench/serve: HTTP load
                       fortunes gettext
                       debian-faq debian-faq-ko) ;;  # the perplexity texts (bench/quant_vs_llamacpp)
   --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
@@ -75,6 +77,13 @@ if [[ $mode == --data || $mode == --bench ]]; then
     "installation-guide-$(dpkg --print-architecture)" python3.11-doc wordnet-base python3-yaml \
     debian-reference-en
 fi
+# --test (and --bench): headless Chromium, its WebDriver and Selenium for the web chat page's
+# browser test (tests/serve/test_web.py), without recommends (Chromium's pull in printing and
+# desktop packages a headless run never loads).
+if [[ $mode == --test || $mode == --bench ]]; then
+  install_missing " (browser test)" --no-install-recommends -- chromium chromium-driver \
+    python3-selenium
+fi
 [[ -z "$mode" || $mode == --fuzz || $mode == --data ]] && exit 0
 
 # venv DIR SYSTEM_SITE REQUIREMENTS PIP_OPTIONS...: makes DIR (if absent) and installs one
@@ -107,6 +116,8 @@ venv "$VENV" system scripts/requirements-vocab.txt --no-deps --require-hashes
 venv "$VENV" system scripts/requirements-ref.txt -c scripts/constraints-debian.txt
 # PEFT (LoRA adapters' reference) with --no-deps: see the file for why.
 venv "$VENV" system scripts/requirements-peft.txt --no-deps
+# The official OpenAI client, which tests/serve drives `llmkit serve` with.
+venv "$VENV" system scripts/requirements-serve.txt -c scripts/constraints-debian.txt
 # llama.cpp from the llama-cpp-python sdist, compiled here (long the first time; pip caches it).
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) venv "$VENV" system scripts/requirements-llamacpp.txt \
   -c scripts/constraints-debian.txt --no-binary llama-cpp-python
