@@ -21,6 +21,13 @@ Sampler::Sampler(SamplerOptions opt) : opt_(opt) {
   LLMKIT_CHECK(opt.top_p > 0 && opt.top_p <= 1, "sampler: top_p ", opt.top_p, " must be in (0, 1]");
   LLMKIT_CHECK(opt.repetition_penalty > 0, "sampler: repetition_penalty ", opt.repetition_penalty,
                " must be > 0");
+  LLMKIT_CHECK(std::isfinite(opt.frequency_penalty) && std::isfinite(opt.presence_penalty),
+               "sampler: frequency and presence penalties must be finite");
+}
+
+bool Sampler::penalised() const {
+  return opt_.repetition_penalty != 1.0 || opt_.frequency_penalty != 0 ||
+         opt_.presence_penalty != 0;
 }
 
 void Sampler::candidates(std::span<const float> logits, std::span<const int32_t> history) {
@@ -35,6 +42,9 @@ void Sampler::candidates(std::span<const float> logits, std::span<const int32_t>
         // Applied once per distinct id: mark by checking against the original logit.
         if (x == logits[id]) x = x > 0 ? x / opt_.repetition_penalty : x * opt_.repetition_penalty;
       }
+  for (const auto& [id, c] : drawn_)
+    if (id < V)
+      work_[id] -= static_cast<float>(c * opt_.frequency_penalty + opt_.presence_penalty);
   // Scaled as (x - max) / T in double: x / T alone overflows float for a tiny temperature
   // (1e-39 turned logits into inf, then the softmax into NaN); this way the largest logit is
   // exactly 0, the rest tend to -inf, so a tiny T tends to greedy as it should. The max itself
@@ -75,8 +85,14 @@ void Sampler::candidates(std::span<const float> logits, std::span<const int32_t>
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  const int32_t id = pick(logits, history);
+  if (opt_.frequency_penalty != 0 || opt_.presence_penalty != 0) ++drawn_[id];
+  return id;
+}
+
+int32_t Sampler::pick(std::span<const float> logits, std::span<const int32_t> history) {
   if (opt_.temperature == 0) {
-    if (opt_.repetition_penalty == 1.0) return argmax(logits);
+    if (!penalised()) return argmax(logits);
     const double t = opt_.temperature;
     opt_.temperature = 1.0;  // penalise, then take the maximum
     candidates(logits, history);
@@ -103,7 +119,7 @@ void Sampler::probabilities(std::span<const float> logits, std::span<const int32
   LLMKIT_CHECK(out.size() == logits.size(), "sampler: output size differs from logits");
   std::fill(out.begin(), out.end(), 0.0f);
   if (opt_.temperature == 0) {
-    out[sample(logits, history)] = 1.0f;
+    out[pick(logits, history)] = 1.0f;
     return;
   }
   candidates(logits, history);

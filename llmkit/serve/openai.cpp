@@ -106,8 +106,8 @@ GenerationFields generation_fields(const json& j, bool chat) {
   if (g.top_p == 0) g.top_p = 1e-9;  // "only the most likely": keeps one token
   g.top_k = static_cast<int>(integer(j, "top_k", 0, 1 << 20).value_or(0));
   g.repetition_penalty = number(j, "repetition_penalty", 1.0, 1e-3, 10);
-  (void)number(j, "frequency_penalty", 0, -2, 2);  // accepted, not applied (docs/serve.md)
-  (void)number(j, "presence_penalty", 0, -2, 2);
+  g.frequency_penalty = number(j, "frequency_penalty", 0, -2, 2);
+  g.presence_penalty = number(j, "presence_penalty", 0, -2, 2);
   if (const json* s = field(j, "stop")) {
     if (s->is_string()) {
       g.stop.push_back(s->get<std::string>());

@@ -49,6 +49,8 @@ struct GenerationFields {
   double top_p = 1.0;
   int top_k = 0;                    // extension (llama.cpp's server has it too)
   double repetition_penalty = 1.0;  // extension
+  double frequency_penalty = 0;     // over the reply's tokens so far, as OpenAI
+  double presence_penalty = 0;
   std::vector<std::string> stop;
   std::optional<uint64_t> seed;
   int n = 1;

@@ -407,6 +407,8 @@ Job Server::Impl::make_job(const GenerationFields& g, std::vector<int32_t> promp
   job.sampler.top_p = g.top_p;
   job.sampler.top_k = g.top_k;
   job.sampler.repetition_penalty = g.repetition_penalty;
+  job.sampler.frequency_penalty = g.frequency_penalty;
+  job.sampler.presence_penalty = g.presence_penalty;
   job.sampler.seed = g.seed ? *g.seed : std::random_device{}();
   job.stop_strings = g.stop;
   job.logprobs = g.logprobs;

@@ -1,4 +1,5 @@
-// Samplers: greedy, temperature, top-k, top-p, repetition penalty, seeding, validation.
+// Samplers: greedy, temperature, top-k, top-p, repetition, frequency and presence penalties,
+// seeding, validation.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -82,6 +83,39 @@ TEST(Sampler, RepetitionPenaltyAndSeeds) {
   }
   EXPECT_EQ(sa, sb);
   EXPECT_NE(sa, sc);
+}
+
+// OpenAI's penalties: a token drawn c times loses c * frequency + presence from its logit; the
+// history passed in (the prompt) does not count, only what this sampler drew.
+TEST(Sampler, FrequencyAndPresencePenaltiesCountTheDrawnTokens) {
+  const std::vector<float> l = {3.0f, 2.5f, 0.0f};
+  SamplerOptions o = opts(0);
+  o.frequency_penalty = 0.4;
+  o.presence_penalty = 0.2;
+  Sampler s(o);
+  const std::vector<int32_t> prompt = {0, 0, 0, 1};
+  // 3.0 beats 2.5; after one draw of 0: 3.0 - 0.6 = 2.4 < 2.5, so 1; then 2.5 - 0.6 = 1.9 < 2.4.
+  EXPECT_EQ(s.sample(l, prompt), 0);
+  EXPECT_EQ(s.sample(l, prompt), 1);
+  EXPECT_EQ(s.sample(l, prompt), 0);
+  // Drawn: 0 twice (3.0 - 1.0 = 2.0), 1 once (1.9): the distribution shows both.
+  o.temperature = 1.0;
+  Sampler t(o);
+  for (int32_t id : {0, 1, 0}) {
+    std::vector<float> one_hot(3, -1e9f);
+    one_hot[id] = 0;
+    ASSERT_EQ(t.sample(one_hot, {}), id);
+  }
+  std::vector<float> p(3), q(3);
+  t.probabilities(l, prompt, p);
+  Sampler ref(opts(1.0));
+  ref.probabilities(std::vector<float>{2.0f, 1.9f, 0.0f}, {}, q);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(p[i], q[i], 1e-6) << i;
+  // probabilities() draws nothing: asking twice gives the same answer.
+  t.probabilities(l, prompt, q);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(p[i], q[i]) << i;
+  o.presence_penalty = NAN;
+  EXPECT_THROW(Sampler{o}, Error);
 }
 
 TEST(Sampler, ValidationAndLargeVocab) {
