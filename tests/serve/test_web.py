@@ -4,7 +4,7 @@ It loads /, waits for the model info, sends a question with Enter and watches th
 stops a long answer with the Stop button (and checks that the server freed the slot), checks that
 Enter during an IME composition does not send and that Korean text goes through intact, checks that
 the Markdown renderer escapes HTML, and saves a screenshot (serve-chat.png in $LLMKIT_SCREENSHOT_DIR,
-default the current directory). Any SEVERE browser console message from the page fails the test.
+default the current directory). A second server with --api-key-file checks the API key field. Any SEVERE browser console message from the page fails the test.
 
 Environment: LLMKIT_BIN, LLMKIT_MODELS (see serve_util.py); LLMKIT_WEB_ROOT=DIR serves the page from
 DIR (--web-root) instead of the copy embedded in the binary. Skips (77) without Chromium, chromedriver,
@@ -13,6 +13,7 @@ Selenium or the model.
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -76,12 +77,19 @@ def main():
         driver = start_browser(chromium, chromedriver)
         try:
             run(driver, server)
-            errors = [e for e in driver.get_log("browser")
-                      if e["level"] == "SEVERE" and server.url in e["message"]]
-            check(not errors, f"no SEVERE console messages from the page {errors if errors else ''}")
+            check_console(driver, server.url)
+            run_api_key(driver, args)
         finally:
             driver.quit()
     print(f"PASS in {time.time() - t0:.1f} s", flush=True)
+
+
+def check_console(driver, url, expected=None):
+    """No SEVERE browser console message from the page at url (a JS error, a failed load), but
+    those containing `expected`."""
+    errors = [e["message"] for e in driver.get_log("browser")
+              if e["level"] == "SEVERE" and url in e["message"] and not (expected and expected in e["message"])]
+    check(not errors, f"no SEVERE console messages from the page {errors if errors else ''}")
 
 
 def run(driver, server):
@@ -89,6 +97,9 @@ def run(driver, server):
     el = lambda css: driver.find_element(By.CSS_SELECTOR, css)  # noqa: E731
     js = driver.execute_script
 
+    status, _, page = server.request("GET", "/")
+    check(status == 200 and b'src="app.js"' in page,
+          f"GET / serves the chat page (status {status}; if not, rebuild or set LLMKIT_WEB_ROOT)")
     driver.get(server.url + "/")
     model_id = server.get_json("/health")["model"]
     wait.until(lambda d: model_id in el("#model-info").text)
@@ -199,6 +210,35 @@ def run(driver, server):
     path = os.path.join(out, "serve-chat.png")
     driver.save_screenshot(path)
     check(os.path.getsize(path) > 0, f"screenshot saved to {path}")
+
+
+def run_api_key(driver, args):
+    """6. A server with --api-key-file: the JSON error shows in the page until the key is typed in;
+    the key is then sent as a Bearer token and remembered in localStorage."""
+    wait = WebDriverWait(driver, 60, poll_frequency=0.05)
+    el = lambda css: driver.find_element(By.CSS_SELECTOR, css)  # noqa: E731
+    with tempfile.NamedTemporaryFile("w", suffix=".key") as key_file:
+        key_file.write("sesame-123\n")
+        key_file.flush()
+        with serve_util.Server(*args, "--api-key-file", key_file.name) as server:
+            driver.get(server.url + "/")
+            driver.execute_script("localStorage.clear()")
+            driver.refresh()
+            wait.until(lambda d: el("#error").is_displayed())
+            check("401" in el("#error").text, f"without the key the error shows: {el('#error').text!r}")
+            el("#api-key").send_keys("sesame-123", Keys.TAB)   # change event: reload the model info
+            wait.until(lambda d: "RAG" in el("#model-info").text and not el("#error").is_displayed())
+            check(driver.execute_script("return localStorage.getItem('llmkit.apiKey')") == "sesame-123",
+                  "with the key the model info loads; the key is in localStorage")
+            driver.refresh()
+            check(el("#api-key").get_attribute("value") == "sesame-123", "the key is filled in after a reload")
+            el("#max-tokens").clear()
+            el("#max-tokens").send_keys("8")
+            el("#prompt").send_keys("Hi!", Keys.ENTER)
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".message.assistant[data-state]"))
+            check(el(".message.assistant").get_attribute("data-state") == "done", "a chat request with the key works")
+            driver.execute_script("localStorage.clear()")
+            check_console(driver, server.url, expected="401 (Unauthorized)")
 
 
 if __name__ == "__main__":
