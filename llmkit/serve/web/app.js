@@ -291,6 +291,7 @@ async function send(text) {
     setBusy(false);
   }
 
+  if (!article.isConnected) return;   // "New chat" during the answer: the turn is gone
   render();
   body.classList.remove('streaming');
   if (answer) {
