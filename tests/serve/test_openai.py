@@ -118,22 +118,22 @@ def test_n(c, greedy_text, greedy_usage):
             f"usage {g.usage}, one choice {greedy_usage}")
 
 
-def test_stop(c):
-    full = chat(c, temperature=0, max_tokens=16).choices[0].message.content
-    words = full.split(" ")
-    if len(words) < 4:
-        t.check("stop: the greedy reply has words to stop at", False, repr(full))
+def test_stop(c, greedy_text):
+    words = greedy_text.split(" ")
+    if not t.check("stop: the greedy reply has words to stop at", len(words) >= 4, repr(greedy_text)):
         return
     stop = " " + words[2]
-    cut = full[:full.index(stop)]
-    r = chat(c, temperature=0, max_tokens=16, stop=[stop, "\n\n\n"])
+    cut = greedy_text[:greedy_text.index(stop)]
+    r = chat(c, temperature=0, stop=[stop, "\n\n\n"])
     ch = r.choices[0]
     t.check(f"stop {stop!r}: not in the text", stop not in ch.message.content,
             repr(ch.message.content))
     t.check(f"stop {stop!r}: the text before it", ch.message.content == cut,
-            f"{ch.message.content!r}, want {cut!r} (full {full!r})")
+            f"{ch.message.content!r}, want {cut!r} (without stop {greedy_text!r})")
     t.check(f"stop {stop!r}: finish_reason stop", ch.finish_reason == "stop", ch.finish_reason)
-    r2 = chat(c, temperature=0, max_tokens=16, stop=stop)
+    t.check(f"stop {stop!r}: fewer tokens than without it",
+            r.usage.completion_tokens < 8, str(r.usage))
+    r2 = chat(c, temperature=0, stop=stop)
     t.check("stop as a plain string", r2.choices[0].message.content == cut,
             repr(r2.choices[0].message.content))
 
@@ -305,7 +305,7 @@ def test_korean(c):
     msgs = [{"role": "system", "content": "한국어로 대답하세요."},
             {"role": "user", "content": "안녕하세요! 오늘 날씨는 어때요?"}]
     raw = c.chat.completions.with_raw_response.create(model=MODEL_ID, messages=msgs,
-                                                      max_tokens=12, temperature=0)
+                                                      max_tokens=8, temperature=0)
     body = raw.http_response.content
     try:
         body.decode("utf-8")
@@ -319,7 +319,7 @@ def test_korean(c):
             bool(text) and "\ufffd" not in text, repr(text))
     t.check("Korean prompt: prompt tokens counted", r.usage.prompt_tokens > 10, str(r.usage))
     pieces = [ch.delta.content or "" for k in c.chat.completions.create(
-        model=MODEL_ID, messages=msgs, max_tokens=12, temperature=0, stream=True)
+        model=MODEL_ID, messages=msgs, max_tokens=8, temperature=0, stream=True)
         for ch in k.choices]
     t.check("Korean prompt streamed: no piece splits a character",
             all("\ufffd" not in p for p in pieces), repr(pieces))
@@ -408,7 +408,7 @@ def main():
             t.section("n", test_n, c, greedy[0], greedy[1])
             t.section("logprobs", test_logprobs, c, greedy[0])
             t.section("stream", test_stream, c, greedy[0], greedy[1])
-        t.section("stop", test_stop, c)
+            t.section("stop", test_stop, c, greedy[0])
         t.section("completions", test_completions, c)
         t.section("embeddings", test_embeddings, c)
         t.section("errors", test_errors, c)
