@@ -99,12 +99,15 @@ class Server:
 
     def stop(self):
         if self.proc.poll() is None:
+            t0 = time.time()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            if time.time() - t0 > 1:
+                print(f"(llmkit serve took {time.time() - t0:.1f} s to stop)", flush=True)
         return self.proc.returncode
 
     def __enter__(self):
