@@ -200,6 +200,16 @@ def test_stream(c, greedy_text, greedy_usage):
                 (last.usage.prompt_tokens, last.usage.completion_tokens, last.usage.total_tokens)
                 == (greedy_usage.prompt_tokens, greedy_usage.completion_tokens,
                     greedy_usage.total_tokens), f"{last.usage} vs {greedy_usage}")
+    both = list(chat(c, temperature=0, n=2, stream=True))
+    texts, roles = {}, {}
+    for k in both:
+        for ch in k.choices:
+            texts[ch.index] = texts.get(ch.index, "") + (ch.delta.content or "")
+            roles.setdefault(ch.index, ch.delta.role)
+    t.check("stream n=2: each choice's deltas spell the greedy text",
+            texts == {0: greedy_text, 1: greedy_text}, f"{texts} vs {greedy_text!r}")
+    t.check("stream n=2: each choice starts with role assistant",
+            roles == {0: "assistant", 1: "assistant"}, str(roles))
     plain = list(chat(c, temperature=0, max_tokens=2, stream=True))
     t.check("stream without include_usage: no usage chunk",
             all(k.usage is None for k in plain) and all(k.choices for k in plain),
