@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ for serve_util in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serve_util import CHAT_MODEL, Checks, Server, need_model  # noqa: E402
 

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ for serve_util in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serve_util import CHAT_MODEL, EMBED_MODEL, Checks, Server, need_model, skip  # noqa: E402
 
