@@ -99,12 +99,15 @@ class Server:
 
     def stop(self):
         if self.proc.poll() is None:
+            t0 = time.time()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            if time.time() - t0 > 1:
+                print(f"(llmkit serve took {time.time() - t0:.1f} s to stop)", flush=True)
         return self.proc.returncode
 
     def __enter__(self):
@@ -112,3 +115,41 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Checks:
+    """Named checks that go on after a failure, so one run reports every broken case: check()
+    prints "ok NAME" or "FAIL NAME: DETAIL"; section() runs a block and records an exception as a
+    failure of that block; done() exits 0 when all passed, 1 otherwise."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+        self.t0 = time.time()
+
+    def check(self, name, cond, detail=""):
+        if cond:
+            self.passed += 1
+            print(f"ok   {name}", flush=True)
+        else:
+            self.failed.append(name)
+            print(f"FAIL {name}: {detail}", flush=True)
+        return bool(cond)
+
+    def section(self, name, fn, *args):
+        print(f"-- {name}", flush=True)
+        t0 = time.time()
+        try:
+            fn(*args)
+            print(f"   ({name}: {time.time() - t0:.1f} s)", flush=True)
+        except Exception as e:  # a failed request or a malformed reply fails this block only
+            import traceback
+            traceback.print_exc()
+            self.check(f"{name}: ran to the end", False, f"{type(e).__name__}: {e}")
+
+    def done(self):
+        secs = time.time() - self.t0
+        print(f"{self.passed} passed, {len(self.failed)} failed in {secs:.1f} s", flush=True)
+        for name in self.failed:
+            print(f"  failed: {name}", flush=True)
+        sys.exit(1 if self.failed else 0)
