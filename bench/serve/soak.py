@@ -1,16 +1,16 @@
 """Soak test of a running `llmkit serve`: several clients send a random mix of requests for
 --seconds, then the server's state is checked.
 
-The mix, per request (each client its own seeded random stream):
-  stream chat (include_usage)           30%   must be 200 and end with [DONE]
-  non-stream chat                       15%   200
-  completions, stream or not            15%   200
-  stream chat dropped after k chunks    15%   the client closes the socket after k = 1..6 content
-                                              chunks: a cancellation on the server
-  malformed JSON                         7%   400
-  body over --max-body                   5%   413
-  prompt over the context                5%   400 (context_length_exceeded)
-  GET /health, /v1/models, /metrics      8%   200
+The mix, per request (each client its own seeded random stream; --kinds picks a subset):
+  stream    stream chat (include_usage)          30%   must be 200 and end with [DONE]
+  chat      non-stream chat                      15%   200
+  completions  stream or not                     15%   200
+  drop      stream chat dropped after k chunks   15%   the client closes the socket after
+                                                       k = 1..6 content chunks: a cancellation
+  malformed malformed JSON                        7%   400
+  big       body over --max-body                  5%   413
+  overflow  prompt over the context               5%   400 (context_length_exceeded)
+  get       GET /health, /v1/models, /metrics     8%   200
 max_tokens is 4-32 (random); 429 or 503 (queue full) count as clean refusals, anything else
 unexpected (a 5xx, a wrong status, a reset connection, a request over --request-timeout) is an
 error. The server's VmRSS is sampled every 5 s.
@@ -26,7 +26,7 @@ At the end, after a drain of up to --drain seconds, it checks and prints:
 Exits 1 if a check fails. Also writes --json.
 
 Usage: soak.py --url http://127.0.0.1:PORT --pid PID [--seconds 600] [--clients 6]
-               [--max-body 65536] [--context 2048] [--json out.json]
+               [--max-body 65536] [--context 2048] [--kinds stream,chat,...] [--json out.json]
 """
 import argparse
 import asyncio
@@ -177,22 +177,28 @@ async def do_plain(host, port, method, path, body, tally, kind, want, timeout):
         await close(writer)
 
 
+# The mix: name -> weight (--kinds picks a subset, e.g. to find which kind makes RSS grow).
+MIX = {"stream": 30, "chat": 15, "completions": 15, "drop": 15, "malformed": 7, "big": 5,
+       "overflow": 5, "get": 8}
+
+
 async def one(rng, host, port, args, tally):
-    r = rng.random()
+    names = args.kinds
+    pick = rng.choices(names, weights=[MIX[n] for n in names])[0]
     prompt = rng.choice(PROMPTS)
     mt = rng.randint(4, 32)
     chat = {"messages": [{"role": "user", "content": prompt}], "max_tokens": mt,
             "temperature": rng.choice([0, 0.7]), "seed": rng.randint(0, 1 << 30)}
     t = args.request_timeout
-    if r < 0.30:
+    if pick == "stream":
         kind = "stream chat"
         p = dict(chat, stream=True, stream_options={"include_usage": True})
         await do_stream(host, port, "/v1/chat/completions", p, tally, kind, 0, t)
-    elif r < 0.45:
+    elif pick == "chat":
         kind = "chat"
         await do_plain(host, port, "POST", "/v1/chat/completions", json.dumps(chat).encode(),
                        tally, kind, 200, t)
-    elif r < 0.60:
+    elif pick == "completions":
         kind = "completions"
         p = {"prompt": prompt, "max_tokens": mt, "temperature": 0}
         if rng.random() < 0.5:
@@ -201,20 +207,20 @@ async def one(rng, host, port, args, tally):
         else:
             await do_plain(host, port, "POST", "/v1/completions", json.dumps(p).encode(), tally,
                            kind, 200, t)
-    elif r < 0.75:
+    elif pick == "drop":
         kind = "stream chat, dropped"
         p = dict(chat, stream=True, max_tokens=32)
         await do_stream(host, port, "/v1/chat/completions", p, tally, kind, rng.randint(1, 6), t)
-    elif r < 0.82:
+    elif pick == "malformed":
         kind = "malformed JSON"
         body = rng.choice([b'{"messages": [', b"not json", b'{"messages": [{"role": "user", '
                            b'"content": "hi"}], "max_tokens": }', b"\xff\xfe{}"])
         await do_plain(host, port, "POST", "/v1/chat/completions", body, tally, kind, 400, t)
-    elif r < 0.87:
+    elif pick == "big":
         kind = "body over --max-body"
         body = json.dumps({"messages": [{"role": "user", "content": "x" * (args.max_body + 10)}]})
         await do_plain(host, port, "POST", "/v1/chat/completions", body.encode(), tally, kind, 413, t)
-    elif r < 0.92:
+    elif pick == "overflow":
         kind = "prompt over the context"
         # ~1 token per "word ": a few thousand tokens, over the context yet under --max-body.
         words = " ".join(f"w{rng.randint(0, 999)}" for _ in range(args.context + 200))
@@ -271,8 +277,14 @@ def main():
     ap.add_argument("--rss-growth-pct", type=float, default=5)
     ap.add_argument("--rss-growth-mib", type=float, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--kinds", default=",".join(MIX),
+                    help="the request kinds to send, of " + ",".join(MIX) + " (default: all)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    args.kinds = args.kinds.split(",")
+    for k in args.kinds:
+        if k not in MIX:
+            ap.error(f"unknown kind {k!r}")
     host, port = re.match(r"http://([^:/]+):(\d+)", args.url).groups()
     port = int(port)
 

@@ -4,17 +4,20 @@
 # completions, streams dropped mid-way, malformed and oversized requests, CLIENTS clients),
 # whose checks decide the exit status, then stops the server with SIGTERM and checks that it
 # exits 0 within 30 s. Writes bench/out/serve/soak.json and soak.txt. Not part of ctest.
-# Usage: bench/serve/soak.sh [BUILD_DIR] [--seconds N]   (env: THREADS=2 SLOTS=4 CLIENTS=6
-#        VENV=.venv LLMKIT_MODELS)
+# Usage: bench/serve/soak.sh [BUILD_DIR] [--seconds N] [--kinds LIST] [--clients N] [--seed N]
+#        (the last three passed to soak.py; env: THREADS=2 SLOTS=4 CLIENTS=6 VENV=.venv
+#        LLMKIT_MODELS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=build
 if [[ $# -gt 0 && $1 != --* ]]; then BUILD=$1; shift; fi
 SECS=600
+extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) SECS=$2; shift 2 ;;
-    *) echo "usage: $0 [BUILD_DIR] [--seconds N]" >&2; exit 2 ;;
+    --kinds|--clients|--seed) extra+=("$1" "$2"); shift 2 ;;
+    *) echo "usage: $0 [BUILD_DIR] [--seconds N] [--kinds LIST] [--clients N] [--seed N]" >&2; exit 2 ;;
   esac
 done
 THREADS=${THREADS:-2}
@@ -47,7 +50,7 @@ cat "$log"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 "$py" bench/serve/soak.py --url "$url" --pid "$pid" --seconds "$SECS" --clients "$CLIENTS" \
-  --max-body "$MAX_BODY" --json "$out/soak.json" | tee "$out/soak.txt" || status=1
+  --max-body "$MAX_BODY" ${extra[@]+"${extra[@]}"} --json "$out/soak.json" | tee "$out/soak.txt" || status=1
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/soak.txt"
 # A clean stop: SIGTERM, exit status 0.
 kill -TERM "$pid"
