@@ -61,7 +61,7 @@ start_llmkit() {
   for _ in $(seq 600); do
     kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; die "llmkit serve exited"; }
     url=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$log" | sed 's/listening on //') || true
-    [[ -n $url ]] && { echo "$(cat "$log")" >&2; return; }
+    [[ -n $url ]] && { cat "$log" >&2; return; }
     sleep 0.1
   done
   die "llmkit serve did not start"
