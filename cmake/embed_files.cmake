@@ -1,5 +1,6 @@
 # Writes a C++ file defining llmkit::serve::web_assets() over the bytes of FILES (paths under
-# ROOT), run by `cmake -P` at build time: -DOUT=file.cpp -DROOT=dir -DFILES="a;b".
+# ROOT), run by `cmake -P` at build time: -DOUT=file.cpp -DROOT=dir -DFILES="a,b".
+string(REPLACE "," ";" FILES "${FILES}")
 set(body "")
 set(table "")
 set(i 0)
