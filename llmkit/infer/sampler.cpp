@@ -43,8 +43,7 @@ void Sampler::candidates(std::span<const float> logits, std::span<const int32_t>
         if (x == logits[id]) x = x > 0 ? x / opt_.repetition_penalty : x * opt_.repetition_penalty;
       }
   for (const auto& [id, c] : drawn_)
-    if (id < V)
-      work_[id] -= static_cast<float>(c * opt_.frequency_penalty + opt_.presence_penalty);
+    if (id < V) work_[id] -= static_cast<float>(c * opt_.frequency_penalty + opt_.presence_penalty);
   // Scaled as (x - max) / T in double: x / T alone overflows float for a tiny temperature
   // (1e-39 turned logits into inf, then the softmax into NaN); this way the largest logit is
   // exactly 0, the rest tend to -inf, so a tiny T tends to greedy as it should. The max itself

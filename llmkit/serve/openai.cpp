@@ -244,8 +244,10 @@ EmbeddingRequest parse_embedding_request(std::string_view body) {
   for (const auto& s : r.input)
     if (s.empty()) bad_request("'input' must not contain empty strings", "input");
   const std::string format = string_field(j, "encoding_format");
-  if (!format.empty() && format != "float")
-    bad_request("'encoding_format' must be 'float', got '" + format + "'", "encoding_format");
+  if (!format.empty() && format != "float" && format != "base64")
+    bad_request("'encoding_format' must be 'float' or 'base64', got '" + format + "'",
+                "encoding_format");
+  r.base64 = format == "base64";
   return r;
 }
 

@@ -74,6 +74,7 @@ struct EmbeddingRequest {
   std::string model;
   std::vector<std::string> input;
   bool input_was_string = false;
+  bool base64 = false;  // encoding_format "base64": float32 little-endian bytes
 };
 
 // Parse a request body (a JSON object). Errors: ApiError 400 for malformed JSON ("malformed JSON

@@ -378,8 +378,6 @@ void Scheduler::finish(Active& a, Seq& s, const std::string& reason, const std::
     e.text = s.matcher.push(s.text.finish());
     e.text += s.matcher.finish();
   }
-  a.stream->push(std::move(e));
-  a.stream->finish_choice();
   slot_busy_[s.slot] = false;
   // What the cache holds stays for the next request with the same prefix; after an error it
   // cannot be trusted.
@@ -389,9 +387,14 @@ void Scheduler::finish(Active& a, Seq& s, const std::string& reason, const std::
   } else {
     slot_tokens_[s.slot].resize(static_cast<size_t>(engine_.slot_pos(s.slot)));
   }
-  std::lock_guard lock(mu_);
-  --stats_.busy;
-  if (reason == "cancelled") ++stats_.cancelled;
+  {
+    std::lock_guard lock(mu_);
+    --stats_.busy;
+    if (reason == "cancelled") ++stats_.cancelled;
+  }
+  // The client hears of the end last, so that it sees the slot free and the counts updated.
+  a.stream->push(std::move(e));
+  a.stream->finish_choice();
 }
 
 void Scheduler::release_finished() {

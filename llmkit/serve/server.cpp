@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +79,29 @@ std::string mime_type(const std::string& path) {
   if (ext == "json") return "application/json";
   if (ext == "txt" || ext == "md") return "text/plain; charset=utf-8";
   return "application/octet-stream";
+}
+
+// The float32 values' little-endian bytes in base64: encoding_format "base64", which the
+// official client asks for by default.
+std::string base64_floats(const std::vector<float>& v) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(v.size() * sizeof(float), '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    for (int b = 0; b < 4; ++b) bytes[4 * i + b] = static_cast<char>((u >> (8 * b)) & 0xff);
+  }
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 2]);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+  }
+  return out;
 }
 
 std::string dump(const json& j) {
@@ -749,7 +773,9 @@ void Server::Impl::embeddings(const httplib::Request& req, httplib::Response& re
   const auto vecs = embed(er.input, &tokens);
   json data = json::array();
   for (size_t i = 0; i < vecs.size(); ++i)
-    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", vecs[i]}});
+    data.push_back({{"object", "embedding"},
+                    {"index", i},
+                    {"embedding", er.base64 ? json(base64_floats(vecs[i])) : json(vecs[i])}});
   res.set_content(dump({{"object", "list"},
                         {"data", data},
                         {"model", embed_id},
@@ -837,6 +863,7 @@ void Server::Impl::routes() {
     return new httplib::ThreadPool(static_cast<size_t>(n));
   };
   http.set_payload_max_length(o.max_body);
+  http.set_tcp_nodelay(true);  // a reply's header and body go out in two writes
   http.set_keep_alive_max_count(1000);
   http.set_read_timeout(30);
   http.set_write_timeout(30);
@@ -851,18 +878,6 @@ void Server::Impl::routes() {
     const char* type = res.status >= 500 ? "server_error" : "invalid_request_error";
     res.set_content(dump(error_body(msg, type)), "application/json");
   });
-  // Authentication, before routing: /v1/* and /metrics need a key when keys are set.
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/metrics";
-    if (!guarded || authorised(req)) return httplib::Server::HandlerResponse::Unhandled;
-    res.status = 401;
-    res.set_content(dump(error_body("Invalid or missing API key: send 'Authorization: Bearer "
-                                    "KEY'",
-                                    "authentication_error", "", "invalid_api_key")),
-                    "application/json");
-    metrics.request("auth", 401, 0);
-    return httplib::Server::HandlerResponse::Handled;
-  });
   // Wraps a handler: errors become OpenAI error bodies; metrics and the access log.
   using Fn = std::function<void(const httplib::Request&, httplib::Response&, bool&)>;
   auto wrap = [this](std::string endpoint, Fn fn) {
@@ -870,6 +885,13 @@ void Server::Impl::routes() {
       const auto t0 = Clock::now();
       bool streaming = false;
       try {
+        // Authentication: /v1/* and /metrics need a key when keys are set. Checked here, once
+        // the body has been read, so that the connection stays usable after a 401.
+        const bool guarded = req.path.rfind("/v1/", 0) == 0 || req.path == "/metrics";
+        if (guarded && !authorised(req))
+          throw ApiError(401, "authentication_error",
+                         "Invalid or missing API key: send 'Authorization: Bearer KEY'", "",
+                         "invalid_api_key");
         fn(req, res, streaming);
       } catch (const ApiError& e) {
         res.status = e.status;
@@ -881,7 +903,8 @@ void Server::Impl::routes() {
         res.status = 500;
         res.set_content(dump(error_body(e.what(), "server_error")), "application/json");
       }
-      if (streaming) return;  // recorded when the stream ends
+      if (streaming) return;                   // recorded when the stream ends
+      if (res.status == -1) res.status = 200;  // httplib fills in 200 after the handler
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       metrics.request(endpoint, res.status, secs);
       if (!o.quiet && endpoint != "health" && endpoint != "metrics" && endpoint != "static")

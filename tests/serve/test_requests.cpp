@@ -107,7 +107,7 @@ TEST(Requests, CompletionAndEmbeddingBodies) {
   EXPECT_EQ(many.input.size(), 2u);
   EXPECT_EQ(many.model, "e");
   for (const char* body : {R"({"input": [1, 2]})", R"({"input": []})", R"({"input": [""]})",
-                           R"({})", R"({"input": "a", "encoding_format": "base64"})"})
+                           R"({})", R"({"input": "a", "encoding_format": "int8"})"})
     EXPECT_EQ(error_of([&] { parse_embedding_request(body); }).status, 400) << body;
 }
 
