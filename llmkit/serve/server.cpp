@@ -319,6 +319,8 @@ struct Server::Impl {
   void check_model(const std::string& requested) const;
   Job make_job(const GenerationFields& g, std::vector<int32_t> prompt) const;
   std::shared_ptr<Stream> submit(Job job);
+  void start(httplib::Response& res, std::shared_ptr<Reply> r, const GenerationFields& g, Job job,
+             bool& streaming);
   void respond(httplib::Response& res, std::shared_ptr<Reply> r, bool stream, const char* endpoint,
                bool& streaming);
   Gauges gauges() const;
@@ -606,15 +608,7 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res, boo
   Job job = make_job(cr.gen, std::move(prompt));
   job.stop_strings = stops;
   job.stop_ids = stop_ids;
-  r->id = new_id("chatcmpl-");
-  r->model = model_id;
-  r->created = static_cast<int64_t>(std::time(nullptr));
-  r->n = job.n;
-  r->include_usage = cr.gen.include_usage;
-  r->logprobs = cr.gen.logprobs >= 0;
-  r->tok = tok;
-  r->stream = submit(std::move(job));
-  respond(res, r, cr.gen.stream, "chat", streaming);
+  start(res, r, cr.gen, std::move(job), streaming);
 }
 
 void Server::Impl::completion(const httplib::Request& req, httplib::Response& res,
@@ -627,15 +621,21 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   job.stop_ids = eos_ids;
   auto r = std::make_shared<Reply>();
   r->chat = false;
-  r->id = new_id("cmpl-");
+  start(res, r, cr.gen, std::move(job), streaming);
+}
+
+// Queues the job of a chat or text completion and answers it.
+void Server::Impl::start(httplib::Response& res, std::shared_ptr<Reply> r,
+                         const GenerationFields& g, Job job, bool& streaming) {
+  r->id = new_id(r->chat ? "chatcmpl-" : "cmpl-");
   r->model = model_id;
   r->created = static_cast<int64_t>(std::time(nullptr));
   r->n = job.n;
-  r->include_usage = cr.gen.include_usage;
-  r->logprobs = cr.gen.logprobs >= 0;
+  r->include_usage = g.include_usage;
+  r->logprobs = g.logprobs >= 0;
   r->tok = tok;
   r->stream = submit(std::move(job));
-  respond(res, r, cr.gen.stream, "completions", streaming);
+  respond(res, r, g.stream, r->chat ? "chat" : "completions", streaming);
 }
 
 // Streams `r` as SSE, or waits for it and answers one JSON object.
