@@ -79,10 +79,11 @@ if [[ $mode == --data || $mode == --bench ]]; then
 fi
 # --test (and --bench): headless Chromium, its WebDriver and Selenium for the web chat page's
 # browser test (tests/serve/test_web.py), without recommends (Chromium's pull in printing and
-# desktop packages a headless run never loads).
+# desktop packages a headless run never loads); fonts-nanum so that Korean shows in its
+# screenshots rather than empty boxes.
 if [[ $mode == --test || $mode == --bench ]]; then
   install_missing " (browser test)" --no-install-recommends -- chromium chromium-driver \
-    python3-selenium
+    python3-selenium fonts-nanum
 fi
 [[ -z "$mode" || $mode == --fuzz || $mode == --data ]] && exit 0
 
