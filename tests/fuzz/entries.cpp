@@ -29,6 +29,7 @@
 #include "llmkit/train/checkpoint.h"
 #include "llmkit/train/task.h"
 #include "llmkit/train/trainer.h"
+#include "tests/common/byte_tokenizer.h"
 
 namespace llmkit::fuzz {
 namespace {
@@ -221,16 +222,6 @@ void pairs_tsv(const uint8_t* data, size_t size) {
 
 namespace {
 
-// A byte-level tokenizer with no merges: every byte one token (the fit test needs no model).
-const tokenizer::Tokenizer& byte_tokenizer() {
-  static const tokenizer::Tokenizer tok = [] {
-    tokenizer::TrainOptions o;
-    o.vocab_size = 257;
-    return tokenizer::Tokenizer::train_from_text("abc", o);
-  }();
-  return tok;
-}
-
 // Feeds `text` to a StopMatcher in pieces whose lengths come from `cuts`; the pieces shown
 // must add up to the text cut at the first stop string, and never show what is later cut.
 void check_stop_matcher(std::string_view text, std::string_view cuts) {
@@ -266,7 +257,7 @@ void chat_transcript(const uint8_t* data, size_t size) {
   FUZZ_CHECK(infer::parse_transcript(rendered) == c);
   if (c.turns.empty()) return;
   // Trimming to a budget from the input: keeps the last turn, fits, drops the fewest it can.
-  const auto& tok = byte_tokenizer();
+  const auto& tok = llmkit::testing::byte_tokenizer();
   const int64_t budget = static_cast<int64_t>(size % 97) * 8;
   try {
     const infer::ChatPrompt p = infer::fit_prompt(c, tok, budget);

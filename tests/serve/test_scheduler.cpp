@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "common/byte_tokenizer.h"
 #include "common/tiny_gpt.h"
 #include "llmkit/infer/engine.h"
 #include "llmkit/infer/generate.h"
@@ -15,16 +16,6 @@ using serve::Job;
 using serve::Scheduler;
 
 namespace {
-
-// A byte-level BPE with no merges: 257 ids (<|endoftext|> + 256 bytes).
-const tokenizer::Tokenizer& byte_tokenizer() {
-  static const tokenizer::Tokenizer tok = [] {
-    tokenizer::TrainOptions o;
-    o.vocab_size = 257;
-    return tokenizer::Tokenizer::train_from_text("abc", o);
-  }();
-  return tok;
-}
 
 models::LoadedModel model() {
   models::GPTConfig c = llmkit::testing::tiny_gpt_config("llama", 257);
@@ -80,7 +71,7 @@ Result alone(const models::LoadedModel& m, const Job& j) {
   infer::EngineOptions o;
   o.slots = j.n;
   infer::Engine e(m, o);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   return collect(*s.submit(j), j.n);
 }
 
@@ -93,7 +84,7 @@ TEST(Scheduler, RequestsBatchedTogetherGetTheTokensTheyGetAlone) {
   infer::EngineOptions o;
   o.slots = 4;
   infer::Engine e(m, o);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   std::vector<std::shared_ptr<serve::Stream>> streams;
   for (const Job& j : jobs) streams.push_back(s.submit(j));
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -123,7 +114,7 @@ TEST(Scheduler, NChoicesDrawWithSeedPlusIndex) {
   infer::EngineOptions o;
   o.slots = 3;
   infer::Engine e(m, o);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   const Result got = collect(*s.submit(j), 3);
   EXPECT_EQ(got.usage.completion_tokens, 60);
   for (int c = 0; c < 3; ++c) {
@@ -138,7 +129,7 @@ TEST(Scheduler, ACancelledRequestFreesItsSlotAtTheNextStep) {
   infer::EngineOptions o;
   o.slots = 2;
   infer::Engine e(m, o);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   auto stream = s.submit(job(prompt(5, 9), 200, 0, 0));
   std::vector<serve::Event> events;
   while (events.empty()) stream->next(events, std::chrono::milliseconds(50));
@@ -159,7 +150,7 @@ TEST(Scheduler, AFullQueueRefusesAndWaitingRequestsRunLater) {
   infer::Engine e(m);  // one slot
   serve::SchedulerOptions so;
   so.max_queue = 1;
-  Scheduler s(e, byte_tokenizer(), so);
+  Scheduler s(e, llmkit::testing::byte_tokenizer(), so);
   auto running = s.submit(job(prompt(4, 1), 220, 0, 0));
   while (s.stats().busy == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const Job small = job(prompt(4, 2), 5, 0, 0);
@@ -173,7 +164,7 @@ TEST(Scheduler, AFullQueueRefusesAndWaitingRequestsRunLater) {
 TEST(Scheduler, AReusedPrefixGivesTheSameTokens) {
   const auto m = model();
   infer::Engine e(m);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   const auto first = prompt(20, 5);
   const Result a = collect(*s.submit(job(first, 6, 0, 0)), 1);
   // The next prompt starts with the first one, then goes elsewhere than its answer did.
@@ -191,7 +182,7 @@ TEST(Scheduler, StopIdsAndTheContextEndAGeneration) {
   infer::EngineOptions o;
   o.context = 40;
   infer::Engine e(m, o);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   const auto p = prompt(6, 11);
   const Result free_run = collect(*s.submit(job(p, 12, 0, 0)), 1);
   ASSERT_EQ(free_run.ids[0].size(), 12u);
@@ -218,7 +209,7 @@ TEST(Scheduler, BadJobsAreRefusedBeforeTheyQueue) {
   o.slots = 2;
   o.context = 32;
   infer::Engine e(m, o);
-  Scheduler s(e, byte_tokenizer());
+  Scheduler s(e, llmkit::testing::byte_tokenizer());
   EXPECT_THROW(s.submit(job({}, 5, 0, 0)), Error);
   Job three = job(prompt(4, 1), 5, 0, 0);
   three.n = 3;
