@@ -190,23 +190,27 @@ TEST(QMatmul, MatchesDequantisedReference) {
   }
 }
 
-// qmatmul's value is vec_dot's: the driver, its tiles and its threads change nothing.
+// qmatmul's value is vec_dot's: the driver, its tiles and its threads change nothing; with
+// QPath::kInt8 also from 64 rows on.
 TEST(QMatmul, EqualsVecDot) {
   std::mt19937 rng(12);
   for (GgmlType t : kTypes) {
-    const int64_t rows = 45, cols = cols_for(t), M = 11;
-    const auto w = random_weights(t, rows, cols, rng);
-    const auto x = random_floats(M * cols, rng);
-    std::vector<float> y(M * rows);
-    const QMatrix W{t, rows, cols, w.data()};
-    qmatmul(W, M, x.data(), cols, y.data(), rows);
-    const size_t xrow = ggml_row_size(vec_dot_type(t), cols);
-    std::vector<uint8_t> xq(xrow);
-    for (int64_t m = 0; m < M; ++m) {
-      quantize_activations(t, &x[m * cols], xq.data(), cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float want = vec_dot(t, cols, W.row(r), xq.data());
-        EXPECT_EQ(y[m * rows + r], want) << ggml_type_name(t) << " m=" << m << " r=" << r;
+    for (const int64_t M : {11, 70}) {
+      const int64_t rows = 45, cols = cols_for(t);
+      const auto w = random_weights(t, rows, cols, rng);
+      const auto x = random_floats(M * cols, rng);
+      std::vector<float> y(M * rows);
+      const QMatrix W{t, rows, cols, w.data()};
+      qmatmul(W, M, x.data(), cols, y.data(), rows, M < 64 ? QPath::kAuto : QPath::kInt8);
+      const size_t xrow = ggml_row_size(vec_dot_type(t), cols);
+      std::vector<uint8_t> xq(xrow);
+      for (int64_t m = 0; m < M; ++m) {
+        quantize_activations(t, &x[m * cols], xq.data(), cols);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float want = vec_dot(t, cols, W.row(r), xq.data());
+          EXPECT_EQ(y[m * rows + r], want)
+              << ggml_type_name(t) << " M=" << M << " m=" << m << " r=" << r;
+        }
       }
     }
   }

@@ -1,6 +1,6 @@
 // Quantised matrix products (qmatmul.h): the activations' quantisation, the per-type dot
-// products and the threaded driver. This file holds the portable code; the AVX-512 kernels are in
-// qmatmul_avx512.cpp and are picked here when compiled in.
+// products and the threaded driver. This file holds the portable code; the AVX-512 kernels
+// (qmatmul_avx512.cpp) or the AVX2 ones (qmatmul_avx2.cpp) are picked here when compiled in.
 //
 // Every dot product is written from the block layouts in quant.h the way ggml defines the
 // result: the integer sum of weight and activation quants of a block, times the product of the
@@ -451,10 +451,12 @@ bool qmatmul_is_vectorised() {
   return detail::qmatmul_simd_compiled();
 }
 
-void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy) {
+void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy,
+             QPath path) {
   check_args(W, M, X, ldx, Y, ldy, "qmatmul");
   if (M == 0 || W.rows == 0) return;
-  if (M >= kBlasMinTokens && W.cols > 0) return qmatmul_blas(W, M, X, ldx, Y, ldy);
+  if (path == QPath::kAuto && M >= kBlasMinTokens && W.cols > 0)
+    return qmatmul_blas(W, M, X, ldx, Y, ldy);
   if (detail::qmatmul_simd(W, M, X, ldx, Y, ldy)) return;
   const GgmlType at = vec_dot_type(W.type);
   const size_t xrow = ggml_row_size(at, W.cols);
@@ -487,6 +489,22 @@ void qgemm_rows_generic(const QGemmArgs& a, int64_t r0, int64_t r1) {
     for (int64_t m = 0; m < a.M; ++m)
       a.Y[m * a.ldy + r] = vec_dot(a.W.type, a.W.cols, a.W.row(r), a.xq + m * a.xrow);
 }
+
+#if !defined(LLMKIT_QMATMUL_AVX512) && !defined(LLMKIT_QMATMUL_AVX2)
+// No vectorised kernels for this target: decline everything.
+bool qmatmul_simd_compiled() {
+  return false;
+}
+bool qmatmul_simd(const QMatrix&, int64_t, const float*, int64_t, float*, int64_t) {
+  return false;
+}
+bool vec_dot_simd(GgmlType, int64_t, const void*, const void*, float*) {
+  return false;
+}
+bool quantize_activations_simd(GgmlType, const float*, void*, int64_t) {
+  return false;
+}
+#endif
 
 }  // namespace detail
 

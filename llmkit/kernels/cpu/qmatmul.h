@@ -4,7 +4,8 @@
 // quantised to the type ggml pairs with the weight type (vec_dot_type: Q8_0, Q8_1 or Q8_K, f16,
 // bf16), then every output is the dot product of the two block rows, integer sums scaled per
 // block; with AVX-512 VNNI (vpdpbusd) kernels where compiled in (-march=native on a CPU that has
-// it), else portable loops. That product is bound by memory bandwidth: every weight byte is read
+// it), else AVX2 (vpmaddubsw) kernels for the 32-element block types, f16 and f32, else portable
+// loops. That product is bound by memory bandwidth: every weight byte is read
 // once per token. Prefill (M >= 64) dequantises the weights a chunk of rows at a time and
 // multiplies in f32 with OpenBLAS's sgemm, which does more multiply-adds per second here than the
 // int8 kernels (the numbers are in qmatmul.cpp and bench/qmatmul.cpp).
@@ -59,14 +60,21 @@ float vec_dot(GgmlType t, int64_t n, const void* w, const void* xq);
 // bytes with or without vectorised kernels. Tests and benchmarks compare the paths.
 void quantize_activations_generic(GgmlType w, const float* x, void* dst, int64_t n);
 float vec_dot_generic(GgmlType t, int64_t n, const void* w, const void* xq);
-// Whether this build has hand-vectorised (AVX-512 VNNI) qmatmul kernels.
+// Whether this build has hand-vectorised qmatmul kernels (AVX-512 VNNI, or AVX2 for some types).
 bool qmatmul_is_vectorised();
+
+// Which path a product of many rows takes. kAuto: the 8-bit path below 64 rows, f32 BLAS from 64
+// (the faster for prefill). kInt8: the 8-bit path for every M, so each output is one vec_dot
+// whatever M is: a row's bits do not depend on the rows multiplied with it (batch-invariant), at
+// ~1.5x BLAS's cost for long prompts on an AVX2 CPU (bench/README.md, "Serving").
+enum class QPath { kAuto, kInt8 };
 
 // Y[m, r] = sum_k W[r, k] X[m, k] for m < M, r < W.rows: X f32 [M, W.cols] with row stride ldx,
 // Y f32 [M, W.rows] with row stride ldy (Y must not overlap X).
-// Values: for M < 64 each output is exactly vec_dot of its row with the quantised activation row
-// (ggml's numbers up to the order of the float sum); for M >= 64 it is the f32 product of the
-// dequantised weights with the unquantised activations (closer to qmatmul_reference).
+// Values: for M < 64 (or path kInt8) each output is exactly vec_dot of its row with the quantised
+// activation row (ggml's numbers up to the order of the float sum); for M >= 64 it is the f32
+// product of the dequantised weights with the unquantised activations (closer to
+// qmatmul_reference).
 // Threads: num_threads() over the output rows, only when each thread gets >= ~64 KiB of weights
 // (waking a thread costs more than a small product); called inside an OpenMP parallel region it
 // runs in the calling thread, so a caller that owns the threads can give each a slice of rows
@@ -77,7 +85,8 @@ bool qmatmul_is_vectorised();
 // dequantised rows) is held per calling thread and reused (grown, never shrunk): no allocation once
 // warm. Errors: types qmatmul does not take, cols not a multiple of the block, M < 0, or ldx / ldy
 // below cols / rows (read only when M > 1).
-void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
+void qmatmul(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy,
+             QPath path = QPath::kAuto);
 
 // The same with each weight row dequantised to f32 (dequantize_row) and a plain dot with the
 // unquantised activations, accumulated in double: the reference the tests hold qmatmul to (the

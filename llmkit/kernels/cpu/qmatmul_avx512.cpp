@@ -17,12 +17,8 @@
 // Tiles: R weight rows x T tokens per call of a kernel; each output is computed by the same
 // instruction sequence in every tile shape (its own accumulator, the blocks in order, one final
 // reduction), so results do not depend on the tiling or on how rows are split among threads.
+// CPUs with AVX2 but not this set get qmatmul_avx2.cpp instead.
 #include "llmkit/kernels/cpu/qmatmul_kernels.h"
-
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-    defined(__AVX512VNNI__) && defined(__AVX512VBMI__) && defined(__F16C__)
-#define LLMKIT_QMATMUL_AVX512 1
-#endif
 
 #if defined(LLMKIT_QMATMUL_AVX512)
 
@@ -814,23 +810,4 @@ bool quantize_activations_simd(GgmlType w, const float* x, void* dst, int64_t n)
 
 }  // namespace llmkit::kernels::detail
 
-#else  // no AVX-512 VNNI: decline everything
-
-namespace llmkit::kernels::detail {
-
-bool qmatmul_simd_compiled() {
-  return false;
-}
-bool qmatmul_simd(const QMatrix&, int64_t, const float*, int64_t, float*, int64_t) {
-  return false;
-}
-bool vec_dot_simd(GgmlType, int64_t, const void*, const void*, float*) {
-  return false;
-}
-bool quantize_activations_simd(GgmlType, const float*, void*, int64_t) {
-  return false;
-}
-
-}  // namespace llmkit::kernels::detail
-
-#endif
+#endif  // LLMKIT_QMATMUL_AVX512

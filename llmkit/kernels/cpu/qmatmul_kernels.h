@@ -1,6 +1,14 @@
 // Internal to qmatmul: the hooks between the portable driver (qmatmul.cpp) and the hand-vectorised
-// kernels (qmatmul_avx512.cpp). Not a public header: include qmatmul.h.
+// kernels (qmatmul_avx512.cpp, else qmatmul_avx2.cpp; at most one is compiled in, by the target's
+// instruction set). Not a public header: include qmatmul.h.
 #pragma once
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__) && defined(__AVX512VBMI__) && defined(__F16C__)
+#define LLMKIT_QMATMUL_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define LLMKIT_QMATMUL_AVX2 1
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +37,7 @@ void qgemm_rows_generic(const QGemmArgs& a, int64_t r0, int64_t r1);
 bool qmatmul_simd(const QMatrix& W, int64_t M, const float* X, int64_t ldx, float* Y, int64_t ldy);
 
 // Vectorised single dot / activation quantisation; false when this build has none for the type.
+// Where neither kernel file is compiled in, qmatmul.cpp defines all four to decline.
 bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* result);
 bool quantize_activations_simd(GgmlType w, const float* x, void* dst, int64_t n);
 bool qmatmul_simd_compiled();
