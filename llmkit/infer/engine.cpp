@@ -110,10 +110,11 @@ struct Product {
   int64_t ldy;
 };
 
-void products(std::span<const Product> ps, int64_t n, const float* x, int64_t ldx) {
+void products(std::span<const Product> ps, int64_t n, const float* x, int64_t ldx,
+              kernels::QPath path) {
   const int nt = num_threads();
   if (n > 8 || nt <= 1) {
-    for (const Product& p : ps) kernels::qmatmul(*p.w, n, x, ldx, p.y, p.ldy);
+    for (const Product& p : ps) kernels::qmatmul(*p.w, n, x, ldx, p.y, p.ldy, path);
     return;
   }
   int64_t rows = 0;
@@ -125,7 +126,8 @@ void products(std::span<const Product> ps, int64_t n, const float* x, int64_t ld
     for (const Product& p : ps) {
       const int64_t r0 = std::max(lo, base) - base, r1 = std::min(hi, base + p.w->rows) - base;
       if (r0 < r1)
-        kernels::qmatmul({p.w->type, r1 - r0, p.w->cols, p.w->row(r0)}, n, x, ldx, p.y + r0, p.ldy);
+        kernels::qmatmul({p.w->type, r1 - r0, p.w->cols, p.w->row(r0)}, n, x, ldx, p.y + r0, p.ldy,
+                         path);
       base += p.w->rows;
     }
   }
@@ -153,6 +155,9 @@ struct Engine::Impl {
   int64_t C = 0, NH = 0, NKV = 0, HS = 0, FF = 0, V = 0, cap = 0;
   bool pre_ln = true, rms = false, swiglu = false, rope = false, rope_adjacent = false;
   bool alibi = false;
+  // EngineOptions::batch_invariant: every product on the 8-bit path, all rows of a pass together.
+  bool invariant = false;
+  kernels::QPath qpath = kernels::QPath::kAuto;
   std::string source;
 
   QMatrix tok_embd, out;
@@ -177,7 +182,8 @@ struct Engine::Impl {
   // Row ranges (row0, n) multiplied by separate qmatmul calls: each prefill segment alone, and
   // the one-token rows in runs of fewer than 64. qmatmul picks its kernel by row count (vec_dot
   // below 64, BLAS from 64), so every row then gets the bits it gets when its sequence runs
-  // alone: batching never changes an answer.
+  // alone: batching never changes an answer. With `invariant`, one range of all the rows: the
+  // 8-bit path gives every row the same bits whatever the row count.
   std::vector<std::pair<int64_t, int64_t>> groups;
   void mul(std::initializer_list<Product> ps, const float* x, int64_t ldx);
 
@@ -437,39 +443,35 @@ void Engine::Impl::rotate(float* y, int64_t n, int64_t heads, int64_t ld) {
 void Engine::Impl::attention(size_t li) {
   const int64_t QKV = (NH + 2 * NKV) * HS, G = NH / NKV;
   const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
-  // Decode rows (segments of one token): one query per head over the cache, then the weighted
-  // sum of values; every (row, head) pair is one task.
+  // Decode rows (segments of one token): the same fused kernel with one query row, so a position
+  // gets the bits it gets inside a prefill (a reused cached prefix, a prompt's last token fed
+  // alone, a chat's next turn over the previous answer: none changes an answer). One task per
+  // (row, kv head): its G query heads lie contiguous in the qkv row and in att, [G, 1, HS]. The
+  // kernel runs in the calling thread (a nested OpenMP region).
   std::vector<const Segment*>& one = decode_segs;
   one.clear();
   for (const Segment& sg : segs)
     if (sg.n == 1) one.push_back(&sg);
-  parallel_for(static_cast<int64_t>(one.size()) * NH, 1, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> s;
+  parallel_for(static_cast<int64_t>(one.size()) * NKV, 1, [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> lse1, bias1;
+    if (lse1.size() < static_cast<size_t>(G)) lse1.resize(G);
     for (int64_t i = i0; i < i1; ++i) {
-      const Segment& sg = *one[i / NH];
-      const int64_t hd = i % NH, Tk = sg.pos0 + 1, r = sg.row0;
-      if (static_cast<int64_t>(s.size()) < Tk) s.resize(std::max<int64_t>(Tk, 1024));
+      const Segment& sg = *one[i / NKV];
+      const int64_t g = i % NKV, Tk = sg.pos0 + 1, r = sg.row0;
       const Cache& cache = caches[sg.slot];
-      const float* qv = &qkv[r * QKV + hd * HS];
-      const float* kb = &cache.k[li][(hd / G) * cap * HS];
-      const float* vb = &cache.v[li][(hd / G) * cap * HS];
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < Tk; ++j) {
-        float d = 0;
-        for (int64_t k = 0; k < HS; ++k) d += qv[k] * kb[j * HS + k];
-        d = static_cast<float>(d * scale);
-        if (alibi) d -= static_cast<float>(slopes[hd] * static_cast<double>(sg.pos0 - j));
-        s[j] = d;
-        mx = std::max(mx, d);
+      const float* bias_p = nullptr;
+      if (alibi) {
+        bias1.resize(G * Tk);
+        for (int64_t a = 0; a < G; ++a)
+          for (int64_t j = 0; j < Tk; ++j)
+            bias1[a * Tk + j] =
+                static_cast<float>(-slopes[g * G + a] * static_cast<double>(std::abs(sg.pos0 - j)));
+        bias_p = bias1.data();
       }
-      float sum = 0;
-      for (int64_t j = 0; j < Tk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-      float* o = &att[r * C + hd * HS];
-      std::fill(o, o + HS, 0.0f);
-      for (int64_t j = 0; j < Tk; ++j) {
-        const float p = s[j] / sum;
-        for (int64_t k = 0; k < HS; ++k) o[k] += p * vb[j * HS + k];
-      }
+      kernels::attention_forward<float>(
+          &att[r * C + g * G * HS], lse1.data(), &qkv[r * QKV + g * G * HS],
+          cache.k[li].get() + g * cap * HS, cache.v[li].get() + g * cap * HS, nullptr, nullptr,
+          bias_p, kernels::AttentionShape{1, G, 1, 1, Tk, HS, true, scale});
     }
   });
   // Prefill segments: the fused attention kernel, one call per kv head (its G query heads read
@@ -577,7 +579,7 @@ void Engine::Impl::mul(std::initializer_list<Product> ps, const float* in, int64
   for (const auto& [r0, n] : groups) {
     size_t k = 0;
     for (const Product& p : ps) part[k++] = {p.w, p.y + r0 * p.ldy, p.ldy};
-    products({part, k}, n, in + r0 * ldx, ldx);
+    products({part, k}, n, in + r0 * ldx, ldx, qpath);
   }
 }
 
@@ -618,7 +620,8 @@ void Engine::Impl::plan(std::span<const BatchSegment> segments) {
       const int64_t n = static_cast<int64_t>(b.tokens.size()), p0 = caches[b.slot].pos;
       if ((n == 1) != (pass == 0)) continue;
       segs[i] = {b.slot, r, n, p0};
-      if (n > 1 || groups.empty() || groups.back().second == kDecodeRun) groups.emplace_back(r, 0);
+      if (groups.empty() || (!invariant && (n > 1 || groups.back().second == kDecodeRun)))
+        groups.emplace_back(r, 0);
       groups.back().second += n;
       for (int64_t t = 0; t < n; ++t, ++r) {
         row_slot[r] = b.slot;
@@ -648,7 +651,7 @@ void Engine::Impl::forward(const int32_t* ids, int64_t n, bool all_logits, float
     if (static_cast<int64_t>(logits.size()) < k * V) logits.resize(k * V);
     for (int64_t r0 = 0; r0 < k; r0 += kDecodeRun) {
       const Product p{&out, logits.data() + r0 * V, V};
-      products({&p, 1}, std::min(kDecodeRun, k - r0), h.get() + r0 * C, C);
+      products({&p, 1}, std::min(kDecodeRun, k - r0), h.get() + r0 * C, C, qpath);
     }
   }
   for (const Segment& sg : segs) caches[sg.slot].pos += sg.n;
@@ -691,6 +694,8 @@ Engine::Engine(const models::LoadedModel& loaded, const EngineOptions& options)
     m.source = "module";
   }
   LLMKIT_CHECK(options.slots >= 1, "engine: slots must be >= 1, got ", options.slots);
+  m.invariant = options.batch_invariant;
+  m.qpath = m.invariant ? kernels::QPath::kInt8 : kernels::QPath::kAuto;
   m.allocate(options.slots);
 }
 

@@ -31,6 +31,13 @@ struct EngineOptions {
   // at once (continuous batching: llmkit/serve). A cache's memory is reserved, not touched: it
   // costs pages only as far as its positions are filled.
   int slots = 1;
+  // Batch invariance: every matrix product takes qmatmul's 8-bit path whatever its row count
+  // (QPath::kInt8), and a pass multiplies all its rows together. A position's bits then depend
+  // only on the tokens up to it: not on how a prompt is cut into chunks, on a cached prefix being
+  // reused, or on the other sequences in the batch. Off: prefill chunks of 64 tokens or more use
+  // f32 BLAS (~1.5x faster for long prompts on an AVX2 CPU), and a chunk's bits then depend on
+  // its length.
+  bool batch_invariant = false;
 };
 
 // One slot's part of a batched forward: `tokens` are fed to that slot at positions
@@ -66,11 +73,12 @@ class Engine : public Decoder {
   // Feeds every segment in ONE forward pass: the rows of all segments go through each matrix
   // product together, so B sequences decoding one token each read the weights once, not B times;
   // only attention is per sequence, over its own slot's cache. Returns each segment's last-row
-  // logits, [segments, vocab()] row-major, valid until the next call. A segment's logits equal
-  // those of eval() on its slot alone up to the float rounding of the products' kernel choice
-  // (qmatmul: vec_dot below 64 rows, BLAS from 64). Errors: more than max_batch_tokens() tokens
-  // in all, an empty segment, a slot twice or out of range, a slot's context overflowing, an id
-  // outside the vocabulary (checked before anything is computed: the caches stay as they were).
+  // logits, [segments, vocab()] row-major, valid until the next call. A segment's logits equal,
+  // bit for bit, those of eval() on its slot alone from the same cache contents (each prefill
+  // segment's rows are multiplied alone and one-token rows in runs under 64, as qmatmul switches
+  // to BLAS at 64; with batch_invariant all rows together). Errors: more than max_batch_tokens()
+  // tokens in all, an empty segment, a slot twice or out of range, a slot's context overflowing, an
+  // id outside the vocabulary (checked before anything is computed: the caches stay as they were).
   std::span<const float> eval_batch(std::span<const BatchSegment> segments);
   // The most tokens one eval_batch() takes (longer prompts are fed in several steps).
   int64_t max_batch_tokens() const;

@@ -324,6 +324,47 @@ TEST(EngineBatch, EachSequenceGetsTheBitsItGetsAlone) {
   }
 }
 
+// A prompt fed whole, in chunks, or after a cached prefix (down to its last token alone, which
+// takes the decode path) gives the same bits at its last position: by default while every chunk
+// is under 64 rows (qmatmul's 8-bit path; attention is the same fused kernel for one row as for
+// many), and with batch_invariant at any length (past 64 rows, where the default multiplies in
+// f32 BLAS, and past 64 keys, a second attention block).
+TEST(EngineBatch, ChunksAndCachedPrefixesKeepTheBits) {
+  for (const auto type : {kernels::GgmlType::Q8_0, kernels::GgmlType::Q4_1}) {
+    for (const Variant& var : variants()) {
+      models::GPTConfig c = var.config;
+      c.block_size = 160;
+      models::LoadedModel m = wrap(c);
+      for (const bool invariant : {false, true}) {
+        infer::EngineOptions o;
+        o.weight_type = type;
+        o.batch_invariant = invariant;
+        infer::Engine e(m, o);
+        const auto ids = sequence(invariant ? 130 : 40, c.vocab_size, 21);
+        const int64_t n = static_cast<int64_t>(ids.size());
+        const auto whole = e.eval(ids);
+        const std::vector<float> want(whole.begin(), whole.end());
+        std::vector<std::vector<int64_t>> cuts = {{n - 1}, {n - 2}, {n / 2}, {7, 20, n - 3}};
+        if (invariant) cuts.push_back({64, 128});
+        for (const auto& cut : cuts) {
+          e.truncate(0);
+          int64_t from = 0;
+          std::span<const float> got;
+          for (size_t i = 0; i <= cut.size(); ++i) {
+            const int64_t to = i < cut.size() ? cut[i] : n;
+            got = e.eval(std::span(ids).subspan(from, to - from));
+            from = to;
+          }
+          EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin()))
+              << var.name << " " << kernels::ggml_type_name(type) << (invariant ? " invariant" : "")
+              << ": cut at " << cut[0] << " (" << cut.size() << " cuts) differs from the whole "
+              << n << " tokens (relative error " << rel_error(got, want) << ")";
+        }
+      }
+    }
+  }
+}
+
 TEST(EngineBatch, CopySlotSharesAPrefill) {
   models::LoadedModel m = wrap(base("llama"));
   infer::EngineOptions o;
