@@ -345,6 +345,7 @@ Server::Impl::Impl(const ServerOptions& options) : o(options) {
   infer::EngineOptions eo;
   eo.context = o.context;
   eo.slots = o.slots;
+  eo.batch_invariant = o.batch_invariant;
   // The KV memory the slots may take, checked before anything is reserved.
   {
     const auto& c = *loaded.gpt_config;

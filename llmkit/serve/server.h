@@ -32,6 +32,8 @@ struct ServerOptions {
   std::string web_root;          // serve the page from this directory instead of the built-in one
   int slots = 4;                 // sequences decoded together
   int64_t context = 2048;        // KV positions per slot (prompt + reply); 0: the model's, <= 4096
+  bool batch_invariant = false;  // infer::EngineOptions::batch_invariant: answers that depend on
+                                 // nothing but the request (slower prefill of long prompts)
   int64_t kv_memory_mib = 4096;  // slots * context * KV bytes per token must fit
   int64_t max_tokens = 4096;     // most new tokens one request may ask for
   size_t max_body = 1 << 20;     // bytes

@@ -79,6 +79,9 @@ LLMKIT_COMMAND(
                       "tokens per slot, prompt and reply (0: the model's, at most 4096)")
            ->capture_default_str()
            ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+       sub.add_flag("--batch-invariant", o->batch_invariant,
+                    "an answer depends only on its request, not on the cache or the batch "
+                    "(long prompts prefill ~1.5x slower: no f32 BLAS)");
        sub.add_option("--kv-memory", o->kv_memory_mib,
                       "MiB the slots' KV caches may take (slots x context x bytes per token)")
            ->capture_default_str()
