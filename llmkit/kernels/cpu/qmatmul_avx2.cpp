@@ -1,8 +1,8 @@
 // The AVX2 kernels of qmatmul (qmatmul.h), for x86 CPUs without AVX-512 VNNI (AMD Zen 2 / 3,
 // Intel before Ice Lake): vpmaddubsw integer dot products for the 32-element block types (Q4_0,
-// Q4_1, Q5_0, Q5_1, Q8_0), F16C + FMA for f16 and f32. Compiled when the target has AVX2, FMA and
-// F16C and not the AVX-512 set qmatmul_avx512.cpp needs; the K-quants and bf16 decline here and
-// run qmatmul.cpp's portable loops.
+// Q4_1, Q5_0, Q5_1, Q8_0) and the K-quants (Q4_K, Q5_K, Q6_K), F16C + FMA for f16 and f32.
+// Compiled when the target has AVX2, FMA and F16C and not the AVX-512 set qmatmul_avx512.cpp
+// needs; bf16 declines here and runs qmatmul.cpp's portable loop.
 //
 // Per block, as ggml's AVX2 ggml_vec_dot_<type>_q8_<k>: vpmaddubsw multiplies unsigned bytes by
 // signed bytes and adds pairs to int16, vpmaddwd by ones adds pairs again to 8 int32 lanes, the
@@ -243,6 +243,112 @@ void tile_small(const uint8_t* const* w, const ConstPanel* x, int64_t nblocks, f
     for (int t = 0; t < T; ++t) out[r * T + t] = hsum(acc[r][t]) + summs[r][t];
 }
 
+// ---- K-quants ----------------------------------------------------------------------------------
+// Per super-block of 256 and per token, the exact integer sums of the portable dot_q45_k /
+// dot_q6_k (vpmaddubsw of unsigned quants by the Q8_K quants, vpmaddwd by the sub-block scales),
+// then the same float expression, here unfused (the portable build may contract it into an FMA:
+// last-bit differences).
+
+// The 6-bit scales and minimums of a Q4_K / Q5_K super-block, as unpack_q45_k.
+inline void k4_scales(const uint8_t* s, int* sc, int* m) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 63;
+    m[j] = s[j + 4] & 63;
+    sc[j + 4] = (s[j + 8] & 0xF) | ((s[j] >> 6) << 4);
+    m[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+  }
+}
+
+// Q4_K (kFive = false) / Q5_K, 1 row x T tokens.
+template <bool kFive, int T>
+void tile_q45k(const uint8_t* w, const BlockQ8_K* const* x, int64_t nsb, float* out) {
+  constexpr size_t kBytes = kFive ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  float sum[T] = {};
+  for (int64_t b = 0; b < nsb; ++b, w += kBytes) {
+    int sc[8], m[8];
+    k4_scales(w + 4, sc, m);
+    const uint8_t* ql = w + (kFive ? 48 : 16);
+    __m256i hb;
+    if constexpr (kFive) hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+    __m256i acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 4; ++g) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32 * g));
+      __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      if constexpr (kFive) {  // bit 2g of qh[l] on element l, bit 2g + 1 on element l + 32
+        const __m256i one = _mm256_set1_epi8(1);
+        const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g + 1), one);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+      }
+      const __m256i s0 = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * g]));
+      const __m256i s1 = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * g + 1]));
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = x[t][b].qs + 64 * g;
+        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+        const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), s0);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), s1);
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(p0, p1));
+      }
+    }
+    const float dw = fp16(w), dminw = fp16(w + 2);
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8_K& xb = x[t][b];
+      int summ = 0;
+      for (int j = 0; j < 8; ++j) summ += m[j] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
+      const float d = dw * xb.d, dmin = dminw * xb.d;
+      sum[t] += d * static_cast<float>(hsum_i32(acc[t])) - dmin * static_cast<float>(summ);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t] = sum[t];
+}
+
+// Q6_K, 1 row x T tokens: the 6-bit quants unsigned (0..63), the -32 through the bsums.
+template <int T>
+void tile_q6k(const uint8_t* w, const BlockQ8_K* const* x, int64_t nsb, float* out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+  float sum[T] = {};
+  for (int64_t b = 0; b < nsb; ++b, w += sizeof(BlockQ6_K)) {
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    __m256i acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i A = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h));
+      const __m256i B = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h + 32));
+      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h));
+      auto top = [&](int shift) {
+        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, shift), three), 4);
+      };
+      const __m256i v[4] = {
+          _mm256_or_si256(_mm256_and_si256(A, low4), top(0)),
+          _mm256_or_si256(_mm256_and_si256(B, low4), top(2)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), low4), top(4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), low4), top(6))};
+      for (int k = 0; k < 4; ++k) {
+        // Elements 128h + 32k + (0..15) and (16..31): sub-blocks 8h + 2k and 8h + 2k + 1.
+        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]),
+                                           _mm_set1_epi16(sc[8 * h + 2 * k]));
+        for (int t = 0; t < T; ++t) {
+          const __m256i xv =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs + 128 * h + 32 * k));
+          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(v[k], xv), s));
+        }
+      }
+    }
+    const float dw = fp16(w + 208);
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8_K& xb = x[t][b];
+      int bias = 0;
+      for (int i = 0; i < 16; ++i) bias += sc[i] * xb.bsums[i];
+      sum[t] += dw * xb.d * static_cast<float>(hsum_i32(acc[t]) - 32 * bias);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t] = sum[t];
+}
+
 // ---- f16 / f32 ---------------------------------------------------------------------------------
 // Activations in f32 (F16: rounded to f16 and widened, the values quantize_activations writes).
 
@@ -287,7 +393,7 @@ void tile_float(const uint8_t* const* w, const float* const* x, int64_t n, float
 
 // ---- driver ------------------------------------------------------------------------------------
 
-enum class Kind { kSmall, kF32, kF16, kNone };
+enum class Kind { kSmall, kK, kF32, kF16, kNone };
 
 Kind kind_of(GgmlType t) {
   switch (t) {
@@ -297,6 +403,10 @@ Kind kind_of(GgmlType t) {
     case GgmlType::Q5_1:
     case GgmlType::Q8_0:
       return Kind::kSmall;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return Kind::kK;
     case GgmlType::F32:
       return Kind::kF32;
     case GgmlType::F16:
@@ -359,6 +469,29 @@ void run_small(const QMatrix& W, int64_t M, const Panels& px, float* Y, int64_t 
   });
 }
 
+void run_k(const QMatrix& W, int64_t M, const Panels& px, float* Y, int64_t ldy, int64_t r0,
+           int64_t r1) {
+  const int64_t nsb = W.cols / 256;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* w = static_cast<const uint8_t*>(W.row(r));
+    auto one = [&]<int T>(int64_t t) {
+      const BlockQ8_K* x[T];
+      for (int j = 0; j < T; ++j) x[j] = reinterpret_cast<const BlockQ8_K*>(px.row(t + j));
+      float out[T];
+      if (W.type == GgmlType::Q4_K)
+        tile_q45k<false, T>(w, x, nsb, out);
+      else if (W.type == GgmlType::Q5_K)
+        tile_q45k<true, T>(w, x, nsb, out);
+      else
+        tile_q6k<T>(w, x, nsb, out);
+      for (int j = 0; j < T; ++j) Y[(t + j) * ldy + r] = out[j];
+    };
+    int64_t t = 0;
+    for (; t + kTokTile <= M; t += kTokTile) one.template operator()<kTokTile>(t);
+    for (; t < M; ++t) one.template operator()<1>(t);
+  }
+}
+
 template <bool kF16>
 void run_float(const QMatrix& W, int64_t M, const Panels& px, float* Y, int64_t ldy, int64_t r0,
                int64_t r1) {
@@ -390,6 +523,8 @@ void run_rows(Kind kind, const QMatrix& W, int64_t M, const Panels& px, float* Y
         default:
           return run_small<KQ8_0>(W, M, px, Y, ldy, r0, r1);
       }
+    case Kind::kK:
+      return run_k(W, M, px, Y, ldy, r0, r1);
     case Kind::kF32:
       return run_float<false>(W, M, px, Y, ldy, r0, r1);
     default:
@@ -400,6 +535,7 @@ void run_rows(Kind kind, const QMatrix& W, int64_t M, const Panels& px, float* Y
 // Bytes of one token's panel row (a multiple of 32, so every row's quants stay aligned).
 size_t panel_bytes(Kind kind, int64_t cols) {
   const size_t n = kind == Kind::kSmall ? small_panel_bytes(cols / 32)
+                   : kind == Kind::kK   ? static_cast<size_t>(cols / 256) * sizeof(BlockQ8_K)
                                         : static_cast<size_t>(cols) * sizeof(float);
   return (n + 31) / 32 * 32;
 }
@@ -409,6 +545,8 @@ void make_panel(Kind kind, GgmlType t, const float* x, int64_t cols, uint8_t* ds
   switch (kind) {
     case Kind::kSmall:
       return panel_from_f32(x, uses_q8_1(t), cols / 32, dst);
+    case Kind::kK:  // Q8_K blocks as the portable code writes them
+      return quantize_activations_generic(t, x, dst, cols);
     case Kind::kF32:
       std::memcpy(dst, x, static_cast<size_t>(cols) * 4);
       return;
@@ -479,6 +617,9 @@ bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* r
     case Kind::kSmall:
       panel_from_q8(x, uses_q8_1(t), n / 32, p);
       break;
+    case Kind::kK:  // the Q8_K blocks are read as they are
+      run_rows(kind, QMatrix{t, 1, n, w}, 1, Panels{x, 0}, result, 1, 0, 1);
+      return true;
     case Kind::kF16: {  // widen the f16 activations to f32, as the panels hold them
       float* o = reinterpret_cast<float*>(p);
       for (int64_t i = 0; i < n; ++i) o[i] = fp16(x + 2 * i);
