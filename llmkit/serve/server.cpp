@@ -221,6 +221,7 @@ struct Reply {
   const tokenizer::Tokenizer* tok = nullptr;
   // Streaming state.
   bool started = false;
+  bool done_sent = false;          // "data: [DONE]" reached the socket: the reply is complete
   std::vector<std::string> texts;  // each choice's text so far (citations)
   std::vector<size_t> offsets;     // completions: text_offset
   Clock::time_point t0, last_write;
@@ -694,6 +695,7 @@ void Server::Impl::respond(httplib::Response& res, std::shared_ptr<Reply> r, boo
                 r->stream->cancel();
                 return false;
               }
+              r->done_sent = true;
               sink.done();
               return true;
             }
@@ -704,7 +706,10 @@ void Server::Impl::respond(httplib::Response& res, std::shared_ptr<Reply> r, boo
           }
           return true;
         },
-        [r, &s, ep](bool success) {
+        [r, &s, ep](bool written) {
+          // A client that closes once [DONE] is in has its whole answer (only the chunked
+          // encoding's last empty chunk may have found the socket closed): 200, not 499.
+          const bool success = written || r->done_sent;
           if (!success) r->stream->cancel();
           if (r->stream->first_token_seconds() >= 0)
             s.metrics.first_token(r->stream->first_token_seconds());
@@ -859,6 +864,21 @@ void Server::Impl::static_file(const httplib::Request& req, httplib::Response& r
   throw ApiError(404, "invalid_request_error", "not found: " + path);
 }
 
+namespace {
+// The metrics' endpoint label of a request path (as wrap() names the routes).
+std::string endpoint_of(const std::string& path) {
+  static const std::pair<const char*, const char*> kNames[] = {{"/v1/chat/completions", "chat"},
+                                                               {"/v1/completions", "completions"},
+                                                               {"/v1/embeddings", "embeddings"},
+                                                               {"/v1/models", "models"},
+                                                               {"/health", "health"},
+                                                               {"/metrics", "metrics"}};
+  for (const auto& [p, name] : kNames)
+    if (path == p) return name;
+  return path.rfind("/chunks/", 0) == 0 ? "chunks" : "static";
+}
+}  // namespace
+
 void Server::Impl::routes() {
   http.new_task_queue = [n = o.max_connections] {
     return new httplib::ThreadPool(static_cast<size_t>(n));
@@ -869,8 +889,11 @@ void Server::Impl::routes() {
   http.set_read_timeout(30);
   http.set_write_timeout(30);
   // Every error status gets OpenAI's error body unless the handler wrote one.
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
+  http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // a handler's own error, counted by wrap()
+    // Refused before any handler ran (413 body too large, 404, 405, unparsable HTTP): counted
+    // under the endpoint the path names.
+    metrics.request(endpoint_of(req.path), res.status, 0.0);
     std::string msg = "error";
     if (res.status == 404) msg = "not found: " + req.path;
     if (res.status == 405) msg = "method " + req.method + " is not allowed on " + req.path;

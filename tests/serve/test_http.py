@@ -340,6 +340,9 @@ def test_metrics(s):
     st, _, body = call(s, "POST", "/v1/chat/completions", chat_body(max_tokens=4))
     usage = json.loads(body)["usage"] if st == 200 else {}
     st2, _, body2 = call(s, "POST", "/v1/chat/completions", chat_body(temperature="hot"))
+    # Refused before any handler runs (the body is over --max-body 4096).
+    call(s, "POST", "/v1/chat/completions",
+         {"messages": [{"role": "user", "content": "x" * 5000}]})
     _, _, after = metrics_text(s)
 
     def delta(name, labels=""):
@@ -349,6 +352,9 @@ def test_metrics(s):
             chat_ok) == 1, f"{delta('llmkit_requests_total', chat_ok)}")
     t.check("/metrics: requests_total{chat,400} +1 after a bad request",
             delta("llmkit_requests_total", '{endpoint="chat",status="400"}') == 1,
+            str(re.findall(r"^llmkit_requests_total.*$", after, re.M)))
+    t.check("/metrics: requests_total{chat,413} +1 after a body over --max-body",
+            delta("llmkit_requests_total", '{endpoint="chat",status="413"}') == 1,
             str(re.findall(r"^llmkit_requests_total.*$", after, re.M)))
     t.check("/metrics: generated_tokens_total grows by the completion tokens",
             delta("llmkit_generated_tokens_total") == usage.get("completion_tokens", -1),
@@ -450,6 +456,26 @@ def test_disconnect(s):
     c1 = metric(m1, "llmkit_cancelled_total")
     t.check("disconnect mid-stream: llmkit_cancelled_total +1", c1 == (c0 or 0) + 1,
             f"{c0} -> {c1}")
+    # A client that closes as soon as [DONE] is in has its whole answer: 200, not 499, and
+    # nothing cancelled.
+    ok, gone = '{endpoint="chat",status="200"}', '{endpoint="chat",status="499"}'
+    rs = RawStream(s, chat_body(max_tokens=4, stream=True))
+    rs.read_status()
+    while b"data: [DONE]" not in rs.buf:
+        rs._fill()
+    rs.close()
+    deadline = time.time() + 2.0
+    while True:
+        _, _, m2 = metrics_text(s)
+        if (metric(m2, "llmkit_requests_total", ok) or 0) > (metric(m1, "llmkit_requests_total", ok) or 0) \
+                or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    t.check("close right after [DONE]: counted 200, not 499, not cancelled",
+            (metric(m2, "llmkit_requests_total", ok) or 0) == (metric(m1, "llmkit_requests_total", ok) or 0) + 1
+            and metric(m2, "llmkit_requests_total", gone) == metric(m1, "llmkit_requests_total", gone)
+            and metric(m2, "llmkit_cancelled_total") == c1,
+            str(re.findall(r'^llmkit_(?:requests_total\{endpoint="chat".*|cancelled_total.*)$', m2, re.M)))
 
 
 # ---- Other servers ----
