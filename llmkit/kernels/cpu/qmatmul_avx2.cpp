@@ -20,13 +20,11 @@
 #if defined(LLMKIT_QMATMUL_AVX2)
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "llmkit/core/parallel.h"
 
 // Products and sums are explicit intrinsics; keep the scalar float expressions unfused so every
 // tile shape rounds alike.
@@ -561,13 +559,6 @@ void make_panel(Kind kind, GgmlType t, const float* x, int64_t cols, uint8_t* ds
   }
 }
 
-// 32-byte aligned, grown only.
-uint8_t* scratch_bytes(std::vector<uint8_t>& v, size_t n) {
-  if (v.size() < n + 32) v.resize(n + 32);
-  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
-  return v.data() + ((32 - (p & 31)) & 31);
-}
-
 }  // namespace
 
 bool qmatmul_simd_compiled() {
@@ -579,30 +570,16 @@ bool qmatmul_simd(const QMatrix& W, int64_t M, const float* X, int64_t ldx, floa
   if (kind == Kind::kNone) return false;
   thread_local std::vector<uint8_t> scratch;
   const size_t stride = panel_bytes(kind, W.cols);
-  uint8_t* panels = scratch_bytes(scratch, stride * static_cast<size_t>(M));
-  const bool nested = omp_in_parallel() != 0;
-  const int nt = nested ? 1 : num_threads();
-  // The activations: quantised once per call, tokens split over the threads.
-  auto quantise = [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m)
-      make_panel(kind, W.type, X + m * ldx, W.cols, panels + static_cast<size_t>(m) * stride);
-  };
-  const Panels px{panels, stride};
-  // Rows per chunk: ~64 KiB of weights at least, so small products stay on one core.
-  const int64_t grain = std::max<int64_t>(
-      16, (64 << 10) / std::max<int64_t>(1, static_cast<int64_t>(W.row_bytes()) * M));
-  auto rows = [&](int64_t r0, int64_t r1) { run_rows(kind, W, M, px, Y, ldy, r0, r1); };
-  if (nt <= 1) {
-    quantise(0, M);
-    rows(0, W.rows);
-    return true;
-  }
-  if (M >= 8) {
-    parallel_for(M, 4, quantise);
-  } else {
-    quantise(0, M);
-  }
-  parallel_for(W.rows, grain, rows);
+  uint8_t* panels = aligned_scratch(scratch, stride * static_cast<size_t>(M), 32);
+  drive(
+      W, M,
+      [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; ++m)
+          make_panel(kind, W.type, X + m * ldx, W.cols, panels + static_cast<size_t>(m) * stride);
+      },
+      [&](int64_t r0, int64_t r1) {
+        run_rows(kind, W, M, Panels{panels, stride}, Y, ldy, r0, r1);
+      });
   return true;
 }
 
@@ -611,7 +588,7 @@ bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* r
   if (kind == Kind::kNone) return false;
   const uint8_t* x = static_cast<const uint8_t*>(xq);
   thread_local std::vector<uint8_t> scratch;
-  uint8_t* p = scratch_bytes(scratch, panel_bytes(kind, n));
+  uint8_t* p = aligned_scratch(scratch, panel_bytes(kind, n), 32);
   const QMatrix W{t, 1, n, w};
   switch (kind) {
     case Kind::kSmall:

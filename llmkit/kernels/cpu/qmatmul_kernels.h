@@ -10,9 +10,14 @@
 #define LLMKIT_QMATMUL_AVX2 1
 #endif
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
+#include "llmkit/core/parallel.h"
 #include "llmkit/kernels/cpu/qmatmul.h"
 
 namespace llmkit::kernels::detail {
@@ -41,5 +46,35 @@ bool qmatmul_simd(const QMatrix& W, int64_t M, const float* X, int64_t ldx, floa
 bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* result);
 bool quantize_activations_simd(GgmlType w, const float* x, void* dst, int64_t n);
 bool qmatmul_simd_compiled();
+
+// The driver both kernel files share. make_panels(m0, m1) writes tokens [m0, m1)'s activations in
+// the kernels' layout, run_rows(r0, r1) computes weight rows [r0, r1) for every token. Tokens are
+// split over the threads when there are 8 or more, then rows in chunks of ~64 KiB of weights or
+// more (so small products stay on one core); inside an OpenMP region all runs in the calling
+// thread.
+template <class Make, class Rows>
+void drive(const QMatrix& W, int64_t M, Make&& make_panels, Rows&& run_rows) {
+  const int nt = omp_in_parallel() != 0 ? 1 : num_threads();
+  if (nt <= 1) {
+    make_panels(0, M);
+    run_rows(0, W.rows);
+    return;
+  }
+  if (M >= 8) {
+    parallel_for(M, 4, make_panels);
+  } else {
+    make_panels(0, M);
+  }
+  const int64_t grain = std::max<int64_t>(
+      16, (64 << 10) / std::max<int64_t>(1, static_cast<int64_t>(W.row_bytes()) * M));
+  parallel_for(W.rows, grain, run_rows);
+}
+
+// n bytes of v, aligned to `align` (a power of two); v is grown, never shrunk.
+inline uint8_t* aligned_scratch(std::vector<uint8_t>& v, size_t n, size_t align) {
+  if (v.size() < n + align) v.resize(n + align);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((align - (p & (align - 1))) & (align - 1));
+}
 
 }  // namespace llmkit::kernels::detail
