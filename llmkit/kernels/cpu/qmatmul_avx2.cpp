@@ -25,7 +25,6 @@
 #include <cstring>
 #include <vector>
 
-
 // Products and sums are explicit intrinsics; keep the scalar float expressions unfused so every
 // tile shape rounds alike.
 #if defined(__clang__)
