@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -302,9 +303,13 @@ struct Server::Impl {
   std::vector<std::string> keys;
   Metrics metrics;
   httplib::Server http;
+  // Each fixed path's metrics label, as routes() registers it.
+  std::map<std::string, std::string> route_labels;
 
   explicit Impl(const ServerOptions& options);
   void routes();
+  // The metrics label of a request path: its route's, "chunks" or "static".
+  std::string endpoint_of(const std::string& path) const;
   bool authorised(const httplib::Request& req) const;
 
   // Handlers; each may throw ApiError (and llmkit::Error: 400).
@@ -864,20 +869,10 @@ void Server::Impl::static_file(const httplib::Request& req, httplib::Response& r
   throw ApiError(404, "invalid_request_error", "not found: " + path);
 }
 
-namespace {
-// The metrics' endpoint label of a request path (as wrap() names the routes).
-std::string endpoint_of(const std::string& path) {
-  static const std::pair<const char*, const char*> kNames[] = {{"/v1/chat/completions", "chat"},
-                                                               {"/v1/completions", "completions"},
-                                                               {"/v1/embeddings", "embeddings"},
-                                                               {"/v1/models", "models"},
-                                                               {"/health", "health"},
-                                                               {"/metrics", "metrics"}};
-  for (const auto& [p, name] : kNames)
-    if (path == p) return name;
+std::string Server::Impl::endpoint_of(const std::string& path) const {
+  if (const auto it = route_labels.find(path); it != route_labels.end()) return it->second;
   return path.rfind("/chunks/", 0) == 0 ? "chunks" : "static";
 }
-}  // namespace
 
 void Server::Impl::routes() {
   http.new_task_queue = [n = o.max_connections] {
@@ -936,28 +931,33 @@ void Server::Impl::routes() {
                      res.status, secs);
     };
   };
-  auto method_not_allowed = [](const httplib::Request& req, httplib::Response& res) {
+  // The other method on a fixed path: 405, its body written and counted by the error handler.
+  auto method_not_allowed = [](const httplib::Request&, httplib::Response& res) {
     res.status = 405;
-    res.set_content(dump(error_body("method " + req.method + " is not allowed on " + req.path,
-                                    "invalid_request_error")),
-                    "application/json");
   };
-  http.Post("/v1/chat/completions",
-            wrap("chat", [this](auto& q, auto& s, bool& st) { chat(q, s, st); }));
-  http.Post("/v1/completions",
-            wrap("completions", [this](auto& q, auto& s, bool& st) { completion(q, s, st); }));
-  http.Post("/v1/embeddings",
-            wrap("embeddings", [this](auto& q, auto& s, bool&) { embeddings(q, s); }));
-  http.Get("/v1/models", wrap("models", [this](auto&, auto& s, bool&) { models(s); }));
-  http.Get("/health", wrap("health", [this](auto&, auto& s, bool&) { health(s); }));
-  http.Get("/metrics", wrap("metrics", [this](auto&, auto& s, bool&) {
-             s.set_content(metrics.render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
-           }));
+  auto route = [&](bool post, const char* path, const char* label, Fn fn) {
+    route_labels[path] = label;
+    if (post) {
+      http.Post(path, wrap(label, std::move(fn)));
+      http.Get(path, method_not_allowed);
+    } else {
+      http.Get(path, wrap(label, std::move(fn)));
+      http.Post(path, method_not_allowed);
+    }
+  };
+  route(true, "/v1/chat/completions", "chat",
+        [this](auto& q, auto& s, bool& st) { chat(q, s, st); });
+  route(true, "/v1/completions", "completions",
+        [this](auto& q, auto& s, bool& st) { completion(q, s, st); });
+  route(true, "/v1/embeddings", "embeddings",
+        [this](auto& q, auto& s, bool&) { embeddings(q, s); });
+  route(false, "/v1/models", "models", [this](auto&, auto& s, bool&) { models(s); });
+  route(false, "/health", "health", [this](auto&, auto& s, bool&) { health(s); });
+  route(false, "/metrics", "metrics", [this](auto&, auto& s, bool&) {
+    s.set_content(metrics.render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
+  });
   http.Get(R"(/chunks/([^/]+))",
            wrap("chunks", [this](auto& q, auto& s, bool&) { chunk_page(q, s); }));
-  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
-    http.Get(p, method_not_allowed);
-  for (const char* p : {"/v1/models", "/health", "/metrics"}) http.Post(p, method_not_allowed);
   http.Get(R"(/.*)", wrap("static", [this](auto& q, auto& s, bool&) { static_file(q, s); }));
 }
 

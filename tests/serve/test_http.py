@@ -343,6 +343,7 @@ def test_metrics(s):
     # Refused before any handler runs (the body is over --max-body 4096).
     call(s, "POST", "/v1/chat/completions",
          {"messages": [{"role": "user", "content": "x" * 5000}]})
+    call(s, "GET", "/v1/chat/completions")  # the wrong method: 405
     _, _, after = metrics_text(s)
 
     def delta(name, labels=""):
@@ -355,6 +356,9 @@ def test_metrics(s):
             str(re.findall(r"^llmkit_requests_total.*$", after, re.M)))
     t.check("/metrics: requests_total{chat,413} +1 after a body over --max-body",
             delta("llmkit_requests_total", '{endpoint="chat",status="413"}') == 1,
+            str(re.findall(r"^llmkit_requests_total.*$", after, re.M)))
+    t.check("/metrics: requests_total{chat,405} +1 after a GET",
+            delta("llmkit_requests_total", '{endpoint="chat",status="405"}') == 1,
             str(re.findall(r"^llmkit_requests_total.*$", after, re.M)))
     t.check("/metrics: generated_tokens_total grows by the completion tokens",
             delta("llmkit_generated_tokens_total") == usage.get("completion_tokens", -1),
