@@ -157,7 +157,7 @@ struct Engine::Impl {
   bool alibi = false;
   // EngineOptions::batch_invariant: every product on the 8-bit path, all rows of a pass together.
   bool invariant = false;
-  kernels::QPath qpath = kernels::QPath::kAuto;
+  kernels::QPath qpath() const { return invariant ? kernels::QPath::kInt8 : kernels::QPath::kAuto; }
   std::string source;
 
   QMatrix tok_embd, out;
@@ -579,7 +579,7 @@ void Engine::Impl::mul(std::initializer_list<Product> ps, const float* in, int64
   for (const auto& [r0, n] : groups) {
     size_t k = 0;
     for (const Product& p : ps) part[k++] = {p.w, p.y + r0 * p.ldy, p.ldy};
-    products({part, k}, n, in + r0 * ldx, ldx, qpath);
+    products({part, k}, n, in + r0 * ldx, ldx, qpath());
   }
 }
 
@@ -651,7 +651,7 @@ void Engine::Impl::forward(const int32_t* ids, int64_t n, bool all_logits, float
     if (static_cast<int64_t>(logits.size()) < k * V) logits.resize(k * V);
     for (int64_t r0 = 0; r0 < k; r0 += kDecodeRun) {
       const Product p{&out, logits.data() + r0 * V, V};
-      products({&p, 1}, std::min(kDecodeRun, k - r0), h.get() + r0 * C, C, qpath);
+      products({&p, 1}, std::min(kDecodeRun, k - r0), h.get() + r0 * C, C, qpath());
     }
   }
   for (const Segment& sg : segs) caches[sg.slot].pos += sg.n;
@@ -695,7 +695,6 @@ Engine::Engine(const models::LoadedModel& loaded, const EngineOptions& options)
   }
   LLMKIT_CHECK(options.slots >= 1, "engine: slots must be >= 1, got ", options.slots);
   m.invariant = options.batch_invariant;
-  m.qpath = m.invariant ? kernels::QPath::kInt8 : kernels::QPath::kAuto;
   m.allocate(options.slots);
 }
 
