@@ -586,23 +586,18 @@ bool vec_dot_simd(GgmlType t, int64_t n, const void* w, const void* xq, float* r
   const Kind kind = kind_of(t);
   if (kind == Kind::kNone) return false;
   const uint8_t* x = static_cast<const uint8_t*>(xq);
+  const QMatrix W{t, 1, n, w};
+  if (kind == Kind::kK || kind == Kind::kF32) {  // read the activations as they are
+    run_rows(kind, W, 1, Panels{x, 0}, result, 1, 0, 1);
+    return true;
+  }
   thread_local std::vector<uint8_t> scratch;
   uint8_t* p = aligned_scratch(scratch, panel_bytes(kind, n), 32);
-  const QMatrix W{t, 1, n, w};
-  switch (kind) {
-    case Kind::kSmall:
-      panel_from_q8(x, uses_q8_1(t), n / 32, p);
-      break;
-    case Kind::kK:  // the Q8_K blocks are read as they are
-      run_rows(kind, QMatrix{t, 1, n, w}, 1, Panels{x, 0}, result, 1, 0, 1);
-      return true;
-    case Kind::kF16: {  // widen the f16 activations to f32, as the panels hold them
-      float* o = reinterpret_cast<float*>(p);
-      for (int64_t i = 0; i < n; ++i) o[i] = fp16(x + 2 * i);
-      break;
-    }
-    default:
-      std::memcpy(p, x, static_cast<size_t>(n) * 4);
+  if (kind == Kind::kSmall) {
+    panel_from_q8(x, uses_q8_1(t), n / 32, p);
+  } else {  // F16: the f16 activations widened to f32, as the panels hold them
+    float* o = reinterpret_cast<float*>(p);
+    for (int64_t i = 0; i < n; ++i) o[i] = fp16(x + 2 * i);
   }
   run_rows(kind, W, 1, Panels{p, 0}, result, 1, 0, 1);
   return true;
