@@ -9,26 +9,24 @@
 #include "llmkit/core/autograd.h"
 #include "llmkit/core/random.h"
 #include "llmkit/models/gpt.h"
+#include "llmkit/models/hf_llama.h"
 #include "llmkit/models/load.h"
 
 namespace llmkit::testing {
 
 inline models::GPTConfig tiny_gpt_config(const std::string& arch, int64_t vocab = 61) {
   models::GPTConfig c;
+  if (arch == "llama") {
+    c = models::llama_base_config();  // rope, rmsnorm, swiglu, no biases
+    c.n_kv_head = 2;
+    c.tie_embeddings = false;
+  }
   c.arch = arch;
   c.n_layer = 2;
   c.n_head = 4;
   c.n_embd = 32;
   c.block_size = 48;
   c.vocab_size = vocab;
-  if (arch == "llama") {
-    c.pos_encoding = "rope";
-    c.norm = "rmsnorm";
-    c.activation = "swiglu";
-    c.bias = false;
-    c.n_kv_head = 2;
-    c.tie_embeddings = false;
-  }
   return c;
 }
 
