@@ -197,6 +197,7 @@ struct Engine::Impl {
   void norm(float* out, const float* in, const Vec& w, const Vec& b, int64_t n);
   void rotate(float* x, int64_t n, int64_t heads, int64_t ld);
   void attention(size_t li);
+  const float* alibi_bias(std::vector<float>& out, int64_t g, int64_t m, int64_t pos0) const;
   void layer(size_t li, int64_t n);
   void plan(std::span<const BatchSegment> segments);
   void forward(const int32_t* ids, int64_t n, bool all_logits, float* logits_out);
@@ -438,6 +439,20 @@ void Engine::Impl::rotate(float* y, int64_t n, int64_t heads, int64_t ld) {
   }
 }
 
+// ALiBi's score bias for the G query heads of kv head g, m queries at positions pos0 .. pos0 + m -
+// 1 over keys 0 .. pos0 + m - 1: out [G, m, Tk] = -slope * |query position - key position|.
+const float* Engine::Impl::alibi_bias(std::vector<float>& out, int64_t g, int64_t m,
+                                      int64_t pos0) const {
+  const int64_t G = NH / NKV, Tk = pos0 + m;
+  out.resize(G * m * Tk);
+  for (int64_t a = 0; a < G; ++a)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < Tk; ++j)
+        out[(a * m + i) * Tk + j] =
+            static_cast<float>(-slopes[g * G + a] * static_cast<double>(std::abs(i + pos0 - j)));
+  return out.data();
+}
+
 // att [n, C] = softmax(q k^T / sqrt(HS) (+ ALiBi), causal) v, each segment's queries over its
 // slot's cache (its pos0 + n keys); q is in qkv's rows (stride QKV), k and v are already cached.
 void Engine::Impl::attention(size_t li) {
@@ -459,15 +474,7 @@ void Engine::Impl::attention(size_t li) {
       const Segment& sg = *one[i / NKV];
       const int64_t g = i % NKV, Tk = sg.pos0 + 1, r = sg.row0;
       const Cache& cache = caches[sg.slot];
-      const float* bias_p = nullptr;
-      if (alibi) {
-        bias1.resize(G * Tk);
-        for (int64_t a = 0; a < G; ++a)
-          for (int64_t j = 0; j < Tk; ++j)
-            bias1[a * Tk + j] =
-                static_cast<float>(-slopes[g * G + a] * static_cast<double>(std::abs(sg.pos0 - j)));
-        bias_p = bias1.data();
-      }
+      const float* bias_p = alibi ? alibi_bias(bias1, g, 1, sg.pos0) : nullptr;
       kernels::attention_forward<float>(
           &att[r * C + g * G * HS], lse1.data(), &qkv[r * QKV + g * G * HS],
           cache.k[li].get() + g * cap * HS, cache.v[li].get() + g * cap * HS, nullptr, nullptr,
@@ -485,16 +492,7 @@ void Engine::Impl::attention(size_t li) {
         std::memcpy(&qh[(hd * m + t) * HS], &qkv[(r0 + t) * QKV + hd * HS], HS * sizeof(float));
     kernels::AttentionShape shape{1, G, 1, m, Tk, HS, true, scale};
     for (int64_t g = 0; g < NKV; ++g) {
-      const float* bias_p = nullptr;
-      if (alibi) {
-        bias.resize(G * m * Tk);
-        for (int64_t a = 0; a < G; ++a)
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < Tk; ++j)
-              bias[(a * m + i) * Tk + j] = static_cast<float>(
-                  -slopes[g * G + a] * static_cast<double>(std::abs(i + sg.pos0 - j)));
-        bias_p = bias.data();
-      }
+      const float* bias_p = alibi ? alibi_bias(bias, g, m, sg.pos0) : nullptr;
       kernels::attention_forward<float>(&oh[g * G * m * HS], &lse[g * G * m], &qh[g * G * m * HS],
                                         cache.k[li].get() + g * cap * HS,
                                         cache.v[li].get() + g * cap * HS, nullptr, nullptr, bias_p,
