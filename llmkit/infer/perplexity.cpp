@@ -13,17 +13,18 @@ namespace llmkit::infer {
 double token_log_prob(std::span<const float> logits, int32_t target) {
   LLMKIT_CHECK(target >= 0 && static_cast<size_t>(target) < logits.size(), "perplexity: token ",
                target, " is outside a logits row of ", logits.size());
-  // log softmax(x)[t] = x[t] - m - log(sum exp(x - m)), m = max x: every exponent is <= 0, so the
-  // sum lies in [1, V] and neither overflows nor loses the largest term. Double throughout: the
-  // per-token values are summed over thousands of tokens.
-  double m = -HUGE_VAL;
-  for (float x : logits) {
+  // Double throughout: the per-token values are summed over thousands of tokens.
+  for (float x : logits)
     LLMKIT_CHECK(std::isfinite(x), "perplexity: a logit is ", x, " (NaN or infinite)");
-    m = std::max(m, static_cast<double>(x));
-  }
+  return static_cast<double>(logits[target]) - log_sum_exp(logits);
+}
+
+double log_sum_exp(std::span<const float> logits) {
+  double m = -HUGE_VAL;
+  for (float x : logits) m = std::max(m, static_cast<double>(x));
   double sum = 0;
   for (float x : logits) sum += std::exp(static_cast<double>(x) - m);
-  return static_cast<double>(logits[target]) - m - std::log(sum);
+  return m + std::log(sum);
 }
 
 double chunk_nll(std::span<const float> logits, int64_t vocab, std::span<const int32_t> tokens,

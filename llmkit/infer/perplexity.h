@@ -16,6 +16,10 @@ namespace llmkit::infer {
 
 class Engine;
 
+// log(sum exp(logits)) in double, the maximum subtracted first so that no exp overflows (every
+// exponent is <= 0: the sum lies in [1, V]). No check: a NaN logit gives NaN.
+double log_sum_exp(std::span<const float> logits);
+
 // log p(target) under softmax(logits), in double: logits[target] - logsumexp(logits), the
 // maximum subtracted first so that no exp overflows. An Error when target is outside the row or
 // a logit is NaN or infinite.

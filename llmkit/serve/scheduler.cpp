@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "llmkit/infer/perplexity.h"
 #include "llmkit/infer/text_stream.h"
 
 namespace llmkit::serve {
@@ -339,11 +340,7 @@ void Scheduler::emit(Active& a, Seq& s, int32_t id, std::span<const float> logit
       ++stats_.generated;
     }
     if (a.job.logprobs >= 0) {
-      // log softmax of the raw logits, in double for the sum.
-      const float mx = *std::max_element(logits.begin(), logits.end());
-      double sum = 0;
-      for (float v : logits) sum += std::exp(static_cast<double>(v - mx));
-      const double lse = mx + std::log(sum);
+      const double lse = infer::log_sum_exp(logits);  // log softmax of the raw logits
       TokenLogprob lp;
       lp.id = id;
       lp.token = tok_.decode(std::span<const int32_t>(&id, 1));
