@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "llmkit/serve/scheduler.h"
+
 namespace llmkit::serve {
 
 Histogram::Histogram(std::vector<double> bounds)
@@ -48,7 +50,7 @@ void Metrics::first_token(double seconds) {
   ttft_seconds_.observe(seconds);
 }
 
-std::string Metrics::render(const Gauges& g) const {
+std::string Metrics::render(const SchedulerStats& g) const {
   std::ostringstream o;
   auto counter = [&](const char* name, const char* help, int64_t v) {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
@@ -71,8 +73,9 @@ std::string Metrics::render(const Gauges& g) const {
   counter("llmkit_cancelled_total", "Generations stopped because the client went away.",
           g.cancelled);
   counter("llmkit_batch_steps_total", "Batched forward passes.", g.steps);
-  counter("llmkit_batch_rows_total", "Token rows fed by the batched forward passes.", g.rows);
-  gauge("llmkit_queue_depth", "Requests waiting for a slot.", g.queue);
+  counter("llmkit_batch_rows_total", "Token rows fed by the batched forward passes.",
+          g.batched_rows);
+  gauge("llmkit_queue_depth", "Requests waiting for a slot.", g.queued);
   gauge("llmkit_slots", "KV cache slots (sequences decoded together).", g.slots);
   gauge("llmkit_slots_busy", "Slots in use.", g.busy);
   o << request_seconds_.render("llmkit_request_seconds",

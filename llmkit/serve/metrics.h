@@ -27,18 +27,14 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
-// Gauges read when /metrics is scraped.
-struct Gauges {
-  int queue = 0, slots = 0, busy = 0;
-  int64_t generated = 0, prompt = 0, cached = 0, cancelled = 0, steps = 0, rows = 0;
-};
+struct SchedulerStats;  // scheduler.h: the token counters and gauges read at scrape time
 
 class Metrics {
  public:
   Metrics();
   void request(const std::string& endpoint, int status, double seconds);
   void first_token(double seconds);
-  std::string render(const Gauges& g) const;
+  std::string render(const SchedulerStats& g) const;
 
  private:
   mutable std::mutex mu_;

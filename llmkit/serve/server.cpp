@@ -329,7 +329,6 @@ struct Server::Impl {
              bool& streaming);
   void respond(httplib::Response& res, std::shared_ptr<Reply> r, bool stream, const char* endpoint,
                bool& streaming);
-  Gauges gauges() const;
 };
 
 Server::Impl::Impl(const ServerOptions& options) : o(options) {
@@ -456,21 +455,6 @@ std::shared_ptr<Stream> Server::Impl::submit(Job job) {
   } catch (const ContextOverflow& e) {
     throw ApiError(400, "invalid_request_error", e.what(), "messages", "context_length_exceeded");
   }
-}
-
-Gauges Server::Impl::gauges() const {
-  const SchedulerStats s = sched->stats();
-  Gauges g;
-  g.queue = s.queued;
-  g.slots = s.slots;
-  g.busy = s.busy;
-  g.generated = s.generated;
-  g.prompt = s.prompt;
-  g.cached = s.cached;
-  g.cancelled = s.cancelled;
-  g.steps = s.steps;
-  g.rows = s.batched_rows;
-  return g;
 }
 
 std::vector<std::vector<float>> Server::Impl::embed(std::span<const std::string> texts,
@@ -954,7 +938,7 @@ void Server::Impl::routes() {
   route(false, "/v1/models", "models", [this](auto&, auto& s, bool&) { models(s); });
   route(false, "/health", "health", [this](auto&, auto& s, bool&) { health(s); });
   route(false, "/metrics", "metrics", [this](auto&, auto& s, bool&) {
-    s.set_content(metrics.render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
+    s.set_content(metrics.render(sched->stats()), "text/plain; version=0.0.4; charset=utf-8");
   });
   http.Get(R"(/chunks/([^/]+))",
            wrap("chunks", [this](auto& q, auto& s, bool&) { chunk_page(q, s); }));

@@ -8,6 +8,7 @@
 #include "common/temp_dir.h"
 #include "llmkit/serve/metrics.h"
 #include "llmkit/serve/openai.h"
+#include "llmkit/serve/scheduler.h"
 #include "llmkit/serve/server.h"
 
 using namespace llmkit;
@@ -147,7 +148,7 @@ TEST(Metrics, HistogramBucketsAreCumulative) {
   m.request("chat", 200, 0.3);
   m.request("chat", 200, 0.4);
   m.request("chat", 400, 0.01);
-  Gauges g;
+  SchedulerStats g;
   g.busy = 2;
   g.generated = 17;
   const std::string all = m.render(g);
