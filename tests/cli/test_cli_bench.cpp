@@ -40,6 +40,14 @@ TEST_F(CliBench, BenchPrintsItsJsonLastLine) {
   const auto k = nlohmann::json::parse(last_line(pp_only.out));
   EXPECT_TRUE(k.contains("pp8"));
   EXPECT_FALSE(k.contains("tg0")) << k.dump();
+  EXPECT_FALSE(k["batch_invariant"].get<bool>());
+  // --batch-invariant reaches the engine and the report (the engine's own tests check its bits).
+  auto inv = run_llmkit({"bench", "--model", world().gpt_run, "--type", "q8_0", "-p", "12", "-n",
+                         "0", "-r", "1", "--batch-invariant"});
+  ASSERT_TRUE(succeeded(inv));
+  const auto v = nlohmann::json::parse(last_line(inv.out));
+  EXPECT_TRUE(v["batch_invariant"].get<bool>()) << v.dump();
+  EXPECT_GT(v["pp12"].get<double>(), 0.0);
 }
 
 TEST_F(CliBench, PerplexityIsReproducibleAndCountsLlamaCppsTokens) {

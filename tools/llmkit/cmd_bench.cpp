@@ -33,6 +33,7 @@ struct Args {
   int threads = 0;
   int64_t n_prompt = 512, n_gen = 128, reps = 5;
   uint64_t seed = 1234;
+  bool batch_invariant = false;
 };
 
 double now() {
@@ -77,6 +78,7 @@ void run_bench(const Args& a) {
   infer::EngineOptions eo;
   eo.weight_type = models::parse_file_type(a.type);
   eo.context = std::max<int64_t>(a.n_prompt, a.n_gen);
+  eo.batch_invariant = a.batch_invariant;
   const double t0 = now();
   models::LoadOptions lo;
   lo.tokenizer = false;
@@ -126,6 +128,7 @@ void run_bench(const Args& a) {
   nlohmann::json j = {{"model", a.model},
                       {"describe", engine.describe()},
                       {"type", a.type},
+                      {"batch_invariant", a.batch_invariant},
                       {"load_s", load_s},
                       {"weights_bytes", engine.weight_bytes()},
                       {"threads", num_threads()},
@@ -170,6 +173,9 @@ LLMKIT_COMMAND(
                       ".gguf keeps its stored types")
            ->capture_default_str();
        sub.add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
+       sub.add_flag("--batch-invariant", a->batch_invariant,
+                    "every product on the 8-bit path, as `llmkit serve --batch-invariant` (prefill "
+                    "without f32 BLAS)");
        return [a] {
          LLMKIT_CHECK(a->n_prompt > 0 || a->n_gen > 0,
                       "bench: -p and -n are both 0; nothing to measure");
